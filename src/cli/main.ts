@@ -1,0 +1,101 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { FerryError } from '../errors/index.js';
+import { compareCommand, compareHelp } from './commands/compare.js';
+import { convertCommand, convertHelp } from './commands/convert.js';
+import { demoCommand, demoHelp } from './commands/demo.js';
+import { infoCommand, infoHelp } from './commands/info.js';
+import { EXIT, type OutputMode, parseOutputMode, reportError } from './output.js';
+
+const HELP = `ferry: get machine images into clouds fast, safely and identically
+
+Usage: ferry <command> [options]
+
+Commands:
+  info IMAGE              format, sizes, allocation and format details
+  convert IN OUT --to F   convert between raw, qcow2, vmdk, vhd, vhdx, ova (reads vdi too)
+  compare A B             are two images' virtual disks identical?
+  demo [DIR]              make a sample image and run it through every format
+
+Options:
+  --output human|json     output for people (default) or for programs
+  --help, -h              help for ferry or a command
+  --version               ferry's version
+
+Exit codes: 0 success, 1 failure (compare: images differ), 2 usage error.`;
+
+const COMMANDS: Record<
+  string,
+  {
+    help: string;
+    run: (args: string[], flags: Record<string, string | boolean | undefined>, mode: OutputMode, signal: AbortSignal) => Promise<number>;
+  }
+> = {
+  info: { help: infoHelp, run: (a, f, m) => infoCommand(a, f, m) },
+  convert: { help: convertHelp, run: convertCommand },
+  compare: { help: compareHelp, run: compareCommand },
+  demo: { help: demoHelp, run: demoCommand },
+};
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let mode: OutputMode = 'human';
+  try {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean' },
+        output: { type: 'string', short: 'o' },
+        to: { type: 'string' },
+        from: { type: 'string' },
+        'from-a': { type: 'string' },
+        'from-b': { type: 'string' },
+        subformat: { type: 'string' },
+        compress: { type: 'boolean' },
+        overwrite: { type: 'boolean' },
+        'allow-flat-extents': { type: 'boolean' },
+      },
+    });
+    mode = parseOutputMode(values.output);
+    if (values.version === true) {
+      process.stdout.write(mode === 'json' ? `${JSON.stringify({ version: version() })}\n` : `ferry ${version()}\n`);
+      return EXIT.ok;
+    }
+    const [name, ...args] = positionals;
+    if (name === undefined) {
+      process.stdout.write(`${HELP}\n`);
+      return values.help === true ? EXIT.ok : EXIT.usage;
+    }
+    const command = COMMANDS[name];
+    if (command === undefined) throw new FerryError('FERRY_USAGE', `Cannot run "${name}": no such command (see ferry --help)`);
+    if (values.help === true) {
+      process.stdout.write(`${command.help}\n`);
+      return EXIT.ok;
+    }
+    const controller = new AbortController();
+    const onSignal = () => controller.abort(new Error('interrupted'));
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    try {
+      return await command.run(args, values, mode, controller.signal);
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  } catch (error) {
+    if (error instanceof TypeError && (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') === true) {
+      return reportError(new FerryError('FERRY_USAGE', `Cannot parse arguments: ${error.message}`), mode);
+    }
+    return reportError(error, mode);
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

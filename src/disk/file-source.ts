@@ -1,0 +1,136 @@
+import { constants } from 'node:fs';
+import { type FileHandle, lstat, open, realpath } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { FerryError } from '../errors/index.js';
+import type { ByteRange, ByteSource } from './byte-source.js';
+import { seekDataRanges } from './seek-data.js';
+
+/** Wraps an OS error into FERRY_IO / FERRY_NOT_FOUND with the path. */
+export function ioError(action: string, path: string, error: unknown): FerryError {
+  const errno = (error as NodeJS.ErrnoException | undefined)?.code ?? 'EUNKNOWN';
+  return new FerryError(
+    errno === 'ENOENT' ? 'FERRY_NOT_FOUND' : 'FERRY_IO',
+    `Cannot ${action} ${path}: ${errno}`,
+    { details: { path, errno }, cause: error },
+  );
+}
+
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    throw new FerryError('FERRY_ABORTED', 'Cannot continue: the operation was aborted', {
+      cause: signal.reason,
+    });
+  }
+}
+
+/** A read-only regular file as a ByteSource. */
+export class FileSource implements ByteSource {
+  readonly name: string;
+  readonly size: number;
+  readonly #handle: FileHandle;
+  #closed = false;
+
+  private constructor(path: string, handle: FileHandle, size: number) {
+    this.name = path;
+    this.#handle = handle;
+    this.size = size;
+  }
+
+  /** Opens a regular file (never a device, FIFO or directory) read-only. */
+  static async open(path: string): Promise<FileSource> {
+    let handle: FileHandle;
+    try {
+      handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    } catch (error) {
+      throw ioError('open', path, error);
+    }
+    try {
+      const st = await handle.stat();
+      if (!st.isFile()) {
+        throw new FerryError('FERRY_IO', `Cannot open ${path}: it is not a regular file`, {
+          details: { path },
+        });
+      }
+      return new FileSource(path, handle, st.size);
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  }
+
+  async read(offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+    throwIfAborted(signal);
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+      throw new FerryError('FERRY_INTERNAL', `Cannot read ${this.name}: invalid range`, {
+        details: { offset, length },
+      });
+    }
+    if (offset + length > this.size) {
+      throw new FerryError(
+        'FERRY_IMAGE_TRUNCATED',
+        `Cannot read ${this.name}: bytes ${offset}+${length} lie past the end of the file (${this.size})`,
+        { details: { offset, length, size: this.size } },
+      );
+    }
+    const buf = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      let n: number;
+      try {
+        ({ bytesRead: n } = await this.#handle.read(buf, done, length - done, offset + done));
+      } catch (error) {
+        throw ioError('read', this.name, error);
+      }
+      if (n === 0) {
+        throw new FerryError('FERRY_IMAGE_TRUNCATED', `Cannot read ${this.name}: the file shrank while reading`, {
+          details: { offset: offset + done },
+        });
+      }
+      done += n;
+    }
+    return buf;
+  }
+
+  async dataRanges(offset: number, length: number): Promise<ByteRange[]> {
+    const ranges = seekDataRanges(this.#handle.fd, offset, Math.min(length, this.size - offset));
+    return ranges ?? [{ offset, length: Math.min(length, this.size - offset) }];
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#handle.close();
+  }
+}
+
+/**
+ * Opens `name` next to `imagePath`, refusing anything but a bare file name of
+ * a regular file (no separators, no "..", no symlink) that stays in the directory.
+ */
+export async function openSiblingFile(imagePath: string, name: string): Promise<FileSource> {
+  if (name === '' || name === '.' || name === '..' || name !== basename(name) || name.includes('\\') || name.includes('\0')) {
+    throw new FerryError('FERRY_VMDK_EXTENT_PATH', `Cannot open extent "${name}": only a plain file name in the image's directory is allowed`, {
+      details: { name },
+    });
+  }
+  const dir = dirname(imagePath);
+  const target = join(dir, name);
+  let st: Awaited<ReturnType<typeof lstat>>;
+  try {
+    st = await lstat(target);
+  } catch (error) {
+    throw ioError('open extent', target, error);
+  }
+  if (!st.isFile()) {
+    throw new FerryError('FERRY_VMDK_EXTENT_PATH', `Cannot open extent "${name}": it is not a regular file`, {
+      details: { name },
+    });
+  }
+  const [realDir, realTarget] = await Promise.all([realpath(dir), realpath(target)]);
+  if (dirname(realTarget) !== realDir) {
+    throw new FerryError('FERRY_VMDK_EXTENT_PATH', `Cannot open extent "${name}": it resolves outside the image's directory`, {
+      details: { name },
+    });
+  }
+  return FileSource.open(target);
+}

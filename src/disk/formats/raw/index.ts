@@ -1,0 +1,2 @@
+export { RawImage, rawReader } from './raw-reader.js';
+export { rawWriter } from './raw-writer.js';

@@ -1,0 +1,125 @@
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { type FileHandle, lstat, open, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { FerryError } from '../errors/index.js';
+import { ioError } from './file-source.js';
+
+/**
+ * A file being written: bytes go to a temporary file beside the destination
+ * and reach the destination only through `commit` (fsync + rename), so an
+ * interrupted or failed write never leaves a half-written image in its place.
+ */
+export class OutputFile {
+  readonly path: string;
+  readonly tempPath: string;
+  readonly #handle: FileHandle;
+  #done = false;
+  /** Highest byte offset written so far (end of the furthest write). */
+  end = 0;
+
+  private constructor(path: string, tempPath: string, handle: FileHandle) {
+    this.path = path;
+    this.tempPath = tempPath;
+    this.#handle = handle;
+  }
+
+  static async create(path: string, overwrite = false): Promise<OutputFile> {
+    if (!overwrite) {
+      const exists = await lstat(path).then(
+        () => true,
+        () => false,
+      );
+      if (exists) {
+        throw new FerryError('FERRY_DESTINATION_EXISTS', `Cannot write ${path}: the file exists`, {
+          details: { path },
+          hint: 'Pass --overwrite to replace it',
+        });
+      }
+    }
+    const tempPath = join(dirname(path), `.${basename(path)}.ferry-${randomBytes(6).toString('hex')}.tmp`);
+    let handle: FileHandle;
+    try {
+      handle = await open(tempPath, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o644);
+    } catch (error) {
+      throw ioError('create', tempPath, error);
+    }
+    return new OutputFile(path, tempPath, handle);
+  }
+
+  async write(data: Buffer, position: number): Promise<void> {
+    let done = 0;
+    while (done < data.length) {
+      let n: number;
+      try {
+        ({ bytesWritten: n } = await this.#handle.write(data, done, data.length - done, position + done));
+      } catch (error) {
+        throw ioError('write', this.tempPath, error);
+      }
+      done += n;
+    }
+    this.end = Math.max(this.end, position + data.length);
+  }
+
+  /** Writes several buffers contiguously from `position` in one system call where possible. */
+  async writev(buffers: Buffer[], position: number): Promise<void> {
+    let total = 0;
+    for (const b of buffers) total += b.length;
+    try {
+      const { bytesWritten } = await this.#handle.writev(buffers, position);
+      if (bytesWritten !== total) {
+        await this.write(Buffer.concat(buffers).subarray(bytesWritten), position + bytesWritten);
+      }
+    } catch (error) {
+      if (error instanceof FerryError) throw error;
+      throw ioError('write', this.tempPath, error);
+    }
+    this.end = Math.max(this.end, position + total);
+  }
+
+  async read(position: number, length: number): Promise<Buffer> {
+    const buf = Buffer.alloc(length);
+    try {
+      await this.#handle.read(buf, 0, length, position);
+    } catch (error) {
+      throw ioError('read', this.tempPath, error);
+    }
+    return buf;
+  }
+
+  /** Sets the file length (extending it sparsely). */
+  async truncate(length: number): Promise<void> {
+    try {
+      await this.#handle.truncate(length);
+    } catch (error) {
+      throw ioError('resize', this.tempPath, error);
+    }
+    this.end = length;
+  }
+
+  async size(): Promise<number> {
+    return (await this.#handle.stat()).size;
+  }
+
+  /** fsyncs and renames the temporary file onto the destination. */
+  async commit(): Promise<void> {
+    if (this.#done) throw new FerryError('FERRY_INTERNAL', `Cannot commit ${this.path}: already finished`);
+    this.#done = true;
+    try {
+      await this.#handle.sync();
+      await this.#handle.close();
+      await rename(this.tempPath, this.path);
+    } catch (error) {
+      await unlink(this.tempPath).catch(() => {});
+      throw ioError('commit', this.path, error);
+    }
+  }
+
+  /** Removes the temporary file. Safe to call more than once. */
+  async discard(): Promise<void> {
+    if (this.#done) return;
+    this.#done = true;
+    await this.#handle.close().catch(() => {});
+    await unlink(this.tempPath).catch(() => {});
+  }
+}

@@ -1,0 +1,2 @@
+export * as disk from './disk/index.js';
+export * from './errors/index.js';
