@@ -29,7 +29,12 @@ const COMMANDS: Record<
   string,
   {
     help: string;
-    run: (args: string[], flags: Record<string, string | boolean | undefined>, mode: OutputMode, signal: AbortSignal) => Promise<number>;
+    run: (
+      args: string[],
+      flags: Record<string, string | boolean | undefined>,
+      mode: OutputMode,
+      signal: AbortSignal,
+    ) => Promise<number>;
   }
 > = {
   info: { help: infoHelp, run: (a, f, m) => infoCommand(a, f, m) },
@@ -39,7 +44,9 @@ const COMMANDS: Record<
 };
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(
+    readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'),
+  ) as { version: string };
   return pkg.version;
 }
 
@@ -66,7 +73,9 @@ export async function main(argv: string[]): Promise<number> {
     });
     mode = parseOutputMode(values.output);
     if (values.version === true) {
-      process.stdout.write(mode === 'json' ? `${JSON.stringify({ version: version() })}\n` : `ferry ${version()}\n`);
+      process.stdout.write(
+        mode === 'json' ? `${JSON.stringify({ version: version() })}\n` : `ferry ${version()}\n`,
+      );
       return EXIT.ok;
     }
     const [name, ...args] = positionals;
@@ -75,7 +84,11 @@ export async function main(argv: string[]): Promise<number> {
       return values.help === true ? EXIT.ok : EXIT.usage;
     }
     const command = COMMANDS[name];
-    if (command === undefined) throw new FerryError('FERRY_USAGE', `Cannot run "${name}": no such command (see ferry --help)`);
+    if (command === undefined)
+      throw new FerryError(
+        'FERRY_USAGE',
+        `Cannot run "${name}": no such command (see ferry --help)`,
+      );
     if (values.help === true) {
       process.stdout.write(`${command.help}\n`);
       return EXIT.ok;
@@ -91,8 +104,14 @@ export async function main(argv: string[]): Promise<number> {
       process.off('SIGTERM', onSignal);
     }
   } catch (error) {
-    if (error instanceof TypeError && (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') === true) {
-      return reportError(new FerryError('FERRY_USAGE', `Cannot parse arguments: ${error.message}`), mode);
+    if (
+      error instanceof TypeError &&
+      (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') === true
+    ) {
+      return reportError(
+        new FerryError('FERRY_USAGE', `Cannot parse arguments: ${error.message}`),
+        mode,
+      );
     }
     return reportError(error, mode);
   }

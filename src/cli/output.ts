@@ -19,9 +19,13 @@ export function printJson(value: unknown): void {
 export function reportError(error: unknown, mode: OutputMode): number {
   const fe = isFerryError(error)
     ? error
-    : new FerryError('FERRY_INTERNAL', `Cannot continue: ${error instanceof Error ? error.message : String(error)}`, {
-        cause: error,
-      });
+    : new FerryError(
+        'FERRY_INTERNAL',
+        `Cannot continue: ${error instanceof Error ? error.message : String(error)}`,
+        {
+          cause: error,
+        },
+      );
   if (mode === 'json') printJson({ error: fe.toJSON() });
   else {
     process.stderr.write(`ferry: ${fe.message} [${fe.code}]\n`);

@@ -112,5 +112,11 @@ export async function compareImages(
     }
     pos = end;
   }
-  return { identical: true, firstDifference: null, firstDifferingByte: null, sizeA: a.virtualSize, sizeB: b.virtualSize };
+  return {
+    identical: true,
+    firstDifference: null,
+    firstDifferingByte: null,
+    sizeA: a.virtualSize,
+    sizeB: b.virtualSize,
+  };
 }

@@ -60,18 +60,32 @@ export async function copyImage(
   const { signal, onEvent } = options;
   let dataBytes = 0;
   try {
-    const reads = orderedPool(dataWindows(image, signal), options.readAhead ?? DEFAULT_READ_AHEAD, async (off) => {
-      const len = Math.min(WRITE_CHUNK, image.virtualSize - off);
-      return { off, buf: await image.read(off, len, signal) };
-    });
+    const reads = orderedPool(
+      dataWindows(image, signal),
+      options.readAhead ?? DEFAULT_READ_AHEAD,
+      async (off) => {
+        const len = Math.min(WRITE_CHUNK, image.virtualSize - off);
+        return { off, buf: await image.read(off, len, signal) };
+      },
+    );
     for await (const { off, buf } of reads) {
       throwIfAborted(signal);
       await writer.write(off, buf, signal);
       dataBytes += buf.length;
-      onEvent?.({ type: 'progress', operation: 'convert', done: off + buf.length, total: image.virtualSize });
+      onEvent?.({
+        type: 'progress',
+        operation: 'convert',
+        done: off + buf.length,
+        total: image.virtualSize,
+      });
     }
     const result = await writer.finish(signal);
-    onEvent?.({ type: 'progress', operation: 'convert', done: image.virtualSize, total: image.virtualSize });
+    onEvent?.({
+      type: 'progress',
+      operation: 'convert',
+      done: image.virtualSize,
+      total: image.virtualSize,
+    });
     return { fileSize: result.fileSize, dataBytes };
   } catch (error) {
     await writer.abort();
@@ -80,12 +94,18 @@ export async function copyImage(
 }
 
 /** Converts the image at `input` into a new file at `output`. */
-export async function convertImage(input: string, output: string, options: ConvertOptions): Promise<ConvertResult> {
+export async function convertImage(
+  input: string,
+  output: string,
+  options: ConvertOptions,
+): Promise<ConvertResult> {
   const started = performance.now();
   const inReal = await realpath(input).catch(() => input);
   const outReal = await realpath(output).catch(() => output);
   if (inReal === outReal) {
-    throw new FerryError('FERRY_USAGE', `Cannot convert ${input}: the output is the input`, { details: { input, output } });
+    throw new FerryError('FERRY_USAGE', `Cannot convert ${input}: the output is the input`, {
+      details: { input, output },
+    });
   }
   const image = await openImage(input, {
     ...(options.from === undefined ? {} : { format: options.from }),
@@ -93,7 +113,12 @@ export async function convertImage(input: string, output: string, options: Conve
     allowFlatExtents: options.allowFlatExtents ?? false,
   });
   try {
-    options.onEvent?.({ type: 'convert-start', from: image.format, to: options.to, virtualSize: image.virtualSize });
+    options.onEvent?.({
+      type: 'convert-start',
+      from: image.format,
+      to: options.to,
+      virtualSize: image.virtualSize,
+    });
     const writer = await writerFor(options.to).create(output, {
       virtualSize: image.virtualSize,
       compress: options.compress ?? false,
@@ -104,7 +129,14 @@ export async function convertImage(input: string, output: string, options: Conve
     const { fileSize, dataBytes } = await copyImage(image, writer, options);
     const seconds = (performance.now() - started) / 1000;
     options.onEvent?.({ type: 'convert-done', fileSize, dataBytes, seconds });
-    return { from: image.format, to: options.to, virtualSize: image.virtualSize, fileSize, dataBytes, seconds };
+    return {
+      from: image.format,
+      to: options.to,
+      virtualSize: image.virtualSize,
+      fileSize,
+      dataBytes,
+      seconds,
+    };
   } finally {
     await image.close();
   }

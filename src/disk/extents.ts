@@ -14,9 +14,13 @@ export class ExtentBuilder {
   push(offset: number, length: number, kind: ExtentKind): void {
     if (length <= 0) return;
     if (offset !== this.#next) {
-      throw new FerryError('FERRY_INTERNAL', 'Cannot build the allocation map: extents are not contiguous', {
-        details: { expected: this.#next, got: offset },
-      });
+      throw new FerryError(
+        'FERRY_INTERNAL',
+        'Cannot build the allocation map: extents are not contiguous',
+        {
+          details: { expected: this.#next, got: offset },
+        },
+      );
     }
     this.#next = offset + length;
     const p = this.#pending;

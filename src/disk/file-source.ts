@@ -60,7 +60,12 @@ export class FileSource implements ByteSource {
 
   async read(offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
     throwIfAborted(signal);
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+    if (
+      !Number.isSafeInteger(offset) ||
+      !Number.isSafeInteger(length) ||
+      offset < 0 ||
+      length < 0
+    ) {
       throw new FerryError('FERRY_INTERNAL', `Cannot read ${this.name}: invalid range`, {
         details: { offset, length },
       });
@@ -82,9 +87,13 @@ export class FileSource implements ByteSource {
         throw ioError('read', this.name, error);
       }
       if (n === 0) {
-        throw new FerryError('FERRY_IMAGE_TRUNCATED', `Cannot read ${this.name}: the file shrank while reading`, {
-          details: { offset: offset + done },
-        });
+        throw new FerryError(
+          'FERRY_IMAGE_TRUNCATED',
+          `Cannot read ${this.name}: the file shrank while reading`,
+          {
+            details: { offset: offset + done },
+          },
+        );
       }
       done += n;
     }
@@ -108,10 +117,21 @@ export class FileSource implements ByteSource {
  * a regular file (no separators, no "..", no symlink) that stays in the directory.
  */
 export async function openSiblingFile(imagePath: string, name: string): Promise<FileSource> {
-  if (name === '' || name === '.' || name === '..' || name !== basename(name) || name.includes('\\') || name.includes('\0')) {
-    throw new FerryError('FERRY_VMDK_EXTENT_PATH', `Cannot open extent "${name}": only a plain file name in the image's directory is allowed`, {
-      details: { name },
-    });
+  if (
+    name === '' ||
+    name === '.' ||
+    name === '..' ||
+    name !== basename(name) ||
+    name.includes('\\') ||
+    name.includes('\0')
+  ) {
+    throw new FerryError(
+      'FERRY_VMDK_EXTENT_PATH',
+      `Cannot open extent "${name}": only a plain file name in the image's directory is allowed`,
+      {
+        details: { name },
+      },
+    );
   }
   const dir = dirname(imagePath);
   const target = join(dir, name);
@@ -122,15 +142,23 @@ export async function openSiblingFile(imagePath: string, name: string): Promise<
     throw ioError('open extent', target, error);
   }
   if (!st.isFile()) {
-    throw new FerryError('FERRY_VMDK_EXTENT_PATH', `Cannot open extent "${name}": it is not a regular file`, {
-      details: { name },
-    });
+    throw new FerryError(
+      'FERRY_VMDK_EXTENT_PATH',
+      `Cannot open extent "${name}": it is not a regular file`,
+      {
+        details: { name },
+      },
+    );
   }
   const [realDir, realTarget] = await Promise.all([realpath(dir), realpath(target)]);
   if (dirname(realTarget) !== realDir) {
-    throw new FerryError('FERRY_VMDK_EXTENT_PATH', `Cannot open extent "${name}": it resolves outside the image's directory`, {
-      details: { name },
-    });
+    throw new FerryError(
+      'FERRY_VMDK_EXTENT_PATH',
+      `Cannot open extent "${name}": it resolves outside the image's directory`,
+      {
+        details: { name },
+      },
+    );
   }
   return FileSource.open(target);
 }

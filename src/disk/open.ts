@@ -15,7 +15,10 @@ export interface OpenImageOptions extends OpenOptions {
 }
 
 /** Opens an image over any byte source, detecting its format by magic bytes. */
-export async function openImageSource(source: ByteSource, options: OpenImageOptions = {}): Promise<DiskImage> {
+export async function openImageSource(
+  source: ByteSource,
+  options: OpenImageOptions = {},
+): Promise<DiskImage> {
   const detection = await detectFormat(source, options.signal);
   assertUnambiguous(source, detection);
   if (options.format !== undefined && options.format !== detection.format) {
@@ -26,7 +29,7 @@ export async function openImageSource(source: ByteSource, options: OpenImageOpti
         details: { declared: options.format, detected: detection.format },
         hint:
           options.format === 'raw'
-            ? 'A raw disk that begins with another format\'s header is a known attack on image tools; ferry refuses it'
+            ? "A raw disk that begins with another format's header is a known attack on image tools; ferry refuses it"
             : 'Drop --from to use the detected format',
       },
     );

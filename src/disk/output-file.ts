@@ -37,7 +37,10 @@ export class OutputFile {
         });
       }
     }
-    const tempPath = join(dirname(path), `.${basename(path)}.ferry-${randomBytes(6).toString('hex')}.tmp`);
+    const tempPath = join(
+      dirname(path),
+      `.${basename(path)}.ferry-${randomBytes(6).toString('hex')}.tmp`,
+    );
     let handle: FileHandle;
     try {
       handle = await open(tempPath, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o644);
@@ -52,7 +55,12 @@ export class OutputFile {
     while (done < data.length) {
       let n: number;
       try {
-        ({ bytesWritten: n } = await this.#handle.write(data, done, data.length - done, position + done));
+        ({ bytesWritten: n } = await this.#handle.write(
+          data,
+          done,
+          data.length - done,
+          position + done,
+        ));
       } catch (error) {
         throw ioError('write', this.tempPath, error);
       }
@@ -103,7 +111,8 @@ export class OutputFile {
 
   /** fsyncs and renames the temporary file onto the destination. */
   async commit(): Promise<void> {
-    if (this.#done) throw new FerryError('FERRY_INTERNAL', `Cannot commit ${this.path}: already finished`);
+    if (this.#done)
+      throw new FerryError('FERRY_INTERNAL', `Cannot commit ${this.path}: already finished`);
     this.#done = true;
     try {
       await this.#handle.sync();

@@ -2,8 +2,18 @@ import { FerryError } from '../errors/index.js';
 import type { DiskImage } from './types.js';
 
 /** Throws FERRY_READ_OUT_OF_RANGE unless [offset, offset+length) lies inside the virtual disk. */
-export function readOutOfRange(image: Pick<DiskImage, 'virtualSize' | 'format'>, offset: number, length: number): void {
-  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > image.virtualSize) {
+export function readOutOfRange(
+  image: Pick<DiskImage, 'virtualSize' | 'format'>,
+  offset: number,
+  length: number,
+): void {
+  if (
+    !Number.isSafeInteger(offset) ||
+    !Number.isSafeInteger(length) ||
+    offset < 0 ||
+    length < 0 ||
+    offset + length > image.virtualSize
+  ) {
     throw new FerryError(
       'FERRY_READ_OUT_OF_RANGE',
       `Cannot read ${image.format} image: bytes ${offset}+${length} lie outside the virtual disk (${image.virtualSize})`,

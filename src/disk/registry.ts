@@ -16,7 +16,14 @@ import {
 } from './types.js';
 
 /** Readers probed in this order; raw is the fallback and never probed. */
-export const PROBED_READERS: readonly FormatReader[] = [qcow2Reader, vhdxReader, vdiReader, vmdkReader, ovaReader, vhdReader];
+export const PROBED_READERS: readonly FormatReader[] = [
+  qcow2Reader,
+  vhdxReader,
+  vdiReader,
+  vmdkReader,
+  ovaReader,
+  vhdReader,
+];
 
 const READERS: Record<FormatName, FormatReader> = {
   raw: rawReader,
@@ -43,18 +50,26 @@ export function isFormatName(name: string): name is FormatName {
 
 export function readerFor(name: string): FormatReader {
   if (!isFormatName(name)) {
-    throw new FerryError('FERRY_FORMAT_UNKNOWN', `Cannot read format "${name}": ferry knows ${FORMAT_NAMES.join(', ')}`, {
-      details: { format: name },
-    });
+    throw new FerryError(
+      'FERRY_FORMAT_UNKNOWN',
+      `Cannot read format "${name}": ferry knows ${FORMAT_NAMES.join(', ')}`,
+      {
+        details: { format: name },
+      },
+    );
   }
   return READERS[name];
 }
 
 export function writerFor(name: string): FormatWriter {
   if (!(WRITABLE_FORMATS as readonly string[]).includes(name)) {
-    throw new FerryError('FERRY_FORMAT_UNKNOWN', `Cannot write format "${name}": ferry writes ${WRITABLE_FORMATS.join(', ')}`, {
-      details: { format: name },
-    });
+    throw new FerryError(
+      'FERRY_FORMAT_UNKNOWN',
+      `Cannot write format "${name}": ferry writes ${WRITABLE_FORMATS.join(', ')}`,
+      {
+        details: { format: name },
+      },
+    );
   }
   return WRITERS[name as WritableFormat];
 }

@@ -5,6 +5,10 @@ import type { ByteRange } from './byte-source.js';
  * when the platform cannot tell (the caller then treats the range as data).
  * Replaced by the native binding when it is built.
  */
-export function seekDataRanges(_fd: number, _offset: number, _length: number): ByteRange[] | undefined {
+export function seekDataRanges(
+  _fd: number,
+  _offset: number,
+  _length: number,
+): ByteRange[] | undefined {
   return undefined;
 }

@@ -10,9 +10,13 @@ export class SliceSource implements ByteSource {
 
   constructor(parent: ByteSource, start: number, size: number, name: string) {
     if (start < 0 || size < 0 || start + size > parent.size) {
-      throw new FerryError('FERRY_IMAGE_TRUNCATED', `Cannot open ${name}: it extends past the end of ${parent.name}`, {
-        details: { start, size, parentSize: parent.size },
-      });
+      throw new FerryError(
+        'FERRY_IMAGE_TRUNCATED',
+        `Cannot open ${name}: it extends past the end of ${parent.name}`,
+        {
+          details: { start, size, parentSize: parent.size },
+        },
+      );
     }
     this.#parent = parent;
     this.#start = start;
@@ -23,9 +27,13 @@ export class SliceSource implements ByteSource {
   read(offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
     if (offset < 0 || offset + length > this.size) {
       return Promise.reject(
-        new FerryError('FERRY_IMAGE_TRUNCATED', `Cannot read ${this.name}: bytes ${offset}+${length} lie past its end (${this.size})`, {
-          details: { offset, length, size: this.size },
-        }),
+        new FerryError(
+          'FERRY_IMAGE_TRUNCATED',
+          `Cannot read ${this.name}: bytes ${offset}+${length} lie past its end (${this.size})`,
+          {
+            details: { offset, length, size: this.size },
+          },
+        ),
       );
     }
     return this.#parent.read(this.#start + offset, length, signal);
@@ -56,9 +64,13 @@ export class BufferSource implements ByteSource {
 
   async read(offset: number, length: number): Promise<Buffer> {
     if (offset < 0 || length < 0 || offset + length > this.size) {
-      throw new FerryError('FERRY_IMAGE_TRUNCATED', `Cannot read ${this.name}: bytes ${offset}+${length} lie past its end (${this.size})`, {
-        details: { offset, length, size: this.size },
-      });
+      throw new FerryError(
+        'FERRY_IMAGE_TRUNCATED',
+        `Cannot read ${this.name}: bytes ${offset}+${length} lie past its end (${this.size})`,
+        {
+          details: { offset, length, size: this.size },
+        },
+      );
     }
     return Buffer.from(this.#buf.subarray(offset, offset + length));
   }

@@ -16,42 +16,60 @@ export const ERROR_CODES = {
   FERRY_FORMAT_UNKNOWN: 'The named format is not one ferry knows.',
   FERRY_FORMAT_MISMATCH:
     'The declared format differs from the format detected from the bytes (format confusion).',
-  FERRY_FORMAT_UNSUPPORTED: 'The image uses a variant or feature of its format that ferry does not read or write.',
+  FERRY_FORMAT_UNSUPPORTED:
+    'The image uses a variant or feature of its format that ferry does not read or write.',
   FERRY_IMAGE_TRUNCATED: 'The image is shorter than its own metadata says it is.',
-  FERRY_IMAGE_TOO_LARGE: 'A size or offset in the image exceeds what ferry accepts (2^53 bytes, format limits).',
+  FERRY_IMAGE_TOO_LARGE:
+    'A size or offset in the image exceeds what ferry accepts (2^53 bytes, format limits).',
   FERRY_IMAGE_LIMIT: 'A table or count in the image exceeds a safety cap (see src/disk/limits.ts).',
-  FERRY_IMAGE_CORRUPT: 'A structure in the image is inconsistent (overlapping tables, bad alignment, out-of-range entries).',
+  FERRY_IMAGE_CORRUPT:
+    'A structure in the image is inconsistent (overlapping tables, bad alignment, out-of-range entries).',
   FERRY_READ_OUT_OF_RANGE: 'A read was asked for bytes beyond the virtual disk size.',
 
   // qcow2
-  FERRY_QCOW2_BAD_HEADER: 'The qcow2 header has an invalid magic, version, cluster size or header length.',
-  FERRY_QCOW2_BACKING_FILE: 'The qcow2 image names a backing file; ferry never opens files named by an image.',
-  FERRY_QCOW2_DATA_FILE: 'The qcow2 image uses an external data file; ferry never opens files named by an image.',
+  FERRY_QCOW2_BAD_HEADER:
+    'The qcow2 header has an invalid magic, version, cluster size or header length.',
+  FERRY_QCOW2_BACKING_FILE:
+    'The qcow2 image names a backing file; ferry never opens files named by an image.',
+  FERRY_QCOW2_DATA_FILE:
+    'The qcow2 image uses an external data file; ferry never opens files named by an image.',
   FERRY_QCOW2_ENCRYPTED: 'The qcow2 image is encrypted (AES or LUKS).',
-  FERRY_QCOW2_INCOMPATIBLE_FEATURE: 'The qcow2 image sets an incompatible feature bit ferry does not know.',
-  FERRY_QCOW2_BAD_TABLE: 'A qcow2 L1, L2 or refcount table entry is unaligned, reserved bits set, or outside the file.',
-  FERRY_QCOW2_BAD_COMPRESSED_CLUSTER: 'A qcow2 compressed cluster does not inflate to exactly one cluster.',
+  FERRY_QCOW2_INCOMPATIBLE_FEATURE:
+    'The qcow2 image sets an incompatible feature bit ferry does not know.',
+  FERRY_QCOW2_BAD_TABLE:
+    'A qcow2 L1, L2 or refcount table entry is unaligned, reserved bits set, or outside the file.',
+  FERRY_QCOW2_BAD_COMPRESSED_CLUSTER:
+    'A qcow2 compressed cluster does not inflate to exactly one cluster.',
 
   // VMDK
-  FERRY_VMDK_BAD_HEADER: 'The VMDK sparse header is invalid (magic, version, grain size, table sizes, newline check).',
-  FERRY_VMDK_BAD_DESCRIPTOR: 'The VMDK descriptor is malformed, too large, or has unexpected extents.',
-  FERRY_VMDK_EXTENT_PATH: 'A VMDK extent names a path outside the descriptor directory, or flat extents were not allowed.',
-  FERRY_VMDK_UNSUPPORTED_TYPE: 'The VMDK createType is not monolithicSparse, streamOptimized or an allowed monolithicFlat.',
-  FERRY_VMDK_BAD_GRAIN: 'A VMDK grain or grain marker is out of range or does not inflate to exactly one grain.',
-  FERRY_VMDK_BAD_FOOTER: 'A streamOptimized VMDK footer or end-of-stream marker is missing or inconsistent.',
+  FERRY_VMDK_BAD_HEADER:
+    'The VMDK sparse header is invalid (magic, version, grain size, table sizes, newline check).',
+  FERRY_VMDK_BAD_DESCRIPTOR:
+    'The VMDK descriptor is malformed, too large, or has unexpected extents.',
+  FERRY_VMDK_EXTENT_PATH:
+    'A VMDK extent names a path outside the descriptor directory, or flat extents were not allowed.',
+  FERRY_VMDK_UNSUPPORTED_TYPE:
+    'The VMDK createType is not monolithicSparse, streamOptimized or an allowed monolithicFlat.',
+  FERRY_VMDK_BAD_GRAIN:
+    'A VMDK grain or grain marker is out of range or does not inflate to exactly one grain.',
+  FERRY_VMDK_BAD_FOOTER:
+    'A streamOptimized VMDK footer or end-of-stream marker is missing or inconsistent.',
 
   // VHD
   FERRY_VHD_BAD_FOOTER: 'The VHD footer cookie, version or disk type is invalid.',
   FERRY_VHD_BAD_CHECKSUM: 'A VHD footer or dynamic header checksum does not match.',
-  FERRY_VHD_FOOTER_MISMATCH: 'The two footer copies of a dynamic VHD differ (AWS: "Footers not identical").',
+  FERRY_VHD_FOOTER_MISMATCH:
+    'The two footer copies of a dynamic VHD differ (AWS: "Footers not identical").',
   FERRY_VHD_DIFFERENCING: 'The VHD is a differencing disk; ferry never opens its parent.',
   FERRY_VHD_BAD_HEADER: 'The VHD dynamic header or its BAT is invalid.',
 
   // VHDX
-  FERRY_VHDX_BAD_HEADER: 'The VHDX file identifier, headers or region tables are invalid or fail CRC-32C.',
+  FERRY_VHDX_BAD_HEADER:
+    'The VHDX file identifier, headers or region tables are invalid or fail CRC-32C.',
   FERRY_VHDX_BAD_METADATA: 'The VHDX metadata region is invalid or lacks a required item.',
   FERRY_VHDX_LOG_REPLAY: 'The VHDX log is not empty and would have to be replayed.',
-  FERRY_VHDX_DIFFERENCING: 'The VHDX has a parent (differencing disk); ferry never opens its parent.',
+  FERRY_VHDX_DIFFERENCING:
+    'The VHDX has a parent (differencing disk); ferry never opens its parent.',
   FERRY_VHDX_BAD_BAT: 'A VHDX BAT entry has an invalid state or points outside the file.',
 
   // VDI
@@ -61,14 +79,16 @@ export const ERROR_CODES = {
 
   // OVA / OVF
   FERRY_OVA_BAD_ARCHIVE: 'The OVA is not a valid ustar archive.',
-  FERRY_OVA_UNSAFE_MEMBER: 'An OVA member has an absolute or traversing path, or is a link or special file.',
+  FERRY_OVA_UNSAFE_MEMBER:
+    'An OVA member has an absolute or traversing path, or is a link or special file.',
   FERRY_OVA_OVF_NOT_FIRST: 'The first member of the OVA is not the .ovf descriptor.',
   FERRY_OVA_BAD_OVF: 'The OVF descriptor is malformed or references members that do not exist.',
   FERRY_OVA_CHUNKED_DISK: 'The OVA stores a disk in chunks, which ferry (and AWS) do not accept.',
   FERRY_OVA_MANIFEST_MISMATCH: 'A digest in the OVA manifest does not match its member.',
 
   // Compression
-  FERRY_DECOMPRESS: 'Compressed data is corrupt or inflates past its declared size (decompression bomb).',
+  FERRY_DECOMPRESS:
+    'Compressed data is corrupt or inflates past its declared size (decompression bomb).',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -34,7 +34,9 @@ export async function workerPool<T>(
   fn: (item: T) => Promise<void>,
 ): Promise<void> {
   const iterator =
-    Symbol.asyncIterator in items ? items[Symbol.asyncIterator]() : (items as Iterable<T>)[Symbol.iterator]();
+    Symbol.asyncIterator in items
+      ? items[Symbol.asyncIterator]()
+      : (items as Iterable<T>)[Symbol.iterator]();
   const errors: unknown[] = [];
   const worker = async (): Promise<void> => {
     while (errors.length === 0) {

@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { collectExtents, compareImages, convertImage, imageInfo, openImage } from '../../src/disk/index.js';
+import {
+  collectExtents,
+  compareImages,
+  convertImage,
+  imageInfo,
+  openImage,
+} from '../../src/disk/index.js';
 import { isFerryError } from '../../src/errors/index.js';
 import { MIXED_REGIONS, MIXED_SIZE, pseudoRandom, writeRawDisk } from '../helpers/disks.js';
 import { qemuCompare, withTempDir } from '../helpers/qemu.js';
@@ -17,7 +23,10 @@ describe('raw', () => {
         assert.equal(img.format, 'raw');
         assert.equal(img.virtualSize, MIXED_SIZE);
         const ext = await collectExtents(img.extents());
-        assert.equal(ext.reduce((s, e) => s + e.length, 0), MIXED_SIZE);
+        assert.equal(
+          ext.reduce((s, e) => s + e.length, 0),
+          MIXED_SIZE,
+        );
         const head = await img.read(0, 70 * 1024);
         assert.deepEqual(head, pseudoRandom(70 * 1024, 'ferry:0'));
       } finally {
@@ -50,7 +59,10 @@ describe('raw', () => {
       const a = join(dir, 'a.img');
       const b = join(dir, 'b.img');
       await writeRawDisk(a, MIXED_SIZE, MIXED_REGIONS);
-      await writeRawDisk(b, MIXED_SIZE, [...MIXED_REGIONS, { offset: 3 * 1024 * 1024 + 777, length: 1, fill: 0xee }]);
+      await writeRawDisk(b, MIXED_SIZE, [
+        ...MIXED_REGIONS,
+        { offset: 3 * 1024 * 1024 + 777, length: 1, fill: 0xee },
+      ]);
       const q = await qemuCompare(a, b, 'raw', 'raw');
       assert.equal(q.identical, false);
       const ia = await openImage(a);
@@ -74,7 +86,9 @@ describe('raw', () => {
       buf.writeUInt32BE(0x514649fb, 0);
       buf.writeUInt32BE(3, 4);
       await writeFile(p, buf);
-      await assert.rejects(openImage(p, { format: 'raw' }), (e) => isFerryError(e, 'FERRY_FORMAT_MISMATCH'));
+      await assert.rejects(openImage(p, { format: 'raw' }), (e) =>
+        isFerryError(e, 'FERRY_FORMAT_MISMATCH'),
+      );
     });
   });
 });

@@ -21,13 +21,20 @@ export function pseudoRandom(length: number, seed: string): Buffer {
  * Writes a sparse raw disk of `size` bytes with the given regions. Holes are
  * never written, so the file stays sparse.
  */
-export async function writeRawDisk(path: string, size: number, regions: readonly Region[], seed = 'ferry'): Promise<void> {
+export async function writeRawDisk(
+  path: string,
+  size: number,
+  regions: readonly Region[],
+  seed = 'ferry',
+): Promise<void> {
   const fh = await open(path, 'w');
   try {
     await fh.truncate(size);
     for (const r of regions) {
       const buf =
-        r.fill === 'random' ? pseudoRandom(r.length, `${seed}:${r.offset}`) : Buffer.alloc(r.length, r.fill === 'zero' ? 0 : r.fill);
+        r.fill === 'random'
+          ? pseudoRandom(r.length, `${seed}:${r.offset}`)
+          : Buffer.alloc(r.length, r.fill === 'zero' ? 0 : r.fill);
       await fh.write(buf, 0, buf.length, r.offset);
     }
   } finally {

@@ -13,7 +13,12 @@ export async function qemuImg(...args: string[]): Promise<string> {
 }
 
 /** qemu-img compare exit status: 0 identical, 1 different. Other statuses throw. */
-export async function qemuCompare(a: string, b: string, fa?: string, fb?: string): Promise<{ identical: boolean; output: string }> {
+export async function qemuCompare(
+  a: string,
+  b: string,
+  fa?: string,
+  fb?: string,
+): Promise<{ identical: boolean; output: string }> {
   const args = ['compare', ...(fa ? ['-f', fa] : []), ...(fb ? ['-F', fb] : []), a, b];
   try {
     const { stdout } = await run('qemu-img', args);
@@ -26,7 +31,10 @@ export async function qemuCompare(a: string, b: string, fa?: string, fb?: string
 }
 
 /** qemu-img check; resolves true when the image is clean. */
-export async function qemuCheck(path: string, format: string): Promise<{ ok: boolean; output: string }> {
+export async function qemuCheck(
+  path: string,
+  format: string,
+): Promise<{ ok: boolean; output: string }> {
   try {
     const { stdout } = await run('qemu-img', ['check', '-f', format, path]);
     return { ok: true, output: stdout };
@@ -37,7 +45,9 @@ export async function qemuCheck(path: string, format: string): Promise<{ ok: boo
 }
 
 export async function qemuInfo(path: string, format?: string): Promise<Record<string, unknown>> {
-  return JSON.parse(await qemuImg('info', '--output=json', ...(format ? ['-f', format] : []), path)) as Record<string, unknown>;
+  return JSON.parse(
+    await qemuImg('info', '--output=json', ...(format ? ['-f', format] : []), path),
+  ) as Record<string, unknown>;
 }
 
 /** A temporary directory removed after `fn`, pass or fail. */

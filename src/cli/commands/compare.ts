@@ -15,10 +15,12 @@ export async function compareCommand(
   signal: AbortSignal,
 ): Promise<number> {
   const [pa, pb] = args;
-  if (pa === undefined || pb === undefined || args.length > 2) throw new FerryError('FERRY_USAGE', 'Cannot run compare: give A and B');
+  if (pa === undefined || pb === undefined || args.length > 2)
+    throw new FerryError('FERRY_USAGE', 'Cannot run compare: give A and B');
   const fmt = (v: string | boolean | undefined) => {
     if (v === undefined) return {};
-    if (typeof v !== 'string' || !isFormatName(v)) throw new FerryError('FERRY_USAGE', `Cannot run compare: unknown format "${String(v)}"`);
+    if (typeof v !== 'string' || !isFormatName(v))
+      throw new FerryError('FERRY_USAGE', `Cannot run compare: unknown format "${String(v)}"`);
     return { format: v };
   };
   const a = await openImage(pa, { ...fmt(flags['from-a']), signal });

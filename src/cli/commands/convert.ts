@@ -1,4 +1,9 @@
-import { convertImage, isFormatName, WRITABLE_FORMATS, type WritableFormat } from '../../disk/index.js';
+import {
+  convertImage,
+  isFormatName,
+  WRITABLE_FORMATS,
+  type WritableFormat,
+} from '../../disk/index.js';
 import { FerryError } from '../../errors/index.js';
 import { formatBytes, type OutputMode, printJson } from '../output.js';
 import { progressRenderer } from '../progress.js';
@@ -22,11 +27,17 @@ export async function convertCommand(
   }
   const to = flags.to;
   if (typeof to !== 'string' || !(WRITABLE_FORMATS as readonly string[]).includes(to)) {
-    throw new FerryError('FERRY_USAGE', `Cannot run convert: --to must be one of ${WRITABLE_FORMATS.join(', ')}`);
+    throw new FerryError(
+      'FERRY_USAGE',
+      `Cannot run convert: --to must be one of ${WRITABLE_FORMATS.join(', ')}`,
+    );
   }
   const from = flags.from;
   if (from !== undefined && (typeof from !== 'string' || !isFormatName(from))) {
-    throw new FerryError('FERRY_USAGE', `Cannot run convert: unknown --from format "${String(from)}"`);
+    throw new FerryError(
+      'FERRY_USAGE',
+      `Cannot run convert: unknown --from format "${String(from)}"`,
+    );
   }
   const sub = flags.subformat;
   if (sub !== undefined && sub !== 'fixed' && sub !== 'dynamic') {

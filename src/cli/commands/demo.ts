@@ -1,7 +1,13 @@
 import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compareImages, convertImage, imageInfo, openImage, WRITABLE_FORMATS } from '../../disk/index.js';
+import {
+  compareImages,
+  convertImage,
+  imageInfo,
+  openImage,
+  WRITABLE_FORMATS,
+} from '../../disk/index.js';
 import { writeSampleImage } from '../../disk/sample-image.js';
 import { formatBytes, type OutputMode, printJson } from '../output.js';
 
@@ -11,12 +17,24 @@ The main job on the embedded default, until publishing lands: makes a 64 MiB
 sample disk (MBR, data, holes and zero runs), converts it to every format
 ferry writes, reads each back and checks it is identical to the original.`;
 
-export async function demoCommand(args: string[], _flags: unknown, mode: OutputMode, signal: AbortSignal): Promise<number> {
+export async function demoCommand(
+  args: string[],
+  _flags: unknown,
+  mode: OutputMode,
+  signal: AbortSignal,
+): Promise<number> {
   const dir = args[0] ?? (await mkdtemp(join(tmpdir(), 'ferry-demo-')));
   await mkdir(dir, { recursive: true });
   const sample = join(dir, 'sample.img');
   await writeSampleImage(sample, 64 * 1024 * 1024);
-  const rows: Array<{ format: string; path: string; fileSize: number; allocatedBytes: number; identical: boolean; seconds: number }> = [];
+  const rows: Array<{
+    format: string;
+    path: string;
+    fileSize: number;
+    allocatedBytes: number;
+    identical: boolean;
+    seconds: number;
+  }> = [];
   for (const to of WRITABLE_FORMATS) {
     const out = join(dir, `converted.${to}`);
     const r = await convertImage(sample, out, { to, overwrite: true, signal });
@@ -25,7 +43,14 @@ export async function demoCommand(args: string[], _flags: unknown, mode: OutputM
     try {
       const info = await imageInfo(b);
       const cmp = await compareImages(a, b, { signal });
-      rows.push({ format: to, path: out, fileSize: r.fileSize, allocatedBytes: info.allocatedBytes, identical: cmp.identical, seconds: r.seconds });
+      rows.push({
+        format: to,
+        path: out,
+        fileSize: r.fileSize,
+        allocatedBytes: info.allocatedBytes,
+        identical: cmp.identical,
+        seconds: r.seconds,
+      });
     } finally {
       await a.close();
       await b.close();
@@ -40,7 +65,9 @@ export async function demoCommand(args: string[], _flags: unknown, mode: OutputM
         `  ${r.format.padEnd(6)} ${formatBytes(r.fileSize).padStart(10)}  ${r.identical ? 'identical' : 'DIFFERENT'}  ${r.seconds.toFixed(2)} s  ${r.path}\n`,
       );
     }
-    process.stdout.write(ok ? 'every format round-tripped identically\n' : 'some formats did not round-trip\n');
+    process.stdout.write(
+      ok ? 'every format round-tripped identically\n' : 'some formats did not round-trip\n',
+    );
   }
   return ok ? 0 : 1;
 }

@@ -8,9 +8,14 @@ Shows an image's format, virtual size, file size, allocated bytes and format
 details, from its metadata only. The format is detected from the bytes; a
 declared --from that disagrees is an error.`;
 
-export async function infoCommand(args: string[], flags: Record<string, string | boolean | undefined>, mode: OutputMode): Promise<number> {
+export async function infoCommand(
+  args: string[],
+  flags: Record<string, string | boolean | undefined>,
+  mode: OutputMode,
+): Promise<number> {
   const path = args[0];
-  if (path === undefined || args.length > 1) throw new FerryError('FERRY_USAGE', 'Cannot run info: give exactly one IMAGE');
+  if (path === undefined || args.length > 1)
+    throw new FerryError('FERRY_USAGE', 'Cannot run info: give exactly one IMAGE');
   const from = flags.from;
   if (typeof from === 'string' && !isFormatName(from)) {
     throw new FerryError('FERRY_USAGE', `Cannot run info: unknown format "${from}"`);

@@ -29,7 +29,9 @@ export class RawImage implements DiskImage {
     for (let off = 0; off < this.virtualSize; off += MAP_WINDOW) {
       const len = Math.min(MAP_WINDOW, this.virtualSize - off);
       const ranges =
-        this.source.dataRanges === undefined ? [{ offset: off, length: len }] : await this.source.dataRanges(off, len);
+        this.source.dataRanges === undefined
+          ? [{ offset: off, length: len }]
+          : await this.source.dataRanges(off, len);
       for (const r of ranges) {
         b.push(b.position, r.offset - b.position, 'hole');
         b.push(r.offset, r.length, 'data');

@@ -1,6 +1,6 @@
 import { OutputFile } from '../../output-file.js';
-import { isZero } from '../../zero.js';
 import type { DiskWriter, FormatWriter, WriteResult, WriterOptions } from '../../types.js';
+import { isZero } from '../../zero.js';
 
 /** Zero-detection granularity for sparse raw output (qemu-img's -S default). */
 const SPARSE_UNIT = 4096;
