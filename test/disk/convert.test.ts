@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { readdir, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import {
+  BufferSource,
+  convertImage,
+  detectFormat,
+  openImage,
+  openImageSource,
+} from '../../src/disk/index.js';
+import { isFerryError } from '../../src/errors/index.js';
+import { MIXED_REGIONS, MIXED_SIZE, writeRawDisk } from '../helpers/disks.js';
+import { withTempDir } from '../helpers/qemu.js';
+
+describe('convert', () => {
+  it('an aborted conversion leaves no output and no temporary file', async () => {
+    await withTempDir(async (dir) => {
+      const a = join(dir, 'a.img');
+      await writeRawDisk(a, MIXED_SIZE, MIXED_REGIONS);
+      const controller = new AbortController();
+      await assert.rejects(
+        convertImage(a, join(dir, 'b.raw'), {
+          to: 'raw',
+          signal: controller.signal,
+          onEvent: (e) => {
+            if (e.type === 'progress') controller.abort();
+          },
+        }),
+        (e) => isFerryError(e, 'FERRY_ABORTED'),
+      );
+      assert.deepEqual(await readdir(dir), ['a.img']);
+    });
+  });
+
+  it('refuses to overwrite unless asked, and never writes onto its input', async () => {
+    await withTempDir(async (dir) => {
+      const a = join(dir, 'a.img');
+      const b = join(dir, 'b.raw');
+      await writeRawDisk(a, MIXED_SIZE, MIXED_REGIONS);
+      await writeFile(b, 'keep me');
+      await assert.rejects(convertImage(a, b, { to: 'raw' }), (e) =>
+        isFerryError(e, 'FERRY_DESTINATION_EXISTS'),
+      );
+      assert.equal((await stat(b)).size, 7);
+      await assert.rejects(convertImage(a, a, { to: 'raw', overwrite: true }), (e) =>
+        isFerryError(e, 'FERRY_USAGE'),
+      );
+      assert.equal((await stat(a)).size, MIXED_SIZE);
+      const r = await convertImage(a, b, { to: 'raw', overwrite: true });
+      assert.equal(r.virtualSize, MIXED_SIZE);
+      assert.equal((await stat(b)).size, MIXED_SIZE);
+    });
+  });
+
+  it('emits progress events ending at the virtual size', async () => {
+    await withTempDir(async (dir) => {
+      const a = join(dir, 'a.img');
+      await writeRawDisk(a, MIXED_SIZE, MIXED_REGIONS);
+      const events: string[] = [];
+      let last = 0;
+      await convertImage(a, join(dir, 'b.raw'), {
+        to: 'raw',
+        onEvent: (e) => {
+          events.push(e.type);
+          if (e.type === 'progress') {
+            assert.ok(e.done >= last);
+            last = e.done;
+          }
+        },
+      });
+      assert.equal(events[0], 'convert-start');
+      assert.equal(events.at(-1), 'convert-done');
+      assert.equal(last, MIXED_SIZE);
+    });
+  });
+});
+
+describe('detection', () => {
+  it('detects by bytes, not by name', async () => {
+    await withTempDir(async (dir) => {
+      const p = join(dir, 'looks-like.qcow2');
+      await writeRawDisk(p, 1024 * 1024, [{ offset: 0, length: 4096, fill: 'random' }]);
+      const img = await openImage(p);
+      assert.equal(img.format, 'raw');
+      await img.close();
+    });
+  });
+
+  it('refuses bytes that match two formats (a qcow2 header inside a fixed VHD)', async () => {
+    const buf = Buffer.alloc(1024 * 1024 + 512);
+    buf.writeUInt32BE(0x514649fb, 0);
+    buf.write('conectix', buf.length - 512, 'latin1');
+    const src = new BufferSource(buf, 'ambiguous');
+    assert.deepEqual((await detectFormat(src)).matches, ['qcow2', 'vhd']);
+    await assert.rejects(openImageSource(src), (e) => isFerryError(e, 'FERRY_FORMAT_MISMATCH'));
+  });
+
+  it('refuses a declared format that the bytes contradict', async () => {
+    const buf = Buffer.alloc(64 * 1024);
+    const src = new BufferSource(buf, 'zeros');
+    await assert.rejects(openImageSource(src, { format: 'qcow2' }), (e) =>
+      isFerryError(e, 'FERRY_FORMAT_MISMATCH'),
+    );
+  });
+});
