@@ -1,0 +1,1 @@
+export { type FatRef, openVfat, parseFatBootSector, VfatDriver } from './vfat.js';
