@@ -29,7 +29,7 @@ export async function walkTree(fs: FsTree, maxNodes = 2000): Promise<number> {
  * Only FerryErrors may escape.
  */
 export async function fuzzFilesystem(
-  seed: Buffer,
+  seed: Buffer | Volume,
   open: (v: Volume) => Promise<FsDriver<never> | FsDriver | null>,
   hotRanges: readonly (readonly [number, number])[],
   seconds = FUZZ_SECONDS,
@@ -52,17 +52,34 @@ export async function fuzzFilesystem(
         },
       ),
       async (muts) => {
-        const buf = Buffer.from(seed);
+        // Mutations are byte patches laid over the seed, so large seeds are not copied.
+        const size = Buffer.isBuffer(seed) ? seed.length : seed.size;
+        const patches = new Map<number, number>();
         for (const m of muts) {
-          const range = hotRanges[m.r % hotRanges.length] ?? [0, buf.length];
-          const at = range[0] + (m.at % Math.max(1, range[1] - range[0]));
-          if (m.wide === 0 || at + 4 > buf.length) buf[at] = m.v;
-          else if (m.wide === 1) buf.writeUInt16LE(m.h & 0xffff, at);
-          else buf.writeUInt32LE(m.h >>> 0, at);
+          const range = hotRanges[m.r % hotRanges.length] ?? [0, size];
+          const at = Math.min(size - 4, range[0] + (m.at % Math.max(1, range[1] - range[0])));
+          const bytes = Buffer.alloc(4);
+          if (m.wide === 2) bytes.writeUInt32BE(m.h >>> 0);
+          else if (m.wide === 1) bytes.writeUInt16BE(m.h & 0xffff, 2);
+          if (m.wide === 0) patches.set(at, m.v);
+          else
+            for (let k = m.wide === 1 ? 2 : 0; k < 4; k++)
+              patches.set(at + k - (m.wide === 1 ? 2 : 0), bytes[k]!);
         }
+        const base = Buffer.isBuffer(seed) ? bufferVolume(seed) : seed;
+        const volume: Volume = {
+          start: 0,
+          size,
+          read: async (offset, length) => {
+            const b = await base.read(offset, length);
+            for (const [at, v] of patches)
+              if (at >= offset && at < offset + length) b[at - offset] = v;
+            return b;
+          },
+        };
         stats.runs++;
         try {
-          const d = await open(bufferVolume(buf));
+          const d = await open(volume);
           if (d !== null) await walkTree(new FsTree(d as FsDriver));
         } catch (error) {
           if (!isFerryError(error)) throw error;

@@ -1,0 +1,1 @@
+export { openXfs, parseXfsSuper, XfsDriver } from './xfs.js';
