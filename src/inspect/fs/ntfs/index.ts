@@ -1,0 +1,1 @@
+export { NtfsDriver, openNtfs, parseNtfsBoot } from './ntfs.js';
