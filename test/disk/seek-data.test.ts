@@ -18,7 +18,7 @@ const skip =
   process.platform !== 'linux'
     ? 'SEEK_DATA ranges are only asked for on Linux'
     : nativeBinding() === null
-      ? 'the native binding is not built (run `npm ci` or `npx node-gyp rebuild` with a C compiler)'
+      ? 'the native binding is not built (`npm ci` or `npm run install` builds it when a C compiler is present)'
       : false;
 
 /** Data written at known offsets; every gap between them is at least 1 MiB. */
