@@ -18,6 +18,8 @@ export async function fuzzParser(
   seeds: readonly Buffer[],
   options: {
     hotRanges?: readonly (readonly [number, number])[];
+    /** Applied to each mutant before it is opened (e.g. to recompute checksums so deeper code is reached). */
+    fixup?: (mutant: Buffer) => void;
     seconds?: number;
     maxReadBytes?: number;
   } = {},
@@ -57,6 +59,7 @@ export async function fuzzParser(
           else if (m.kind === 'u64max' && at + 8 <= buf.length) buf.fill(0xff, at, at + 8);
           else if (m.kind === 'truncate') buf = buf.subarray(0, Math.max(0, at));
         }
+        options.fixup?.(buf);
         stats.runs++;
         try {
           const img = await openImageSource(new BufferSource(buf, 'fuzz'));
