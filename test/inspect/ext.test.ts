@@ -147,7 +147,7 @@ async function compareWithHost(tree: FsTree<number>, hostRoot: string, rel = '/'
           const want = Buffer.alloc(len);
           await fh.read(want, 0, len, off);
           const got = await tree.readRange(p, off, len);
-          assert.ok(got !== null && got.equals(want), `bytes ${off}+${len} of ${p}`);
+          assert.ok(got?.equals(want), `bytes ${off}+${len} of ${p}`);
           if (len === 0) break;
         }
       } finally {
