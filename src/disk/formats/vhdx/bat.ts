@@ -136,7 +136,9 @@ export class BatTable {
         this.#checkPage(first, buf);
         return buf;
       });
-    p.catch(() => this.#cache.delete(pageNo));
+    p.catch(() => {
+      if (this.#cache.get(pageNo) === p) this.#cache.delete(pageNo);
+    });
     this.#cache.set(pageNo, p);
     while (this.#cache.size * PAGE_BYTES > LIMITS.maxTableCacheBytes) {
       const oldest = this.#cache.keys().next().value;
