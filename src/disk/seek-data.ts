@@ -14,8 +14,11 @@ interface NativeBinding {
   readonly maxRanges: number;
 }
 
-/** Relative to dist/src/disk/seek-data.js (and to src/disk/seek-data.ts). */
-const BINDING_PATH = '../../../build/Release/ferry_native.node';
+/** node-gyp's output, seen from dist/src/disk/ (compiled) and from src/disk/ (run from source). */
+const BINDING_PATHS = [
+  '../../../build/Release/ferry_native.node',
+  '../../build/Release/ferry_native.node',
+];
 
 let binding: NativeBinding | null | undefined;
 
@@ -24,13 +27,17 @@ export function nativeBinding(): NativeBinding | null {
   if (binding !== undefined) return binding;
   binding = null;
   if (process.platform !== 'linux') return binding;
-  try {
-    const loaded = createRequire(import.meta.url)(BINDING_PATH) as Partial<NativeBinding>;
-    if (typeof loaded.dataRanges === 'function' && typeof loaded.maxRanges === 'number') {
-      binding = loaded as NativeBinding;
+  const require = createRequire(import.meta.url);
+  for (const path of BINDING_PATHS) {
+    try {
+      const loaded = require(path) as Partial<NativeBinding>;
+      if (typeof loaded.dataRanges === 'function' && typeof loaded.maxRanges === 'number') {
+        binding = loaded as NativeBinding;
+        break;
+      }
+    } catch {
+      // Not built (no compiler at install time): everything reads as data.
     }
-  } catch {
-    // Not built (no compiler at install time): everything reads as data.
   }
   return binding;
 }
