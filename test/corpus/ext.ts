@@ -155,9 +155,9 @@ export async function walkFs(
 // ---------------------------------------------------------------------------
 // Base images
 
-type BaseKind = 'ext4' | 'ext2' | 'inline';
+export type BaseKind = 'ext4' | 'ext2' | 'inline';
 
-interface Base {
+export interface Base {
   readonly path: string;
   readonly img: Buffer;
   readonly bs: number;
@@ -196,7 +196,13 @@ async function makeSource(src: string, kind: BaseKind, loop: boolean): Promise<v
 
 let counter = 0;
 
-async function base(dir: string, kind: BaseKind, loop = false): Promise<Base> {
+/**
+ * A small (2 MiB, 1 KiB blocks) image made by mke2fs -d: hello.txt, a 10-extent
+ * frag.bin (an extent tree of depth 1 on ext4), a directory of 80 entries (600
+ * on ext2, enough for an indirect block), nested and small directories, a fast
+ * and a slow symlink, and with `loop` two symlinks pointing at each other.
+ */
+export async function extBaseImage(dir: string, kind: BaseKind, loop = false): Promise<Base> {
   const n = counter++;
   const src = join(dir, `src-${n}`);
   await makeSource(src, kind, loop);
@@ -212,7 +218,7 @@ const GDT = 2048;
 
 function sbPatch(kind: BaseKind, patch: (img: Buffer) => void): (dir: string) => Promise<Buffer> {
   return async (dir) => {
-    const b = await base(dir, kind);
+    const b = await extBaseImage(dir, kind);
     patch(b.img);
     return b.img;
   };
@@ -224,7 +230,7 @@ function inodePatch(
   patch: (img: Buffer, at: number, b: Base) => void,
 ): (dir: string) => Promise<Buffer> {
   return async (dir) => {
-    const b = await base(dir, kind);
+    const b = await extBaseImage(dir, kind);
     patch(b.img, inodeOffset(b.path, b.bs, path), b);
     return b.img;
   };
@@ -232,7 +238,7 @@ function inodePatch(
 
 function dirBlockPatch(kind: BaseKind, path: string, patch: (img: Buffer, at: number) => void) {
   return async (dir: string): Promise<Buffer> => {
-    const b = await base(dir, kind);
+    const b = await extBaseImage(dir, kind);
     patch(b.img, bmap(b.path, path, 0) * b.bs);
     return b.img;
   };
@@ -320,7 +326,7 @@ export const extCases: ExtMalformedCase[] = [
     name: 'filesystem larger than its volume (truncated image)',
     build: async (dir) => {
       // Cut the image just before the last data block of frag.bin.
-      const b = await base(dir, 'ext4');
+      const b = await extBaseImage(dir, 'ext4');
       return b.img.subarray(0, bmap(b.path, '/frag.bin', 72) * b.bs);
     },
     expect: ['FERRY_FS_CORRUPT'],
@@ -357,7 +363,7 @@ export const extCases: ExtMalformedCase[] = [
   {
     name: 'extent tree with a loop (a node pointing to itself)',
     build: async (dir) => {
-      const b = await base(dir, 'ext4');
+      const b = await extBaseImage(dir, 'ext4');
       const at = inodeOffset(b.path, b.bs, '/frag.bin');
       const node = extentRows(b.path, '/frag.bin').find((r) => r.level === 0 && r.maxLevel === 1);
       if (node === undefined) throw new Error('frag.bin has no index node');
@@ -408,7 +414,7 @@ export const extCases: ExtMalformedCase[] = [
   {
     name: 'overlapping extents',
     build: async (dir) => {
-      const b = await base(dir, 'ext4');
+      const b = await extBaseImage(dir, 'ext4');
       const node = extentRows(b.path, '/frag.bin').find((r) => r.level === 0 && r.maxLevel === 1);
       if (node === undefined) throw new Error('frag.bin has no index node');
       // The second leaf extent starts inside the first one.
@@ -437,7 +443,7 @@ export const extCases: ExtMalformedCase[] = [
   {
     name: 'directory with an indirect block pointing to itself',
     build: async (dir) => {
-      const b = await base(dir, 'ext2');
+      const b = await extBaseImage(dir, 'ext2');
       const at = inodeOffset(b.path, b.bs, '/dir');
       const ind = b.img.readUInt32LE(at + IBLOCK + 12 * 4);
       if (ind === 0) throw new Error('/dir has no indirect block');
@@ -492,7 +498,7 @@ export const extCases: ExtMalformedCase[] = [
   // Symlinks
   {
     name: 'symlink loop',
-    build: async (dir) => (await base(dir, 'ext4', true)).img,
+    build: async (dir) => (await extBaseImage(dir, 'ext4', true)).img,
     expect: ['FERRY_FS_SYMLINK_LOOP'],
   },
   {

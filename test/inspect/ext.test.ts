@@ -22,7 +22,7 @@ import { isFerryError } from '../../src/errors/index.js';
 import { type ExtDriver, openExt } from '../../src/inspect/fs/ext/index.js';
 import { FsTree } from '../../src/inspect/fs/fs-tree.js';
 import { bufferVolume, ReadCounter, volumeOf } from '../../src/inspect/volume.js';
-import { debugfs, haveExtTools, mke2fs, walkFs } from '../corpus/ext.js';
+import { bmap, debugfs, haveExtTools, inodeOffset, mke2fs, walkFs } from '../corpus/ext.js';
 import { pseudoRandom } from '../helpers/disks.js';
 import { withTempDir } from '../helpers/qemu.js';
 
@@ -399,8 +399,10 @@ describe('ext reader', {
   for (const [name, args] of [
     ['64 KiB blocks', ['-t', 'ext4', '-b', '65536']],
     ['bigalloc with 16 KiB clusters', ['-t', 'ext4', '-O', 'bigalloc', '-C', '16384']],
+    ['revision 0 (no features, 128-byte inodes)', ['-t', 'ext2', '-r', '0']],
+    ['no filetype feature (16-bit name lengths)', ['-t', 'ext2', '-O', '^filetype']],
   ] as const) {
-    it(`reads ext4 with ${name}`, async () => {
+    it(`reads a filesystem with ${name}`, async () => {
       await withTempDir(async (dir) => {
         const src = join(dir, 'src');
         await buildTree(src, { bigDir: false, farFile: false });
@@ -463,6 +465,112 @@ describe('ext reader', {
       const { nodes, errors } = await walkFs(driver);
       assert.equal(errors, 0);
       assert.ok(nodes > 60);
+    });
+  });
+
+  it('reads uninitialized extents as zeros, caps one read, and refuses only encrypted files', async () => {
+    await withTempDir(async (dir) => {
+      const src = join(dir, 'src');
+      await buildTree(src, { bigDir: false, farFile: true });
+      const image = join(dir, 'fs.img');
+      mke2fs(image, src, '24M', ['-t', 'ext4', '-b', '4096']);
+      const img = await readFile(image);
+      const bs = 4096;
+      // Mark medium.bin's first extent uninitialized (preallocated): it must read as zeros, as debugfs says.
+      const medium = inodeOffset(image, bs, '/medium.bin');
+      assert.equal(
+        img.readUInt16LE(medium + 0x28 + 6),
+        0,
+        'medium.bin has its extents in the inode',
+      );
+      const len = img.readUInt16LE(medium + 0x28 + 12 + 4);
+      img.writeUInt16LE(len + 32768, medium + 0x28 + 12 + 4);
+      // Flag small.txt as encrypted (and the filesystem as using encryption).
+      img.writeUInt32LE(img.readUInt32LE(1024 + 0x60) | 0x10000, 1024 + 0x60);
+      const small = inodeOffset(image, bs, '/small.txt');
+      img.writeUInt32LE(img.readUInt32LE(small + 0x20) | 0x800, small + 0x20);
+      await writeFile(image, img);
+      const driver = await openExt(bufferVolume(img));
+      assert.ok(driver !== null);
+      const tree = new FsTree(driver);
+      const got = await tree.readFile('/medium.bin');
+      const original = await readFile(join(src, 'medium.bin'));
+      const zeros = Math.min(len * bs, original.length);
+      assert.ok(
+        got?.subarray(0, zeros).equals(Buffer.alloc(zeros)),
+        'uninitialized extent reads as zeros',
+      );
+      assert.ok(got?.subarray(zeros).equals(original.subarray(zeros)));
+      // -n: the patched inode's checksum no longer matches.
+      const want = execFileSync('debugfs', ['-n', '-R', 'cat /medium.bin', image], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
+      assert.ok(got?.equals(want), 'debugfs agrees');
+      await assert.rejects(tree.readFile('/small.txt'), (e) =>
+        isFerryError(e, 'FERRY_FS_UNSUPPORTED'),
+      );
+      assert.equal(await tree.readText('/a/b/c/d/deep.txt'), 'deep file\n');
+      const far = (await tree.resolve('/far.bin'))!.ref;
+      await assert.rejects(driver.readFile(far, 0, 65 * MiB), (e) =>
+        isFerryError(e, 'FERRY_FS_LIMIT'),
+      );
+      assert.ok((await driver.readFile(far, 70 * MiB, 5000)).equals(pseudoRandom(5000, 'far')));
+    });
+  });
+
+  it('opens with a warning a journal that needs recovery, and a filesystem larger than its volume', async () => {
+    await withTempDir(async (dir) => {
+      const src = join(dir, 'src');
+      await buildTree(src, { bigDir: false, farFile: false });
+      const image = join(dir, 'fs.img');
+      mke2fs(image, src, '32M', ['-t', 'ext4', '-b', '4096']);
+      const img = await readFile(image);
+      img.writeUInt32LE(img.readUInt32LE(1024 + 0x60) | 0x4, 1024 + 0x60);
+      // Cut the volume after the earliest-stored of a few one-block files in the root
+      // directory: it still reads, while a file stored past the cut does not.
+      const where = (p: string, l = 0) => ({ p, block: bmap(image, p, l) });
+      const early = ['/small.txt', '/tiny.txt', '/inline100.bin']
+        .map((p) => where(p))
+        .sort((x, y) => x.block - y.block)[0]!;
+      const late = [
+        where('/medium.bin', 75),
+        where('/holey.bin', 767),
+        where('/a/b/c/d/deep.txt'),
+      ].sort((x, y) => y.block - x.block)[0]!;
+      assert.ok(late.block > early.block, 'a file lies past the cut');
+      const cut = img.subarray(0, (early.block + 1) * 4096);
+      const driver = await openExt(bufferVolume(cut));
+      assert.ok(driver !== null);
+      assert.equal(driver.warnings.length, 2);
+      assert.match(driver.warnings[0]!, /larger than its volume/);
+      assert.match(driver.warnings[1]!, /needs recovery/);
+      const tree = new FsTree(driver);
+      assert.ok(
+        (await tree.readFile(early.p))?.equals(await readFile(join(src, early.p))),
+        early.p,
+      );
+      await assert.rejects(tree.readFile(late.p), (e) => isFerryError(e, 'FERRY_FS_CORRUPT'));
+    });
+  });
+
+  it('looks names up case-insensitively in a casefolded directory', async () => {
+    await withTempDir(async (dir) => {
+      const src = join(dir, 'src');
+      await mkdir(join(src, 'cf'), { recursive: true });
+      await writeFile(join(src, 'cf', 'Hello.TXT'), 'folded\n');
+      await writeFile(join(src, 'Exact.txt'), 'exact\n');
+      const image = join(dir, 'fs.img');
+      mke2fs(image, src, '8M', ['-t', 'ext4', '-O', 'casefold']);
+      execFileSync('debugfs', ['-w', '-R', 'set_inode_field /cf flags 0x40080000', image], {
+        stdio: 'ignore',
+      });
+      const driver = await openExt(bufferVolume(await readFile(image)));
+      assert.ok(driver !== null);
+      const tree = new FsTree(driver);
+      assert.equal(await tree.readText('/cf/hello.txt'), 'folded\n');
+      assert.equal(await tree.readText('/cf/Hello.TXT'), 'folded\n');
+      // Outside a casefolded directory names stay exact.
+      assert.equal(await tree.readText('/exact.txt'), null);
     });
   });
 

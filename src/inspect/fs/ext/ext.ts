@@ -31,7 +31,7 @@ export const EXT_LIMITS = {
   /** Bytes one readFile call may return. */
   maxReadBytes: 64 * 1024 * 1024,
   /** Largest directory (i_size) read. */
-  maxDirBytes: 128 * 1024 * 1024,
+  maxDirBytes: 64 * 1024 * 1024,
   /** Directory bytes read at once while scanning a directory. */
   dirChunkBytes: 256 * 1024,
   /** Directories up to this size are indexed in memory on first lookup. */
