@@ -1,0 +1,276 @@
+import { FerryError } from '../../../errors/index.js';
+import { alignUp } from '../../binary.js';
+import { throwIfAborted } from '../../file-source.js';
+import { OutputFile } from '../../output-file.js';
+import type { DiskWriter, FormatWriter, WriteResult, WriterOptions } from '../../types.js';
+import { isZero } from '../../zero.js';
+import {
+  BAT_UNUSED,
+  bitmapSize,
+  DISK_DYNAMIC,
+  DISK_FIXED,
+  FOOTER_SIZE,
+  HEADER_SIZE,
+  MAX_VIRTUAL_SIZE,
+  MiB,
+  SECTOR,
+} from './constants.js';
+import { encodeDynamicHeader } from './dynamic-header.js';
+import { encodeFooter } from './footer.js';
+
+/** Dynamic block size: 2 MiB, the spec's default and the converter's write unit. */
+export const BLOCK_SIZE = 2 * MiB;
+/** Fixed VHDs are rounded up to whole MiB, as Azure requires. */
+export const FIXED_ALIGN = MiB;
+/** Zero-detection unit inside a block (keeps the output sparse, as qemu-img's -S 4k). */
+const SPARSE_UNIT = 4096;
+/** Host page size the data of every stored block is aligned to. */
+const DATA_ALIGN = 4096;
+/** File writes kept in flight (each holds a caller buffer until done). */
+const MAX_IN_FLIGHT = 4;
+const HEADER_OFFSET = FOOTER_SIZE;
+const BAT_OFFSET = FOOTER_SIZE + HEADER_SIZE;
+
+/**
+ * The non-zero SPARSE_UNIT runs of `piece` as [from, to) pairs. Data units
+ * nearly always have a non-zero first or last byte, which skips the full compare.
+ */
+function dataRuns(piece: Buffer): Array<[number, number]> {
+  const runs: Array<[number, number]> = [];
+  if (isZero(piece)) return runs;
+  let start = -1;
+  for (let u = 0; u < piece.length; u += SPARSE_UNIT) {
+    const end = Math.min(u + SPARSE_UNIT, piece.length);
+    const zero = piece[u] === 0 && piece[end - 1] === 0 && isZero(piece.subarray(u, end));
+    if (!zero && start < 0) start = u;
+    if (zero && start >= 0) {
+      runs.push([start, u]);
+      start = -1;
+    }
+  }
+  if (start >= 0) runs.push([start, piece.length]);
+  return runs;
+}
+
+/** Writes with a bounded number in flight; the first failure is reported by later calls. */
+class WriteQueue {
+  readonly #out: OutputFile;
+  readonly #pending = new Set<Promise<void>>();
+  #failure: unknown;
+
+  constructor(out: OutputFile) {
+    this.#out = out;
+  }
+
+  async issue(buffers: Buffer[], at: number): Promise<void> {
+    const only = buffers.length === 1 ? buffers[0] : undefined;
+    const p: Promise<void> = (
+      only !== undefined ? this.#out.write(only, at) : this.#out.writev(buffers, at)
+    ).then(
+      () => {
+        this.#pending.delete(p);
+      },
+      (error: unknown) => {
+        this.#pending.delete(p);
+        this.#failure ??= error;
+      },
+    );
+    this.#pending.add(p);
+    while (this.#pending.size >= MAX_IN_FLIGHT) await Promise.race(this.#pending);
+    this.throwFailure();
+  }
+
+  throwFailure(): void {
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all(this.#pending);
+    this.throwFailure();
+  }
+
+  async settle(): Promise<void> {
+    await Promise.all(this.#pending);
+  }
+}
+
+function checkOrder(offset: number, length: number, written: number, size: number): void {
+  if (offset < written || offset + length > size) {
+    throw new FerryError(
+      'FERRY_INTERNAL',
+      `Cannot write VHD data at ${offset}+${length}: writes must increase and stay inside the disk`,
+      { details: { offset, length, written } },
+    );
+  }
+}
+
+/** A fixed VHD: the disk's bytes (sparse where zero), then the footer. */
+class FixedVhdWriter implements DiskWriter {
+  readonly format = 'vhd' as const;
+  readonly #out: OutputFile;
+  readonly #queue: WriteQueue;
+  readonly #size: number;
+  #written = 0;
+
+  constructor(out: OutputFile, size: number) {
+    this.#out = out;
+    this.#queue = new WriteQueue(out);
+    this.#size = size;
+  }
+
+  async write(offset: number, data: Buffer, signal?: AbortSignal): Promise<void> {
+    throwIfAborted(signal);
+    this.#queue.throwFailure();
+    checkOrder(offset, data.length, this.#written, this.#size);
+    for (const [from, to] of dataRuns(data)) {
+      await this.#queue.issue([data.subarray(from, to)], offset + from);
+    }
+    this.#written = offset + data.length;
+  }
+
+  async finish(signal?: AbortSignal): Promise<WriteResult> {
+    throwIfAborted(signal);
+    await this.#queue.drain();
+    await this.#out.truncate(this.#size);
+    await this.#out.write(
+      encodeFooter({ diskType: DISK_FIXED, currentSize: this.#size }),
+      this.#size,
+    );
+    await this.#out.commit();
+    return { fileSize: this.#size + FOOTER_SIZE, virtualSize: this.#size };
+  }
+
+  async abort(): Promise<void> {
+    await this.#queue.settle();
+    await this.#out.discard();
+  }
+}
+
+/**
+ * A dynamic VHD: footer copy, dynamic header, BAT, then 2 MiB blocks in the
+ * order their first non-zero byte arrives, each a sector bitmap (all ones)
+ * followed by its data, and the footer. Every block's data starts on a 4 KiB
+ * boundary (the bitmap sits in the last sector before it), so zero runs
+ * inside a block stay holes in the file. All-zero blocks are not stored. The
+ * BAT (4 bytes per block) is kept in memory and written by `finish`.
+ */
+class DynamicVhdWriter implements DiskWriter {
+  readonly format = 'vhd' as const;
+  readonly #out: OutputFile;
+  readonly #queue: WriteQueue;
+  readonly #size: number;
+  readonly #bat: Uint32Array;
+  readonly #batBytes: number;
+  readonly #bitmap: Buffer;
+  readonly #stride: number;
+  /** Data offset of the next block to allocate. */
+  #nextData: number;
+  /** End of the last stored block (where the footer goes). */
+  #end: number;
+  #written = 0;
+
+  constructor(out: OutputFile, size: number) {
+    this.#out = out;
+    this.#queue = new WriteQueue(out);
+    this.#size = size;
+    const entries = Math.max(1, Math.ceil(size / BLOCK_SIZE));
+    this.#bat = new Uint32Array(entries).fill(BAT_UNUSED);
+    this.#batBytes = alignUp(entries * 4, SECTOR);
+    const bm = bitmapSize(BLOCK_SIZE);
+    this.#bitmap = Buffer.alloc(bm, 0xff);
+    this.#stride = alignUp(bm + BLOCK_SIZE, DATA_ALIGN);
+    this.#nextData = alignUp(BAT_OFFSET + this.#batBytes + bm, DATA_ALIGN);
+    this.#end = BAT_OFFSET + this.#batBytes;
+  }
+
+  async write(offset: number, data: Buffer, signal?: AbortSignal): Promise<void> {
+    throwIfAborted(signal);
+    this.#queue.throwFailure();
+    checkOrder(offset, data.length, this.#written, this.#size);
+    let pos = 0;
+    while (pos < data.length) {
+      const abs = offset + pos;
+      const block = Math.floor(abs / BLOCK_SIZE);
+      const inBlock = abs - block * BLOCK_SIZE;
+      const n = Math.min(data.length - pos, BLOCK_SIZE - inBlock);
+      const piece = data.subarray(pos, pos + n);
+      for (const [from, to] of dataRuns(piece)) {
+        let fresh = false;
+        if (this.#bat[block] === BAT_UNUSED) {
+          const at = this.#nextData;
+          this.#bat[block] = (at - this.#bitmap.length) / SECTOR;
+          this.#nextData += this.#stride;
+          this.#end = at + BLOCK_SIZE;
+          fresh = true;
+        }
+        const dataAt = this.#bat[block]! * SECTOR + this.#bitmap.length;
+        const chunk = piece.subarray(from, to);
+        if (fresh && inBlock + from === 0) {
+          await this.#queue.issue([this.#bitmap, chunk], dataAt - this.#bitmap.length);
+        } else {
+          if (fresh) await this.#queue.issue([this.#bitmap], dataAt - this.#bitmap.length);
+          await this.#queue.issue([chunk], dataAt + inBlock + from);
+        }
+      }
+      pos += n;
+    }
+    this.#written = offset + data.length;
+  }
+
+  async finish(signal?: AbortSignal): Promise<WriteResult> {
+    throwIfAborted(signal);
+    await this.#queue.drain();
+    const out = this.#out;
+    const footer = encodeFooter({
+      diskType: DISK_DYNAMIC,
+      currentSize: this.#size,
+      dataOffset: HEADER_OFFSET,
+    });
+    const header = encodeDynamicHeader({
+      tableOffset: BAT_OFFSET,
+      maxTableEntries: this.#bat.length,
+      blockSize: BLOCK_SIZE,
+    });
+    const bat = Buffer.alloc(this.#batBytes, 0xff);
+    for (let i = 0; i < this.#bat.length; i++) bat.writeUInt32BE(this.#bat[i]!, i * 4);
+    await out.writev([footer, header, bat], 0);
+    await out.truncate(this.#end);
+    await out.write(footer, this.#end);
+    await out.commit();
+    return { fileSize: this.#end + FOOTER_SIZE, virtualSize: this.#size };
+  }
+
+  async abort(): Promise<void> {
+    await this.#queue.settle();
+    await this.#out.discard();
+  }
+}
+
+/**
+ * The virtual size ferry writes for `requested` bytes: whole sectors, or
+ * whole MiB (at least one: a footer-only file would look dynamic to qemu) when fixed.
+ */
+export function vhdVirtualSize(requested: number, subformat: 'fixed' | 'dynamic'): number {
+  return subformat === 'fixed'
+    ? alignUp(Math.max(1, requested), FIXED_ALIGN)
+    : alignUp(requested, SECTOR);
+}
+
+export async function createVhdWriter(path: string, options: WriterOptions): Promise<DiskWriter> {
+  const subformat = options.vhdSubformat ?? 'dynamic';
+  const size = vhdVirtualSize(options.virtualSize, subformat);
+  if (!Number.isSafeInteger(size) || size < 0 || size > MAX_VIRTUAL_SIZE) {
+    throw new FerryError(
+      'FERRY_IMAGE_TOO_LARGE',
+      `Cannot write VHD: the virtual size ${options.virtualSize} exceeds the format's 2040 GiB`,
+      { details: { virtualSize: options.virtualSize, max: MAX_VIRTUAL_SIZE } },
+    );
+  }
+  const out = await OutputFile.create(path, options.overwrite ?? false);
+  return subformat === 'fixed' ? new FixedVhdWriter(out, size) : new DynamicVhdWriter(out, size);
+}
+
+export const vhdWriter: FormatWriter = {
+  name: 'vhd',
+  create: createVhdWriter,
+};
