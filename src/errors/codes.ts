@@ -54,6 +54,8 @@ export const ERROR_CODES = {
     'A VMDK grain or grain marker is out of range or does not inflate to exactly one grain.',
   FERRY_VMDK_BAD_FOOTER:
     'A streamOptimized VMDK footer or end-of-stream marker is missing or inconsistent.',
+  FERRY_VMDK_DIFFERENCING:
+    'The VMDK is a differencing disk (parentCID set); ferry never opens its parent.',
 
   // VHD
   FERRY_VHD_BAD_FOOTER: 'The VHD footer cookie, version or disk type is invalid.',

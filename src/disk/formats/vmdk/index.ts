@@ -1,5 +1,5 @@
 import { FerryError } from '../../../errors/index.js';
-import type { FormatReader, FormatWriter } from '../../types.js';
+import type { FormatReader } from '../../types.js';
 
 // Placeholder until the vmdk reader lands: detection works, opening does not.
 export const vmdkReader: FormatReader = {
@@ -12,12 +12,5 @@ export const vmdkReader: FormatReader = {
   },
 };
 
-export const vmdkWriter: FormatWriter = {
-  name: 'vmdk',
-  create: async () => {
-    throw new FerryError(
-      'FERRY_FORMAT_UNSUPPORTED',
-      'Cannot write vmdk image: not implemented yet',
-    );
-  },
-};
+export { VmdkStreamWriter } from './stream-writer.js';
+export { vmdkWriter } from './vmdk-writer.js';
