@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -25,6 +26,24 @@ import { qemuCheck, qemuCompare, qemuImg, qemuInfo, withTempDir } from '../helpe
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 const run = promisify(execFile);
+
+/** libvhdi (Debian python3-libvhdi): an independent reader that follows the spec, sector bitmaps included. */
+const PYVHDI = `
+import sys, hashlib, pyvhdi
+f = pyvhdi.file()
+f.open(sys.argv[1])
+size = f.get_media_size()
+h = hashlib.sha256()
+done = 0
+while done < size:
+    b = f.read_buffer(min(1 << 20, size - done))
+    if not b: raise SystemExit('short read')
+    h.update(b)
+    done += len(b)
+print(size, h.hexdigest())
+`;
+const havePyvhdi =
+  spawnSync('/usr/bin/python3', ['-c', 'import pyvhdi'], { stdio: 'ignore' }).status === 0;
 
 async function qemuIo(path: string, ...commands: string[]): Promise<string> {
   const args = ['-f', 'vpc', ...commands.flatMap((c) => ['-c', c]), path];
@@ -438,4 +457,25 @@ describe('vhd writer', () => {
       assert.deepEqual(await readdir(dir), []);
     });
   });
+});
+
+describe('vhd writer checked by libvhdi', {
+  skip: havePyvhdi ? false : 'python3-libvhdi (an independent VHD reader) not installed',
+}, () => {
+  for (const subformat of ['dynamic', 'fixed'] as const) {
+    it(`libvhdi reads a ferry ${subformat} VHD as the source disk`, async () => {
+      await withTempDir(async (dir) => {
+        const raw = join(dir, 'src.raw');
+        const vhd = join(dir, 'out.vhd');
+        await writeRawDisk(raw, MIXED_SIZE, MIXED_REGIONS);
+        await convertImage(raw, vhd, { to: 'vhd', vhdSubformat: subformat });
+        const { stdout } = await run('/usr/bin/python3', ['-c', PYVHDI, vhd]);
+        const [size, digest] = stdout.trim().split(' ');
+        const expected = Buffer.alloc(Number(size));
+        (await readFile(raw)).copy(expected);
+        assert.equal(Number(size), subformat === 'fixed' ? 10 * MiB : MIXED_SIZE);
+        assert.equal(digest, createHash('sha256').update(expected).digest('hex'));
+      });
+    });
+  }
 });
