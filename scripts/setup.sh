@@ -2,7 +2,8 @@
 # Installs everything ferry's tests need on a fresh Debian machine:
 # qemu-utils (the peer every format is checked against), GNU tar and the
 # `time` tool for benchmarks, python3-libvhdi (a second VHD reader), then
-# the npm packages from the lockfile (which also builds the optional SEEK_DATA binding and compiles TypeScript).
+# the npm packages from the lockfile (which also builds the optional SEEK_DATA
+# binding and compiles TypeScript).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
