@@ -84,7 +84,7 @@ describe('ext reader fuzz', {
   it(`mutated images open, list and read, or fail with a FerryError (${FUZZ_SECONDS} s)`, async () => {
     const stats = { runs: 0, opened: 0, refused: 0, nodeErrors: 0 };
     const mutation = fc.record({
-      kind: fc.constantFrom('byte', 'u16', 'u32', 'zero-run'),
+      kind: fc.constantFrom('byte', 'u16', 'u32', 'zero-run', 'byte', 'u32', 'truncate'),
       at: fc.nat(),
       value: fc.oneof(fc.constantFrom(...HOSTILE), fc.nat({ max: 0xffffffff })),
       hot: fc.boolean(),
@@ -95,7 +95,7 @@ describe('ext reader fuzz', {
         fc.array(mutation, { minLength: 1, maxLength: 6 }),
         async (si, muts) => {
           const seed = seeds[si]!;
-          const buf = Buffer.from(seed.img);
+          let buf = Buffer.from(seed.img);
           for (const m of muts) {
             let at = m.at % buf.length;
             if (m.hot) {
@@ -108,6 +108,8 @@ describe('ext reader fuzz', {
             else if (m.kind === 'u32' && at + 4 <= buf.length) buf.writeUInt32LE(m.value >>> 0, at);
             else if (m.kind === 'zero-run')
               buf.fill(0, at, Math.min(buf.length, at + (m.value % 64)));
+            else if (m.kind === 'truncate' && !m.hot) buf = buf.subarray(0, at);
+            if (buf.length === 0) break;
           }
           stats.runs++;
           try {

@@ -553,6 +553,24 @@ describe('ext reader', {
     });
   });
 
+  it('lists and looks up a name whose bytes are not UTF-8', async () => {
+    await withTempDir(async (dir) => {
+      const src = join(dir, 'src');
+      await mkdir(src);
+      await writeFile(Buffer.from(`${src}/caf\xe9.txt`, 'latin1'), 'latin-1 name\n');
+      const image = join(dir, 'fs.img');
+      mke2fs(image, src, '4M', ['-t', 'ext4']);
+      const driver = await openExt(bufferVolume(await readFile(image)));
+      assert.ok(driver !== null);
+      const tree = new FsTree(driver);
+      const names = ((await tree.readDir('/')) ?? [])
+        .map((e) => e.name)
+        .filter((n) => n !== 'lost+found');
+      assert.deepEqual(names, ['caf\ufffd.txt']);
+      assert.equal(await tree.readText(`/${names[0]}`), 'latin-1 name\n');
+    });
+  });
+
   it('looks names up case-insensitively in a casefolded directory', async () => {
     await withTempDir(async (dir) => {
       const src = join(dir, 'src');

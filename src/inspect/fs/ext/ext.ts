@@ -112,6 +112,14 @@ export class ExtDriver implements FsDriver<number> {
         return true;
       });
     }
+    if (found === null && name.includes('\ufffd')) {
+      // A name readDir decoded lossily (its bytes are not UTF-8): match it the same way.
+      await this.#scanDir(inode, (e) => {
+        if (e.name.toString('utf8') !== name) return false;
+        found = e.ino;
+        return true;
+      });
+    }
     if (
       found === null &&
       inode.flags & INODE_FLAGS.casefold &&
