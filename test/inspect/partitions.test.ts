@@ -497,6 +497,23 @@ describe('boot code', () => {
     });
   }
 
+  it('names the EXTLINUX volume boot record (sector 0 of a partitionless disk) as syslinux', {
+    skip: existsSync('/usr/bin/extlinux') ? false : 'extlinux not installed',
+  }, async () => {
+    // extlinux --install needs a mounted filesystem; its boot sector template is inside the binary.
+    const bin = await readFile('/usr/bin/extlinux');
+    const at = bin.indexOf('Boot error');
+    let vbr: Buffer | null = null;
+    for (let start = Math.max(0, at - 510); start <= at && vbr === null; start++) {
+      if (bin[start + 510] === 0x55 && bin[start + 511] === 0xaa && bin[start] === 0xeb)
+        vbr = bin.subarray(start, start + 512);
+    }
+    assert.ok(vbr !== null, 'no boot sector template in /usr/bin/extlinux');
+    const disk = Buffer.alloc(1024 * 1024);
+    vbr.copy(disk);
+    assert.equal(detectBootCode(disk), 'syslinux');
+  });
+
   it('names install-mbr boot code as unknown', {
     skip: have('install-mbr') ? false : 'install-mbr (Debian mbr) not installed',
   }, async () => {

@@ -49,6 +49,9 @@ export function detectBootCode(sector0: Buffer): BootCode {
     return 'grub2';
   }
   if (code.subarray(0, SYSLINUX_PREFIX.length).equals(SYSLINUX_PREFIX)) return 'syslinux';
+  // A SYSLINUX/EXTLINUX volume boot record at sector 0 of a partitionless disk.
+  const oem = code.toString('latin1', 3, 11);
+  if (code[0] === 0xeb && (oem === 'SYSLINUX' || oem === 'EXTLINUX')) return 'syslinux';
   const text = (s: string): boolean => has(code, Buffer.from(s, 'latin1'));
   if (
     text('Multiple active partitions') &&
