@@ -32,7 +32,7 @@ export class FlatVmdkImage implements DiskImage {
     );
   }
 
-  read(offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+  async read(offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
     readOutOfRange(this, offset, length);
     return this.#raw.read(offset, length, signal);
   }
