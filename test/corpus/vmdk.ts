@@ -523,6 +523,11 @@ export const vmdkCases: MalformedCase[] = [
     expect: 'FERRY_VMDK_UNSUPPORTED_TYPE',
   },
   {
+    name: 'stream: compressed grains of 4 MiB (over the inflate cap)',
+    files: { 'a.vmdk': patched(T, (b) => b.writeBigUInt64LE(8192n, 20)) },
+    expect: 'FERRY_IMAGE_LIMIT',
+  },
+  {
     name: 'stream: grain marker LBA mismatch',
     files: { 'a.vmdk': patched(T, (b) => b.writeBigUInt64LE(16n * 6n, streamGrain5)) },
     expect: 'FERRY_VMDK_BAD_GRAIN',

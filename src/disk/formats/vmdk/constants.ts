@@ -38,6 +38,12 @@ export const MAX_GRAIN_SECTORS = 0x200000;
 /** Smallest grain ferry accepts: 8 sectors (4 KiB). */
 export const MIN_GRAIN_SECTORS = 8;
 export const MAX_GTES_PER_GT = 512;
+/**
+ * Largest grain ferry inflates: 4096 sectors (2 MiB). A compressed grain is
+ * inflated whole to read any byte of it, so this bounds the memory a read
+ * takes; real stream-optimized disks use 64 KiB grains.
+ */
+export const MAX_COMPRESSED_GRAIN_SECTORS = 4096;
 
 /** What ferry writes: 64 KiB grains, 512-entry grain tables, as qemu-img and VMware. */
 export const WRITE_GRAIN_SECTORS = 128;

@@ -66,7 +66,11 @@ export function markerPayload(buf: Buffer, shape: GrainShape, name: string): Buf
 export async function inflateGrain(data: Buffer, shape: GrainShape, name: string): Promise<Buffer> {
   let out: Buffer;
   try {
-    out = await inflateAsync(data, { maxOutputLength: shape.grainBytes });
+    // One output chunk of a whole grain: no reassembly copy.
+    out = await inflateAsync(data, {
+      maxOutputLength: shape.grainBytes,
+      chunkSize: shape.grainBytes,
+    });
   } catch (error) {
     throw badGrain(name, shape.grain, 'does not inflate to one grain', {}, error);
   }

@@ -9,6 +9,7 @@ import {
   FLAG_VALID_NEWLINE,
   GD_AT_END,
   HEADER_SIZE,
+  MAX_COMPRESSED_GRAIN_SECTORS,
   MAX_GRAIN_SECTORS,
   MAX_GTES_PER_GT,
   MIN_GRAIN_SECTORS,
@@ -129,6 +130,16 @@ export function checkSparseHeader(h: SparseHeader, fileSize: number, name: strin
     throw fail(bad, name, `grain size ${h.grainSize} sectors is not a power of two in [8, 2^21]`, {
       grainSize: h.grainSize,
     });
+  }
+  if (isCompressed(h) && h.grainSize > MAX_COMPRESSED_GRAIN_SECTORS) {
+    throw fail(
+      'FERRY_IMAGE_LIMIT',
+      name,
+      `compressed grains of ${h.grainSize} sectors exceed the 2 MiB cap`,
+      {
+        grainSize: h.grainSize,
+      },
+    );
   }
   if (h.numGTEsPerGT < 1 || h.numGTEsPerGT > MAX_GTES_PER_GT) {
     throw fail(bad, name, `numGTEsPerGT ${h.numGTEsPerGT} is not in [1, 512]`, {

@@ -143,6 +143,7 @@ export class SparseVmdkImage implements DiskImage {
     const packed: PackedGrain[] = [];
     let tableIndex = -1;
     let table: Uint32Array | null = null;
+    let gaps = false;
     for (let g = Math.floor(offset / gb); g * gb < end; g++) {
       const index = Math.floor(g / this.#gtEntries);
       if (index !== tableIndex) {
@@ -150,7 +151,10 @@ export class SparseVmdkImage implements DiskImage {
         table = (await this.#dir.table(index, signal)) ?? null;
       }
       const gte = table === null ? 0 : table[g % this.#gtEntries]!;
-      if (this.#kind(g, gte) !== 'data') continue;
+      if (this.#kind(g, gte) !== 'data') {
+        gaps = true;
+        continue;
+      }
       const gStart = g * gb;
       const from = Math.max(offset, gStart);
       const len = Math.min(end, gStart + gb) - from;
@@ -179,7 +183,8 @@ export class SparseVmdkImage implements DiskImage {
     if (plain.length === 1 && plain[0]!.len === length) {
       return this.source.read(plain[0]!.host, length, signal);
     }
-    const out = Buffer.alloc(length);
+    // Every byte is copied in below unless some grain is a hole or zero.
+    const out = gaps ? Buffer.alloc(length) : Buffer.allocUnsafe(length);
     await Promise.all([
       ...plain.map(async (s) => {
         (await this.source.read(s.host, s.len, signal)).copy(out, s.dst);

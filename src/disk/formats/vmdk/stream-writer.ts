@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
 import { promisify } from 'node:util';
-import { deflate, constants as zlibConstants } from 'node:zlib';
+import { deflate } from 'node:zlib';
 import { FerryError } from '../../../errors/index.js';
 import { LIMITS } from '../../limits.js';
 import type { OutputFile } from '../../output-file.js';
@@ -27,7 +27,15 @@ import { encodeSparseHeader, type HeaderFields } from './header.js';
 const deflateAsync = promisify(deflate);
 
 /** Grains being compressed at once (64 KiB each; the thread pool runs four at a time by default). */
-const GRAINS_IN_FLIGHT = 64;
+const GRAINS_IN_FLIGHT = 32;
+/**
+ * zlib level for grains. qemu-img uses Z_DEFAULT_COMPRESSION (6). Measured on
+ * 64 KiB grains of an ext4 image of /usr/lib (740 MB of data), level 2 needs
+ * half the CPU of level 6 (2x faster per core on binaries, 3x on text) for a
+ * file 6% larger; incompressible data costs the same at every level. Any
+ * level is valid zlib: readers (qemu, VMware, AWS) only inflate.
+ */
+export const DEFAULT_GRAIN_LEVEL = 2;
 /** Placed output gathered into one writev. */
 const BATCH_BYTES = 1024 * 1024;
 const BATCH_BUFFERS = 256;
@@ -41,7 +49,7 @@ export interface VmdkStreamWriterOptions {
   readonly extentName?: string;
   /** ddb.adapterType (default "lsilogic", what AWS and VMware expect in OVAs). */
   readonly adapterType?: string;
-  /** zlib level for grains (default Z_DEFAULT_COMPRESSION, as qemu-img). */
+  /** zlib level for grains, 0-9 or -1 (default DEFAULT_GRAIN_LEVEL). */
   readonly level?: number;
 }
 
@@ -126,11 +134,21 @@ export class VmdkStreamWriter {
         details: { baseOffset },
       });
     }
+    const level = options.level ?? DEFAULT_GRAIN_LEVEL;
+    if (!Number.isInteger(level) || level < -1 || level > 9) {
+      throw new FerryError(
+        'FERRY_USAGE',
+        'Cannot write vmdk image: the zlib level must be -1 to 9',
+        {
+          details: { level },
+        },
+      );
+    }
     this.#out = out;
     this.#base = baseOffset;
     this.capacity = Math.ceil(virtualSize / SECTOR);
     this.virtualSize = this.capacity * SECTOR;
-    this.#level = options.level ?? zlibConstants.Z_DEFAULT_COMPRESSION;
+    this.#level = level;
     this.#extentName = options.extentName ?? basename(out.path);
     this.#adapterType = options.adapterType ?? 'lsilogic';
     this.#gdEntries = Math.ceil(this.capacity / (WRITE_GRAIN_SECTORS * WRITE_GTES_PER_GT));
@@ -191,7 +209,7 @@ export class VmdkStreamWriter {
       full = Buffer.alloc(this.#grainBytes);
       raw.copy(full);
     }
-    const packed = deflateAsync(full, { level: this.#level });
+    const packed = deflateAsync(full, { level: this.#level, chunkSize: this.#grainBytes });
     packed.catch(() => {});
     this.#queue.push({ grain, packed });
     while (this.#queue.length > GRAINS_IN_FLIGHT) await this.#placeNext();
