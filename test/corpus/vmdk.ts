@@ -528,6 +528,11 @@ export const vmdkCases: MalformedCase[] = [
     expect: 'FERRY_IMAGE_LIMIT',
   },
   {
+    name: 'stream: compressed grains without grain markers',
+    files: { 'a.vmdk': patched(T, (b) => b.writeUInt32LE(FLAG_NL | FLAG_COMPRESSED, 8)) },
+    expect: 'FERRY_FORMAT_UNSUPPORTED',
+  },
+  {
     name: 'stream: grain marker LBA mismatch',
     files: { 'a.vmdk': patched(T, (b) => b.writeBigUInt64LE(16n * 6n, streamGrain5)) },
     expect: 'FERRY_VMDK_BAD_GRAIN',

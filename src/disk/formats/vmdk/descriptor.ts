@@ -142,11 +142,12 @@ export interface StreamDescriptorFields {
 /**
  * The embedded descriptor of a stream-optimized disk, laid out as qemu-img
  * writes it. Geometry follows qemu: 63 sectors per track, 16 heads for IDE
- * and 255 otherwise, cylinders = capacity / (heads x 63).
+ * and 255 otherwise, cylinders = capacity / (heads x 63), capped at 65535 as
+ * VMware's open-vmdk does.
  */
 export function buildStreamDescriptor(f: StreamDescriptorFields): string {
   const heads = f.adapterType === 'ide' ? 16 : 255;
-  const cylinders = Math.floor(f.capacity / (heads * 63));
+  const cylinders = Math.min(65535, Math.floor(f.capacity / (heads * 63)));
   return [
     DESCRIPTOR_SIGNATURE,
     'version=1',

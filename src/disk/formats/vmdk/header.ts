@@ -122,6 +122,14 @@ export function checkSparseHeader(h: SparseHeader, fileSize: number, name: strin
   if ((h.flags & FLAG_MARKERS) !== 0 && !isCompressed(h)) {
     throw fail(bad, name, 'markers are flagged but grains are not compressed');
   }
+  if (isCompressed(h) && (h.flags & FLAG_MARKERS) === 0) {
+    // Readers disagree on this layout (qemu: bare zlib; open-vmdk: a u32 size first).
+    throw fail(
+      'FERRY_FORMAT_UNSUPPORTED',
+      name,
+      'compressed grains without grain markers are not supported',
+    );
+  }
   if (
     !isPowerOfTwo(h.grainSize) ||
     h.grainSize < MIN_GRAIN_SECTORS ||

@@ -3,13 +3,7 @@ import { ExtentBuilder } from '../../extents.js';
 import { throwIfAborted } from '../../file-source.js';
 import { readOutOfRange } from '../../read-range.js';
 import type { DiskImage, Extent, ExtentKind, FormatDetails, ImageWarning } from '../../types.js';
-import {
-  FLAG_MARKERS,
-  FLAG_ZEROED_GRAIN_GTE,
-  GRAIN_MARKER_HEADER,
-  GTE_ZEROED,
-  SECTOR,
-} from './constants.js';
+import { FLAG_ZEROED_GRAIN_GTE, GRAIN_MARKER_HEADER, GTE_ZEROED, SECTOR } from './constants.js';
 import type { Descriptor } from './descriptor.js';
 import { badGrain, type GrainShape, inflateGrain, markerPayload } from './grain.js';
 import type { GrainDirectory } from './grain-directory.js';
@@ -59,7 +53,6 @@ export class SparseVmdkImage implements DiskImage {
   readonly #grainSectors: number;
   readonly #gtEntries: number;
   readonly #compressed: boolean;
-  readonly #markers: boolean;
   readonly #zeroGte: boolean;
   /** Grains may not start inside the header or the embedded descriptor. */
   readonly #firstDataSector: number;
@@ -75,7 +68,6 @@ export class SparseVmdkImage implements DiskImage {
     this.#grainBytes = h.grainSize * SECTOR;
     this.#gtEntries = h.numGTEsPerGT;
     this.#compressed = isCompressed(h);
-    this.#markers = (h.flags & FLAG_MARKERS) !== 0;
     this.#zeroGte = (h.flags & FLAG_ZEROED_GRAIN_GTE) !== 0;
     this.#firstDataSector = h.descriptorOffset + h.descriptorSize;
   }
@@ -92,11 +84,7 @@ export class SparseVmdkImage implements DiskImage {
     if (gte < this.#firstDataSector) {
       throw badGrain(name, grain, 'points into the header or descriptor', { sector: gte });
     }
-    const need = this.#compressed
-      ? this.#markers
-        ? GRAIN_MARKER_HEADER
-        : 1
-      : this.#validBytes(grain);
+    const need = this.#compressed ? GRAIN_MARKER_HEADER : this.#validBytes(grain);
     if (gte * SECTOR + need > this.source.size) {
       throw badGrain(name, grain, 'lies past the end of the file', {
         sector: gte,
@@ -229,10 +217,7 @@ export class SparseVmdkImage implements DiskImage {
         await Promise.all(
           r.map(async (g) => {
             const at = buf.subarray(g.sector * SECTOR - start);
-            const data = this.#markers
-              ? markerPayload(at, g.shape, name)
-              : at.subarray(0, 2 * this.#grainBytes);
-            const grain = await inflateGrain(data, g.shape, name);
+            const grain = await inflateGrain(markerPayload(at, g.shape, name), g.shape, name);
             grain.copy(out, g.dst, g.inGrain, g.inGrain + g.len);
           }),
         );

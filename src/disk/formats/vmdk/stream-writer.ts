@@ -318,7 +318,9 @@ export class VmdkStreamWriter {
 
     const head = Buffer.alloc(WRITE_OVERHEAD_SECTORS * SECTOR);
     encodeSparseHeader(this.#headerFields(null)).copy(head, 0);
-    const cid = randomBytes(4).readUInt32LE(0);
+    // Some software reads CID ffffffff/fffffffe as "no parent" or "all zeros".
+    let cid = randomBytes(4).readUInt32LE(0);
+    while (cid >= 0xfffffffe) cid = randomBytes(4).readUInt32LE(0);
     const descriptor = buildStreamDescriptor({
       cid,
       capacity: this.capacity,
