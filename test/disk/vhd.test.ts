@@ -7,12 +7,13 @@ import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { F } from '../../src/disk/formats/vhd/constants.js';
 import { sealChecksum, specGeometry } from '../../src/disk/formats/vhd/footer.js';
-import { vhdWriter } from '../../src/disk/formats/vhd/index.js';
+import { createVhdWriter, vhdWriter } from '../../src/disk/formats/vhd/index.js';
 import {
   BufferSource,
   collectExtents,
   compareImages,
   convertImage,
+  copyImage,
   type DiskImage,
   type Extent,
   openImage,
@@ -441,6 +442,25 @@ describe('vhd writer', () => {
           });
           assert.equal((await qemuCompare(raw, vhd, 'raw', 'vpc')).identical, true);
         }
+      }
+    });
+  });
+
+  it('flushes in the background as it writes, with the same result', async () => {
+    await withTempDir(async (dir) => {
+      const raw = join(dir, 'src.raw');
+      await writeRawDisk(raw, MIXED_SIZE, MIXED_REGIONS);
+      for (const vhdSubformat of ['dynamic', 'fixed'] as const) {
+        const vhd = join(dir, `${vhdSubformat}.vhd`);
+        await withImage(raw, async (src) => {
+          const w = await createVhdWriter(
+            vhd,
+            { virtualSize: src.virtualSize, vhdSubformat },
+            64 * 1024,
+          );
+          await copyImage(src, w);
+        });
+        assert.equal((await qemuCompare(raw, vhd, 'raw', 'vpc')).identical, true);
       }
     });
   });
