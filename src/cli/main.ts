@@ -6,6 +6,7 @@ import { compareCommand, compareHelp } from './commands/compare.js';
 import { convertCommand, convertHelp } from './commands/convert.js';
 import { demoCommand, demoHelp } from './commands/demo.js';
 import { infoCommand, infoHelp } from './commands/info.js';
+import { inspectCommand, inspectHelp } from './commands/inspect.js';
 import { EXIT, type OutputMode, parseOutputMode, reportError } from './output.js';
 
 const HELP = `ferry: get machine images into clouds fast, safely and identically
@@ -14,6 +15,7 @@ Usage: ferry <command> [options]
 
 Commands:
   info IMAGE              format, sizes, allocation and format details
+  inspect IMAGE           partitions, filesystems, OS, kernels, bootloader; each cloud's verdict
   convert IN OUT --to F   convert between raw, qcow2, vmdk, vhd, vhdx, ova (reads vdi too)
   compare A B             are two images' virtual disks identical?
   demo [DIR]              make a sample image and run it through every format
@@ -25,21 +27,20 @@ Options:
 
 Exit codes: 0 success, 1 failure (compare: images differ), 2 usage error.`;
 
+type Flags = Record<string, string | boolean | string[] | undefined>;
+type ScalarFlags = Record<string, string | boolean | undefined>;
+
 const COMMANDS: Record<
   string,
   {
     help: string;
-    run: (
-      args: string[],
-      flags: Record<string, string | boolean | undefined>,
-      mode: OutputMode,
-      signal: AbortSignal,
-    ) => Promise<number>;
+    run: (args: string[], flags: Flags, mode: OutputMode, signal: AbortSignal) => Promise<number>;
   }
 > = {
-  info: { help: infoHelp, run: (a, f, m) => infoCommand(a, f, m) },
-  convert: { help: convertHelp, run: convertCommand },
-  compare: { help: compareHelp, run: compareCommand },
+  info: { help: infoHelp, run: (a, f, m) => infoCommand(a, f as ScalarFlags, m) },
+  inspect: { help: inspectHelp, run: inspectCommand },
+  convert: { help: convertHelp, run: (a, f, m, s) => convertCommand(a, f as ScalarFlags, m, s) },
+  compare: { help: compareHelp, run: (a, f, m, s) => compareCommand(a, f as ScalarFlags, m, s) },
   demo: { help: demoHelp, run: demoCommand },
 };
 
@@ -69,6 +70,8 @@ export async function main(argv: string[]): Promise<number> {
         compress: { type: 'boolean' },
         overwrite: { type: 'boolean' },
         'allow-flat-extents': { type: 'boolean' },
+        target: { type: 'string', multiple: true },
+        strict: { type: 'boolean' },
       },
     });
     mode = parseOutputMode(values.output);
