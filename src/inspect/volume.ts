@@ -1,5 +1,5 @@
-import { FerryError } from '../errors/index.js';
 import type { DiskImage } from '../disk/index.js';
+import { FerryError } from '../errors/index.js';
 
 /**
  * Random-access bytes of a volume: a partition, or the whole disk. Inspection
@@ -20,21 +20,46 @@ export class ReadCounter {
 }
 
 /** A volume over a byte range of a disk image. */
-export function volumeOf(image: Pick<DiskImage, 'read' | 'virtualSize'>, start: number, size: number, counter?: ReadCounter): Volume {
-  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(size) || start < 0 || size < 0 || start + size > image.virtualSize) {
-    throw new FerryError('FERRY_IMAGE_CORRUPT', `Cannot open volume at ${start}+${size}: it lies outside the disk (${image.virtualSize})`, {
-      details: { start, size, virtualSize: image.virtualSize },
-    });
+export function volumeOf(
+  image: Pick<DiskImage, 'read' | 'virtualSize'>,
+  start: number,
+  size: number,
+  counter?: ReadCounter,
+): Volume {
+  if (
+    !Number.isSafeInteger(start) ||
+    !Number.isSafeInteger(size) ||
+    start < 0 ||
+    size < 0 ||
+    start + size > image.virtualSize
+  ) {
+    throw new FerryError(
+      'FERRY_IMAGE_CORRUPT',
+      `Cannot open volume at ${start}+${size}: it lies outside the disk (${image.virtualSize})`,
+      {
+        details: { start, size, virtualSize: image.virtualSize },
+      },
+    );
   }
   return {
     start,
     size,
     read(offset, length, signal) {
-      if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
+      if (
+        !Number.isSafeInteger(offset) ||
+        !Number.isSafeInteger(length) ||
+        offset < 0 ||
+        length < 0 ||
+        offset + length > size
+      ) {
         return Promise.reject(
-          new FerryError('FERRY_READ_OUT_OF_RANGE', `Cannot read volume bytes ${offset}+${length}: the volume is ${size} bytes`, {
-            details: { offset, length, size },
-          }),
+          new FerryError(
+            'FERRY_READ_OUT_OF_RANGE',
+            `Cannot read volume bytes ${offset}+${length}: the volume is ${size} bytes`,
+            {
+              details: { offset, length, size },
+            },
+          ),
         );
       }
       if (counter !== undefined) {

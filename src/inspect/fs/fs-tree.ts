@@ -55,9 +55,13 @@ export class FsTree<R = unknown> {
     let current: R = root;
     while (pending.length > 0) {
       if (++steps > FS_LIMITS.maxComponents) {
-        throw new FerryError('FERRY_FS_LIMIT', `Cannot resolve ${path}: more than ${FS_LIMITS.maxComponents} components`, {
-          details: { path },
-        });
+        throw new FerryError(
+          'FERRY_FS_LIMIT',
+          `Cannot resolve ${path}: more than ${FS_LIMITS.maxComponents} components`,
+          {
+            details: { path },
+          },
+        );
       }
       const name = pending.shift()!;
       if (name === '..') {
@@ -67,9 +71,13 @@ export class FsTree<R = unknown> {
       }
       const dirStat = await this.driver.stat(current);
       if (dirStat.kind !== 'dir') {
-        throw new FerryError('FERRY_FS_NOT_A_DIRECTORY', `Cannot resolve ${path}: a component is not a directory`, {
-          details: { path },
-        });
+        throw new FerryError(
+          'FERRY_FS_NOT_A_DIRECTORY',
+          `Cannot resolve ${path}: a component is not a directory`,
+          {
+            details: { path },
+          },
+        );
       }
       const ref = await this.driver.lookup(current, name);
       if (ref === null) return null;
@@ -77,7 +85,11 @@ export class FsTree<R = unknown> {
       const last = pending.length === 0;
       if (st.kind === 'symlink' && (!last || follow)) {
         if (++hops > FS_LIMITS.maxSymlinkHops) {
-          throw new FerryError('FERRY_FS_SYMLINK_LOOP', `Cannot resolve ${path}: too many symlinks`, { details: { path } });
+          throw new FerryError(
+            'FERRY_FS_SYMLINK_LOOP',
+            `Cannot resolve ${path}: too many symlinks`,
+            { details: { path } },
+          );
         }
         const target = await this.readLinkRef(ref, st);
         if (target.startsWith('/')) {
@@ -114,7 +126,10 @@ export class FsTree<R = unknown> {
   }
 
   /** Reads up to `maxBytes` of a file (following symlinks); null when missing or not a file. */
-  async readFile(path: string, maxBytes: number = FS_LIMITS.defaultMaxFileBytes): Promise<Buffer | null> {
+  async readFile(
+    path: string,
+    maxBytes: number = FS_LIMITS.defaultMaxFileBytes,
+  ): Promise<Buffer | null> {
     const node = await this.resolve(path, true);
     if (node === null || node.stat.kind !== 'file') return null;
     return this.driver.readFile(node.ref, 0, Math.min(node.stat.size, maxBytes));
@@ -129,13 +144,19 @@ export class FsTree<R = unknown> {
   }
 
   /** Reads a file as text (UTF-8, invalid sequences replaced); null when missing. */
-  async readText(path: string, maxBytes: number = FS_LIMITS.defaultMaxFileBytes): Promise<string | null> {
+  async readText(
+    path: string,
+    maxBytes: number = FS_LIMITS.defaultMaxFileBytes,
+  ): Promise<string | null> {
     const buf = await this.readFile(path, maxBytes);
     return buf === null ? null : buf.toString('utf8');
   }
 
   /** Lists a directory (following symlinks); null when missing or not a directory. */
-  async readDir(path: string, limit: number = FS_LIMITS.maxDirEntries): Promise<DirEntry<R>[] | null> {
+  async readDir(
+    path: string,
+    limit: number = FS_LIMITS.maxDirEntries,
+  ): Promise<DirEntry<R>[] | null> {
     const node = await this.resolve(path, true);
     if (node === null || node.stat.kind !== 'dir') return null;
     return this.driver.readDir(node.ref, Math.min(limit, FS_LIMITS.maxDirEntries));
@@ -150,7 +171,11 @@ export class FsTree<R = unknown> {
 
   private async readLinkRef(ref: R, st: NodeStat): Promise<string> {
     if (st.size > FS_LIMITS.maxLinkBytes) {
-      throw new FerryError('FERRY_FS_LIMIT', `Cannot read symlink: its target is ${st.size} bytes`, { details: { size: st.size } });
+      throw new FerryError(
+        'FERRY_FS_LIMIT',
+        `Cannot read symlink: its target is ${st.size} bytes`,
+        { details: { size: st.size } },
+      );
     }
     return this.driver.readLink(ref);
   }

@@ -67,9 +67,7 @@ export class Hive {
     return data;
   }
 
-  async #key(
-    off: number,
-  ): Promise<{
+  async #key(off: number): Promise<{
     name: string;
     subkeys: number;
     subkeyList: number;
