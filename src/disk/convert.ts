@@ -37,18 +37,46 @@ export interface ConvertResult {
 
 const DEFAULT_READ_AHEAD = 4;
 
-/** Offsets of the WRITE_CHUNK windows that hold any data extent, in order. */
-export async function* dataWindows(image: DiskImage, signal?: AbortSignal): AsyncGenerator<number> {
-  let last = -1;
+/** A WRITE_CHUNK window that holds data, with the data ranges inside it (virtual offsets). */
+export interface DataWindow {
+  readonly offset: number;
+  readonly ranges: Array<{ offset: number; length: number }>;
+}
+
+/** The WRITE_CHUNK windows that hold any data extent, in order, with their data ranges. */
+export async function* dataWindows(
+  image: DiskImage,
+  signal?: AbortSignal,
+): AsyncGenerator<DataWindow> {
+  let current: DataWindow | undefined;
   for await (const e of image.extents(signal)) {
     if (e.kind !== 'data') continue;
-    const first = Math.floor(e.offset / WRITE_CHUNK);
-    const end = Math.ceil((e.offset + e.length) / WRITE_CHUNK);
-    for (let w = Math.max(first, last + 1); w < end; w++) {
-      last = w;
-      yield w * WRITE_CHUNK;
+    let pos = e.offset;
+    const end = e.offset + e.length;
+    while (pos < end) {
+      const w = Math.floor(pos / WRITE_CHUNK) * WRITE_CHUNK;
+      const upto = Math.min(end, w + WRITE_CHUNK);
+      if (current !== undefined && current.offset !== w) {
+        yield current;
+        current = undefined;
+      }
+      current ??= { offset: w, ranges: [] };
+      current.ranges.push({ offset: pos, length: upto - pos });
+      pos = upto;
     }
   }
+  if (current !== undefined) yield current;
+}
+
+/** Reads a window: one read when data fills it, else only its data ranges into a zeroed buffer. */
+async function readWindow(image: DiskImage, w: DataWindow, signal?: AbortSignal): Promise<Buffer> {
+  const len = Math.min(WRITE_CHUNK, image.virtualSize - w.offset);
+  const dataLen = w.ranges.reduce((s, r) => s + r.length, 0);
+  if (dataLen === len) return image.read(w.offset, len, signal);
+  const buf = Buffer.alloc(len);
+  const parts = await Promise.all(w.ranges.map((r) => image.read(r.offset, r.length, signal)));
+  w.ranges.forEach((r, i) => parts[i]!.copy(buf, r.offset - w.offset));
+  return buf;
 }
 
 /** Streams every data window of `image` into `writer`, then finishes it. */
@@ -63,10 +91,7 @@ export async function copyImage(
     const reads = orderedPool(
       dataWindows(image, signal),
       options.readAhead ?? DEFAULT_READ_AHEAD,
-      async (off) => {
-        const len = Math.min(WRITE_CHUNK, image.virtualSize - off);
-        return { off, buf: await image.read(off, len, signal) };
-      },
+      async (w) => ({ off: w.offset, buf: await readWindow(image, w, signal) }),
     );
     for await (const { off, buf } of reads) {
       throwIfAborted(signal);
