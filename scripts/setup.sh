@@ -1,18 +1,31 @@
 #!/usr/bin/env bash
-# Installs everything ferry's tests need on a fresh Debian machine:
-# qemu-utils (the peer every format is checked against), GNU tar and the
-# `time` tool for benchmarks, python3-libvhdi (a second VHD reader), then
-# the npm packages from the lockfile (which also builds the optional SEEK_DATA
-# binding and compiles TypeScript).
+# Installs everything ferry's tests need on a fresh Debian machine, then the
+# npm packages from the lockfile (which also builds the optional SEEK_DATA
+# binding and compiles TypeScript). Tests that need a tool skip, with the
+# reason, when it is missing; this script is how they never have to.
+#
+# Debian packages and why:
+#   qemu-utils        qemu-img / qemu-io: the peer every disk format is checked against
+#   tar time          OVA tests (GNU tar), peak memory in benchmarks (/usr/bin/time)
+#   python3-libvhdi   an independent, spec-following VHD reader for ferry's VHD output
+#   e2fsprogs xfsprogs dosfstools mtools btrfs-progs cryptsetup-bin xorriso
+#                     make the filesystems inspect reads and probes (no mount needed)
+#   ntfs-3g fuse3 libhivex-bin
+#                     NTFS test volumes (filled through FUSE) and hivex, the oracle for hives
+#   fdisk gdisk util-linux
+#                     sfdisk/sgdisk build partition tables; sfdisk --json, partx, blkid check them
+#   grub-pc-bin grub-legacy syslinux-common extlinux mbr
+#                     real boot code (GRUB 2, GRUB legacy, SYSLINUX/EXTLINUX, install-mbr)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+packages=(qemu-utils tar time python3-libvhdi e2fsprogs xfsprogs dosfstools mtools btrfs-progs
+  cryptsetup-bin xorriso ntfs-3g fuse3 libhivex-bin fdisk gdisk util-linux grub-pc-bin grub-legacy
+  syslinux-common extlinux mbr)
 missing=()
-command -v qemu-img >/dev/null 2>&1 || missing+=(qemu-utils)
-command -v tar >/dev/null 2>&1 || missing+=(tar)
-[ -x /usr/bin/time ] || missing+=(time)
-# libvhdi: an independent, spec-following VHD reader the vhd tests check ferry's output with.
-/usr/bin/python3 -c 'import pyvhdi' >/dev/null 2>&1 || missing+=(python3-libvhdi)
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
 if [ "${#missing[@]}" -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
