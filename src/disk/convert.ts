@@ -75,7 +75,7 @@ async function readWindow(image: DiskImage, w: DataWindow, signal?: AbortSignal)
   if (dataLen === len) return image.read(w.offset, len, signal);
   const buf = Buffer.alloc(len);
   const parts = await Promise.all(w.ranges.map((r) => image.read(r.offset, r.length, signal)));
-  w.ranges.forEach((r, i) => parts[i]!.copy(buf, r.offset - w.offset));
+  for (const [i, r] of w.ranges.entries()) parts[i]!.copy(buf, r.offset - w.offset);
   return buf;
 }
 

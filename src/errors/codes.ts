@@ -89,13 +89,16 @@ export const ERROR_CODES = {
   FERRY_OVA_MANIFEST_MISMATCH: 'A digest in the OVA manifest does not match its member.',
 
   // Inspection: partition tables and filesystems
-  FERRY_PARTITION_TABLE: 'A partition table is malformed (bad CRC, overlapping or out-of-range entries, a looping extended chain).',
+  FERRY_PARTITION_TABLE:
+    'A partition table is malformed (bad CRC, overlapping or out-of-range entries, a looping extended chain).',
   FERRY_FS_CORRUPT: 'A filesystem structure is inconsistent or points outside the volume.',
-  FERRY_FS_LIMIT: 'A filesystem walk hit a safety cap (directory size, extent count, file size read, depth).',
+  FERRY_FS_LIMIT:
+    'A filesystem walk hit a safety cap (directory size, extent count, file size read, depth).',
   FERRY_FS_SYMLINK_LOOP: 'Resolving a path inside the image followed too many symlinks.',
   FERRY_FS_NOT_FOUND: 'A path does not exist inside the image filesystem.',
   FERRY_FS_NOT_A_DIRECTORY: 'A path component inside the image filesystem is not a directory.',
-  FERRY_FS_UNSUPPORTED: 'The filesystem uses a feature ferry cannot read (it is named, not looked inside).',
+  FERRY_FS_UNSUPPORTED:
+    'The filesystem uses a feature ferry cannot read (it is named, not looked inside).',
   FERRY_HIVE_CORRUPT: 'A Windows registry hive is malformed or exceeds a safety cap.',
 
   // Compression

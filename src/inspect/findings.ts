@@ -19,7 +19,6 @@ export interface FindingSpec {
 }
 
 const ALL = TARGETS;
-const AWS: readonly Target[] = ['aws-import', 'aws-ebs'];
 
 export const FINDINGS = {
   // Disk and format

@@ -36,10 +36,10 @@ export function buildHive(root: HiveKey, rootName = 'ROOT'): Buffer {
       const lf = Buffer.alloc(4 + childOffs.length * 8);
       lf.write('lf', 0, 'latin1');
       lf.writeUInt16LE(childOffs.length, 2);
-      childOffs.forEach((o, i) => {
+      for (const [i, o] of childOffs.entries()) {
         lf.writeUInt32LE(o, 4 + i * 8);
-        lf.write((subs[i]![0] + '\0\0\0\0').slice(0, 4), 8 + i * 8, 'latin1');
-      });
+        lf.write(`${subs[i]![0]}\0\0\0\0`.slice(0, 4), 8 + i * 8, 'latin1');
+      }
       listOff = alloc(lf);
     }
     const vals = Object.entries(key.values ?? {});
@@ -65,7 +65,7 @@ export function buildHive(root: HiveKey, rootName = 'ROOT'): Buffer {
     let valueList = 0xffffffff;
     if (vkOffs.length > 0) {
       const vl = Buffer.alloc(vkOffs.length * 4);
-      vkOffs.forEach((o, i) => vl.writeUInt32LE(o, i * 4));
+      for (const [i, o] of vkOffs.entries()) vl.writeUInt32LE(o, i * 4);
       valueList = alloc(vl);
     }
     nk.write('nk', 0, 'latin1');
