@@ -105,6 +105,19 @@ export class OutputFile {
     this.end = length;
   }
 
+  /**
+   * Flushes the data written so far to the device (fdatasync) and keeps the
+   * file open. Writers may start it in the background every few tens of MiB
+   * so writeback overlaps the conversion and `commit`'s fsync is short.
+   */
+  async datasync(): Promise<void> {
+    try {
+      await this.#handle.datasync();
+    } catch (error) {
+      throw ioError('flush', this.tempPath, error);
+    }
+  }
+
   async size(): Promise<number> {
     return (await this.#handle.stat()).size;
   }

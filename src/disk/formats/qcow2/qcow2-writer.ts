@@ -21,6 +21,11 @@ const COMPRESSED_HI = 0x40000000;
 const COMPRESS_AHEAD = 3;
 /** Host writes kept in flight (they run on the libuv thread pool). */
 const WRITES_IN_FLIGHT = 4;
+/**
+ * Bytes written between background fdatasync calls: starting writeback early
+ * keeps the page cache from holding the whole image until `finish` fsyncs it.
+ */
+const SYNC_EVERY = 64 * 1024 * 1024;
 /** qemu's deflate settings: raw deflate with a 4 KiB window (qemu inflates with -12). */
 const DEFLATE_OPTIONS = { windowBits: 12, memLevel: 9 } as const;
 
@@ -37,12 +42,15 @@ class WriteBatch {
   #end = -1;
   #bufs: Buffer[] = [];
   readonly #runs: { start: number; bufs: Buffer[] }[] = [];
+  /** Bytes added so far. */
+  bytes = 0;
 
   constructor(out: OutputFile) {
     this.#out = out;
   }
 
   add(host: number, data: Buffer): void {
+    this.bytes += data.length;
     if (this.#bufs.length > 0 && host >= this.#end && host - this.#end < COMPRESSED_SECTOR) {
       if (host > this.#end) this.#bufs.push(Buffer.alloc(host - this.#end));
       this.#bufs.push(data);
@@ -96,6 +104,9 @@ class Qcow2Writer implements DiskWriter {
   readonly #ahead: Promise<void>[] = [];
   /** Host writes under way; their ranges never overlap. */
   readonly #writes: Promise<void>[] = [];
+  /** Bytes written since the last background flush started, and that flush. */
+  #unsynced = 0;
+  #syncing: Promise<void> | undefined;
 
   constructor(out: OutputFile, size: number, compress: boolean, clusterBits: number) {
     this.#out = out;
@@ -142,15 +153,24 @@ class Qcow2Writer implements DiskWriter {
       this.#setL2(guest, COPIED_HI + Math.floor(host / TWO32), host % TWO32);
       batch.add(host, raw);
     }
-    await this.#submit(batch.flush());
+    await this.#submit(batch.flush(), batch.bytes);
     await this.#writeBlocks();
   }
 
   /** Lets a host write run in the background, waiting while too many are under way. */
-  async #submit(write: Promise<void>): Promise<void> {
+  async #submit(write: Promise<void>, bytes: number): Promise<void> {
     write.catch(() => {});
     this.#writes.push(write);
     while (this.#writes.length > WRITES_IN_FLIGHT) await this.#writes.shift();
+    this.#unsynced += bytes;
+    if (this.#unsynced >= SYNC_EVERY && this.#syncing === undefined) {
+      this.#unsynced = 0;
+      const flush = this.#out.datasync().finally(() => {
+        this.#syncing = undefined;
+      });
+      flush.catch(() => {});
+      this.#syncing = flush;
+    }
   }
 
   async #writeCompressed(offset: number, data: Buffer): Promise<void> {
@@ -190,7 +210,7 @@ class Qcow2Writer implements DiskWriter {
         batch.add(host, it.raw);
       }
     }
-    await this.#submit(batch.flush());
+    await this.#submit(batch.flush(), batch.bytes);
     await this.#writeBlocks();
   }
 
@@ -206,7 +226,7 @@ class Qcow2Writer implements DiskWriter {
 
   async #flushL2(): Promise<void> {
     if (this.#l2 === undefined) return;
-    await this.#submit(this.#out.write(this.#l2, this.#l2Host));
+    await this.#submit(this.#out.write(this.#l2, this.#l2Host), this.#l2.length);
     this.#l1.writeUInt32BE(COPIED_HI + Math.floor(this.#l2Host / TWO32), this.#l2Index * 8);
     this.#l1.writeUInt32BE(this.#l2Host % TWO32, this.#l2Index * 8 + 4);
     this.#l2 = undefined;
@@ -219,7 +239,9 @@ class Qcow2Writer implements DiskWriter {
   }
 
   async #writeBlocks(): Promise<void> {
-    for (const b of this.#alloc.takeBlocks()) await this.#submit(this.#out.write(b.data, b.offset));
+    for (const b of this.#alloc.takeBlocks()) {
+      await this.#submit(this.#out.write(b.data, b.offset), b.data.length);
+    }
   }
 
   async finish(signal?: AbortSignal): Promise<WriteResult> {
@@ -228,6 +250,7 @@ class Qcow2Writer implements DiskWriter {
     await this.#tail;
     await this.#flushL2();
     await Promise.all(this.#writes.splice(0, this.#writes.length));
+    await this.#syncing;
     const alloc = this.#alloc;
     const l1Clusters = Math.ceil(this.#l1.length / this.#cs);
     const l1Offset = l1Clusters > 0 ? alloc.clusters(l1Clusters) : 0;
@@ -286,7 +309,7 @@ class Qcow2Writer implements DiskWriter {
 
   async abort(): Promise<void> {
     await Promise.allSettled([...this.#ahead, this.#tail]);
-    await Promise.allSettled(this.#writes);
+    await Promise.allSettled([...this.#writes, this.#syncing]);
     await this.#out.discard();
   }
 }
