@@ -85,7 +85,7 @@ export async function readVdiHeader(source: ByteSource, signal?: AbortSignal): P
   if (type === IMAGE_TYPE.diff || type === IMAGE_TYPE.undo) {
     throw new FerryError(
       'FERRY_VDI_DIFFERENCING',
-      `Cannot open ${source.name}: it is a ${type === IMAGE_TYPE.diff ? 'differencing' : 'undo'} image whose data depends on a parent`,
+      `Cannot open ${source.name}: it is ${type === IMAGE_TYPE.diff ? 'a differencing' : 'an undo'} image whose data depends on a parent`,
       {
         details: { imageType: type },
         hint: 'Convert the whole snapshot chain with VirtualBox first',
