@@ -5,6 +5,7 @@ import { throwIfAborted } from '../../file-source.js';
 import { LIMITS } from '../../limits.js';
 import { OutputFile } from '../../output-file.js';
 import type { DiskWriter, FormatWriter, WriteResult, WriterOptions } from '../../types.js';
+import { WriteQueue } from '../../write-queue.js';
 import { isZero } from '../../zero.js';
 import { COMPRESSED_SECTOR, QCOW2_MAGIC, V3_WRITTEN_HEADER_LENGTH } from './constants.js';
 import { HostAllocator } from './host-allocator.js';
@@ -19,13 +20,6 @@ const COPIED_HI = 0x80000000;
 const COMPRESSED_HI = 0x40000000;
 /** 2 MiB write chunks whose compression may run ahead of placement. */
 const COMPRESS_AHEAD = 3;
-/** Host writes kept in flight (they run on the libuv thread pool). */
-const WRITES_IN_FLIGHT = 4;
-/**
- * Bytes written between background fdatasync calls: starting writeback early
- * keeps the page cache from holding the whole image until `finish` fsyncs it.
- */
-const SYNC_EVERY = 64 * 1024 * 1024;
 /** qemu's deflate settings: raw deflate with a 4 KiB window (qemu inflates with -12). */
 const DEFLATE_OPTIONS = { windowBits: 12, memLevel: 9 } as const;
 
@@ -102,14 +96,12 @@ class Qcow2Writer implements DiskWriter {
   /** Placement of compressed chunks, in order; each entry settles when its chunk is on disk. */
   #tail: Promise<void> = Promise.resolve();
   readonly #ahead: Promise<void>[] = [];
-  /** Host writes under way; their ranges never overlap. */
-  readonly #writes: Promise<void>[] = [];
-  /** Bytes written since the last background flush started, and that flush. */
-  #unsynced = 0;
-  #syncing: Promise<void> | undefined;
+  /** Host writes under way (their ranges never overlap), with background writeback. */
+  readonly #queue: WriteQueue;
 
   constructor(out: OutputFile, size: number, compress: boolean, clusterBits: number) {
     this.#out = out;
+    this.#queue = new WriteQueue(out);
     this.#size = size;
     this.#compress = compress;
     this.#clusterBits = clusterBits;
@@ -153,24 +145,13 @@ class Qcow2Writer implements DiskWriter {
       this.#setL2(guest, COPIED_HI + Math.floor(host / TWO32), host % TWO32);
       batch.add(host, raw);
     }
-    await this.#submit(batch.flush(), batch.bytes);
+    await this.#submit(() => batch.flush(), batch.bytes);
     await this.#writeBlocks();
   }
 
   /** Lets a host write run in the background, waiting while too many are under way. */
-  async #submit(write: Promise<void>, bytes: number): Promise<void> {
-    write.catch(() => {});
-    this.#writes.push(write);
-    while (this.#writes.length > WRITES_IN_FLIGHT) await this.#writes.shift();
-    this.#unsynced += bytes;
-    if (this.#unsynced >= SYNC_EVERY && this.#syncing === undefined) {
-      this.#unsynced = 0;
-      const flush = this.#out.datasync().finally(() => {
-        this.#syncing = undefined;
-      });
-      flush.catch(() => {});
-      this.#syncing = flush;
-    }
+  #submit(start: () => Promise<void>, bytes: number): Promise<void> {
+    return this.#queue.run(start, bytes);
   }
 
   async #writeCompressed(offset: number, data: Buffer): Promise<void> {
@@ -210,7 +191,7 @@ class Qcow2Writer implements DiskWriter {
         batch.add(host, it.raw);
       }
     }
-    await this.#submit(batch.flush(), batch.bytes);
+    await this.#submit(() => batch.flush(), batch.bytes);
     await this.#writeBlocks();
   }
 
@@ -226,7 +207,9 @@ class Qcow2Writer implements DiskWriter {
 
   async #flushL2(): Promise<void> {
     if (this.#l2 === undefined) return;
-    await this.#submit(this.#out.write(this.#l2, this.#l2Host), this.#l2.length);
+    const l2 = this.#l2;
+    const at = this.#l2Host;
+    await this.#submit(() => this.#out.write(l2, at), l2.length);
     this.#l1.writeUInt32BE(COPIED_HI + Math.floor(this.#l2Host / TWO32), this.#l2Index * 8);
     this.#l1.writeUInt32BE(this.#l2Host % TWO32, this.#l2Index * 8 + 4);
     this.#l2 = undefined;
@@ -240,7 +223,7 @@ class Qcow2Writer implements DiskWriter {
 
   async #writeBlocks(): Promise<void> {
     for (const b of this.#alloc.takeBlocks()) {
-      await this.#submit(this.#out.write(b.data, b.offset), b.data.length);
+      await this.#submit(() => this.#out.write(b.data, b.offset), b.data.length);
     }
   }
 
@@ -249,8 +232,7 @@ class Qcow2Writer implements DiskWriter {
     await Promise.all(this.#ahead.splice(0, this.#ahead.length));
     await this.#tail;
     await this.#flushL2();
-    await Promise.all(this.#writes.splice(0, this.#writes.length));
-    await this.#syncing;
+    await this.#queue.drain();
     const alloc = this.#alloc;
     const l1Clusters = Math.ceil(this.#l1.length / this.#cs);
     const l1Offset = l1Clusters > 0 ? alloc.clusters(l1Clusters) : 0;
@@ -309,7 +291,7 @@ class Qcow2Writer implements DiskWriter {
 
   async abort(): Promise<void> {
     await Promise.allSettled([...this.#ahead, this.#tail]);
-    await Promise.allSettled([...this.#writes, this.#syncing]);
+    await this.#queue.settle();
     await this.#out.discard();
   }
 }

@@ -3,7 +3,8 @@ import { alignUp } from '../../binary.js';
 import { throwIfAborted } from '../../file-source.js';
 import { OutputFile } from '../../output-file.js';
 import type { DiskWriter, FormatWriter, WriteResult, WriterOptions } from '../../types.js';
-import { isZero } from '../../zero.js';
+import { SYNC_EVERY, WriteQueue } from '../../write-queue.js';
+import { dataRuns } from '../../zero.js';
 import {
   BAT_UNUSED,
   bitmapSize,
@@ -22,116 +23,10 @@ import { encodeFooter } from './footer.js';
 export const BLOCK_SIZE = 2 * MiB;
 /** Fixed VHDs are rounded up to whole MiB, as Azure requires. */
 export const FIXED_ALIGN = MiB;
-/** Zero-detection unit inside a block (keeps the output sparse, as qemu-img's -S 4k). */
-const SPARSE_UNIT = 4096;
 /** Host page size the data of every stored block is aligned to. */
 const DATA_ALIGN = 4096;
-/** File writes kept in flight (each holds a caller buffer until done). */
-const MAX_IN_FLIGHT = 4;
-/**
- * Bytes written between background fdatasync calls. Starting writeback
- * during the conversion, rather than leaving the whole image dirty for the
- * final fsync, made raw -> vhd of a 2 GiB half-allocated disk about 25%
- * faster (page cache warm).
- */
-export const SYNC_EVERY = 128 * MiB;
 const HEADER_OFFSET = FOOTER_SIZE;
 const BAT_OFFSET = FOOTER_SIZE + HEADER_SIZE;
-
-/**
- * The non-zero SPARSE_UNIT runs of `piece` as [from, to) pairs. Data units
- * nearly always have a non-zero first or last byte, which skips the full compare.
- */
-function dataRuns(piece: Buffer): Array<[number, number]> {
-  const runs: Array<[number, number]> = [];
-  if (isZero(piece)) return runs;
-  let start = -1;
-  for (let u = 0; u < piece.length; u += SPARSE_UNIT) {
-    const end = Math.min(u + SPARSE_UNIT, piece.length);
-    const zero = piece[u] === 0 && piece[end - 1] === 0 && isZero(piece.subarray(u, end));
-    if (!zero && start < 0) start = u;
-    if (zero && start >= 0) {
-      runs.push([start, u]);
-      start = -1;
-    }
-  }
-  if (start >= 0) runs.push([start, piece.length]);
-  return runs;
-}
-
-/**
- * OutputFile.datasync (fdatasync, file kept open), which the shared
- * OutputFile is gaining; until it has it, writes are not flushed early.
- */
-interface Flushable {
-  readonly datasync?: () => Promise<void>;
-}
-
-/**
- * Writes with a bounded number in flight, and an fdatasync started in the
- * background every SYNC_EVERY bytes; the first failure is reported by later calls.
- */
-class WriteQueue {
-  readonly #out: OutputFile;
-  readonly #pending = new Set<Promise<void>>();
-  #failure: unknown;
-  readonly #syncEvery: number;
-  #unsynced = 0;
-  #syncing: Promise<void> | undefined;
-
-  constructor(out: OutputFile, syncEvery: number) {
-    this.#out = out;
-    this.#syncEvery = syncEvery;
-  }
-
-  async issue(buffers: Buffer[], at: number): Promise<void> {
-    const only = buffers.length === 1 ? buffers[0] : undefined;
-    this.#track(only !== undefined ? this.#out.write(only, at) : this.#out.writev(buffers, at));
-    for (const b of buffers) this.#unsynced += b.length;
-    const datasync = (this.#out as unknown as Flushable).datasync;
-    if (
-      datasync !== undefined &&
-      this.#unsynced >= this.#syncEvery &&
-      this.#syncing === undefined
-    ) {
-      this.#unsynced = 0;
-      const flush = this.#track(datasync.call(this.#out)).finally(() => {
-        this.#syncing = undefined;
-      });
-      this.#syncing = flush;
-    }
-    while (this.#pending.size >= MAX_IN_FLIGHT) await Promise.race(this.#pending);
-    this.throwFailure();
-  }
-
-  /** Adds an operation to the pending set; it settles without rejecting. */
-  #track(op: Promise<void>): Promise<void> {
-    const p: Promise<void> = op.then(
-      () => {
-        this.#pending.delete(p);
-      },
-      (error: unknown) => {
-        this.#pending.delete(p);
-        this.#failure ??= error;
-      },
-    );
-    this.#pending.add(p);
-    return p;
-  }
-
-  throwFailure(): void {
-    if (this.#failure !== undefined) throw this.#failure;
-  }
-
-  async drain(): Promise<void> {
-    await this.settle();
-    this.throwFailure();
-  }
-
-  async settle(): Promise<void> {
-    while (this.#pending.size > 0) await Promise.all(this.#pending);
-  }
-}
 
 function checkOrder(offset: number, length: number, written: number, size: number): void {
   if (offset < written || offset + length > size) {
@@ -153,7 +48,7 @@ class FixedVhdWriter implements DiskWriter {
 
   constructor(out: OutputFile, size: number, syncEvery: number) {
     this.#out = out;
-    this.#queue = new WriteQueue(out, syncEvery);
+    this.#queue = new WriteQueue(out, { syncEvery });
     this.#size = size;
   }
 
@@ -162,7 +57,7 @@ class FixedVhdWriter implements DiskWriter {
     this.#queue.throwFailure();
     checkOrder(offset, data.length, this.#written, this.#size);
     for (const [from, to] of dataRuns(data)) {
-      await this.#queue.issue([data.subarray(from, to)], offset + from);
+      await this.#queue.write(data.subarray(from, to), offset + from);
     }
     this.#written = offset + data.length;
   }
@@ -210,7 +105,7 @@ class DynamicVhdWriter implements DiskWriter {
 
   constructor(out: OutputFile, size: number, syncEvery: number) {
     this.#out = out;
-    this.#queue = new WriteQueue(out, syncEvery);
+    this.#queue = new WriteQueue(out, { syncEvery });
     this.#size = size;
     const entries = Math.max(1, Math.ceil(size / BLOCK_SIZE));
     this.#bat = new Uint32Array(entries).fill(BAT_UNUSED);
@@ -245,10 +140,10 @@ class DynamicVhdWriter implements DiskWriter {
         const dataAt = this.#bat[block]! * SECTOR + this.#bitmap.length;
         const chunk = piece.subarray(from, to);
         if (fresh && inBlock + from === 0) {
-          await this.#queue.issue([this.#bitmap, chunk], dataAt - this.#bitmap.length);
+          await this.#queue.write([this.#bitmap, chunk], dataAt - this.#bitmap.length);
         } else {
-          if (fresh) await this.#queue.issue([this.#bitmap], dataAt - this.#bitmap.length);
-          await this.#queue.issue([chunk], dataAt + inBlock + from);
+          if (fresh) await this.#queue.write(this.#bitmap, dataAt - this.#bitmap.length);
+          await this.#queue.write(chunk, dataAt + inBlock + from);
         }
       }
       pos += n;

@@ -5,7 +5,8 @@ import { throwIfAborted } from '../../file-source.js';
 import { LIMITS } from '../../limits.js';
 import { OutputFile } from '../../output-file.js';
 import type { DiskWriter, FormatWriter, WriteResult, WriterOptions } from '../../types.js';
-import { isZero } from '../../zero.js';
+import { WriteQueue } from '../../write-queue.js';
+import { dataRuns } from '../../zero.js';
 import {
   BAT_REGION_GUID,
   batEntryCount,
@@ -33,39 +34,14 @@ import {
  */
 export const DEFAULT_BLOCK_SIZE = 2 * MiB;
 const MAX_DEFAULT_BLOCKS = 1024 * 1024;
-/** Zero-detection unit inside a block (keeps the output file sparse, as qemu-img's -S 4k). */
-const SPARSE_UNIT = 4096;
 const LOGICAL_SECTOR = 512;
 const PHYSICAL_SECTOR = 4096;
 const LOG_OFFSET = MiB;
 const LOG_LENGTH = MiB;
 const BAT_OFFSET = 2 * MiB;
 const METADATA_LENGTH = MiB;
-/** File writes a writer keeps in flight (each holds a caller buffer until done). */
-const MAX_IN_FLIGHT = 4;
 /** BAT entries serialised per write at finish. */
 const BAT_WRITE_ENTRIES = 128 * 1024;
-
-/**
- * The non-zero SPARSE_UNIT runs of `piece` as [from, to) pairs. Data units
- * nearly always have a non-zero first or last byte, which skips the full compare.
- */
-function dataRuns(piece: Buffer): Array<[number, number]> {
-  const runs: Array<[number, number]> = [];
-  if (isZero(piece)) return runs;
-  let start = -1;
-  for (let u = 0; u < piece.length; u += SPARSE_UNIT) {
-    const end = Math.min(u + SPARSE_UNIT, piece.length);
-    const zero = piece[u] === 0 && piece[end - 1] === 0 && isZero(piece.subarray(u, end));
-    if (!zero && start < 0) start = u;
-    if (zero && start >= 0) {
-      runs.push([start, u]);
-      start = -1;
-    }
-  }
-  if (start >= 0) runs.push([start, piece.length]);
-  return runs;
-}
 
 /** The block size ferry picks for a disk of `virtualSize` bytes. */
 export function defaultBlockSize(virtualSize: number): number {
@@ -92,11 +68,11 @@ class VhdxWriter implements DiskWriter {
   readonly #metadataOffset: number;
   #next: number;
   #written = 0;
-  readonly #pending = new Set<Promise<void>>();
-  #failure: unknown;
+  readonly #queue: WriteQueue;
 
   constructor(out: OutputFile, virtualSize: number, blockSize: number) {
     this.#out = out;
+    this.#queue = new WriteQueue(out);
     this.#virtualSize = virtualSize;
     this.#blockSize = blockSize;
     this.#ratio = chunkRatio(LOGICAL_SECTOR, blockSize);
@@ -109,7 +85,7 @@ class VhdxWriter implements DiskWriter {
 
   async write(offset: number, data: Buffer, signal?: AbortSignal): Promise<void> {
     throwIfAborted(signal);
-    this.#throwFailure();
+    this.#queue.throwFailure();
     if (offset < this.#written || offset + data.length > this.#virtualSize) {
       throw new FerryError(
         'FERRY_INTERNAL',
@@ -130,42 +106,16 @@ class VhdxWriter implements DiskWriter {
           this.#next += bs;
         }
         const at = this.#blockMiB[block]! * MiB + inBlock + from;
-        await this.#issue(data.subarray(pos + from, pos + to), at);
+        await this.#queue.write(data.subarray(pos + from, pos + to), at);
       }
       pos += n;
     }
     this.#written = offset + data.length;
   }
 
-  /** Starts a file write; waits only while MAX_IN_FLIGHT writes are pending. */
-  async #issue(buf: Buffer, at: number): Promise<void> {
-    const p: Promise<void> = this.#out.write(buf, at).then(
-      () => {
-        this.#pending.delete(p);
-      },
-      (error: unknown) => {
-        this.#pending.delete(p);
-        this.#failure ??= error;
-      },
-    );
-    this.#pending.add(p);
-    while (this.#pending.size >= MAX_IN_FLIGHT) await Promise.race(this.#pending);
-    this.#throwFailure();
-  }
-
-  #throwFailure(): void {
-    if (this.#failure !== undefined) throw this.#failure;
-  }
-
-  /** Waits for every pending write, then reports the first failure. */
-  async #drain(): Promise<void> {
-    await Promise.all(this.#pending);
-    this.#throwFailure();
-  }
-
   async finish(signal?: AbortSignal): Promise<WriteResult> {
     throwIfAborted(signal);
-    await this.#drain();
+    await this.#queue.drain();
     const out = this.#out;
     const guids = () => randomBytes(16);
     await out.write(encodeFileIdentifier('ferry'), 0);
@@ -233,7 +183,7 @@ class VhdxWriter implements DiskWriter {
   }
 
   async abort(): Promise<void> {
-    await Promise.all(this.#pending);
+    await this.#queue.settle();
     await this.#out.discard();
   }
 }

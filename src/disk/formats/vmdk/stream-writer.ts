@@ -5,6 +5,7 @@ import { deflate } from 'node:zlib';
 import { FerryError } from '../../../errors/index.js';
 import { LIMITS } from '../../limits.js';
 import type { OutputFile } from '../../output-file.js';
+import { WriteQueue } from '../../write-queue.js';
 import { isZero } from '../../zero.js';
 import {
   COMPRESSION_DEFLATE,
@@ -39,8 +40,6 @@ export const DEFAULT_GRAIN_LEVEL = 2;
 /** Placed output gathered into one writev. */
 const BATCH_BYTES = 1024 * 1024;
 const BATCH_BUFFERS = 256;
-/** Host writes kept in flight. */
-const WRITES_IN_FLIGHT = 4;
 /** Grain table entries and directory entries are u32 sector numbers. */
 const MAX_SECTOR = 2 ** 32 - 1;
 
@@ -106,7 +105,8 @@ export class VmdkStreamWriter {
   #batch: Buffer[] = [];
   #batchStart = 0;
   #batchBytes = 0;
-  readonly #writes: Promise<void>[] = [];
+  /** Host writes under way, with background writeback. */
+  readonly #writes: WriteQueue;
   #finished = false;
 
   constructor(
@@ -145,6 +145,7 @@ export class VmdkStreamWriter {
       );
     }
     this.#out = out;
+    this.#writes = new WriteQueue(out);
     this.#base = baseOffset;
     this.capacity = Math.ceil(virtualSize / SECTOR);
     this.virtualSize = this.capacity * SECTOR;
@@ -271,12 +272,10 @@ export class VmdkStreamWriter {
 
   async #flushBatch(): Promise<void> {
     if (this.#batch.length === 0) return;
-    const write = this.#out.writev(this.#batch, this.#base + this.#batchStart);
+    const batch = this.#batch;
     this.#batch = [];
     this.#batchBytes = 0;
-    write.catch(() => {});
-    this.#writes.push(write);
-    while (this.#writes.length > WRITES_IN_FLIGHT) await this.#writes.shift();
+    await this.#writes.write(batch, this.#base + this.#batchStart);
   }
 
   #headerFields(gdOffset: number | null): HeaderFields {
@@ -330,7 +329,7 @@ export class VmdkStreamWriter {
     });
     head.write(descriptor, SECTOR, WRITE_DESCRIPTOR_SECTORS * SECTOR, 'latin1');
     await this.#out.write(head, this.#base);
-    await Promise.all(this.#writes.splice(0, this.#writes.length));
+    await this.#writes.drain();
     return this.#pos;
   }
 
@@ -338,6 +337,6 @@ export class VmdkStreamWriter {
   async abort(): Promise<void> {
     this.#finished = true;
     await Promise.allSettled(this.#queue.splice(0, this.#queue.length).map((q) => q.packed));
-    await Promise.allSettled(this.#writes.splice(0, this.#writes.length));
+    await this.#writes.settle();
   }
 }

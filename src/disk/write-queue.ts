@@ -1,0 +1,108 @@
+import type { OutputFile } from './output-file.js';
+
+/**
+ * Writes queued behind the one under way before `write` waits (each holds its
+ * buffers until done). Writes to one file run one at a time: concurrent
+ * buffered writes to one ext4 inode spin on its lock (measured: 1.5-2x the
+ * system time of serial writes for qcow2 -> raw), and the device sees them
+ * in order.
+ */
+export const WRITES_QUEUED = 4;
+/**
+ * Bytes written between background fdatasync calls. Starting writeback while
+ * the conversion runs, rather than leaving the whole image dirty for the
+ * final fsync, overlaps the device's work with ours: measured 25-35 % faster
+ * for raw -> vhd and qcow2 -> raw of a 2 GiB half-allocated disk.
+ */
+export const SYNC_EVERY = 64 * 1024 * 1024;
+
+export interface WriteQueueOptions {
+  /** Writes queued before `write` waits (default WRITES_QUEUED). */
+  readonly queued?: number;
+  /** Bytes between background fdatasync calls (default SYNC_EVERY; Infinity: never). */
+  readonly syncEvery?: number;
+}
+
+/**
+ * The write side every seekable writer shares: file writes run in the
+ * background, one at a time in the order given, with a bounded number
+ * queued; an fdatasync starts every `syncEvery` bytes; the first failure is
+ * reported by the next call. Memory held is at most `queued` + 1 callers' buffers.
+ *
+ * Buffers handed to `write` must not change until `drain` returns.
+ */
+export class WriteQueue {
+  readonly #out: OutputFile;
+  readonly #pending = new Set<Promise<void>>();
+  /** The last write started or queued; the next one starts after it. */
+  #last: Promise<void> = Promise.resolve();
+  readonly #queued: number;
+  readonly #syncEvery: number;
+  #failure: unknown;
+  #unsynced = 0;
+  #syncing: Promise<void> | undefined;
+
+  constructor(out: OutputFile, options: WriteQueueOptions = {}) {
+    this.#out = out;
+    this.#queued = Math.max(1, options.queued ?? WRITES_QUEUED);
+    this.#syncEvery = options.syncEvery ?? SYNC_EVERY;
+  }
+
+  /** Starts writing `buffers` contiguously at `at`; waits only while too many writes are pending. */
+  write(buffers: Buffer | readonly Buffer[], at: number): Promise<void> {
+    const out = this.#out;
+    if (Buffer.isBuffer(buffers)) return this.run(() => out.write(buffers, at), buffers.length);
+    const list = [...buffers];
+    const only = list.length === 1 ? list[0] : undefined;
+    let bytes = 0;
+    for (const b of list) bytes += b.length;
+    return this.run(() => (only !== undefined ? out.write(only, at) : out.writev(list, at)), bytes);
+  }
+
+  /** Queues a write the caller describes (`bytes` long): `start` runs after the writes before it. */
+  async run(start: () => Promise<void>, bytes: number): Promise<void> {
+    this.throwFailure();
+    const op = this.#last.then(() => (this.#failure === undefined ? start() : undefined));
+    this.#last = this.#track(op);
+    this.#unsynced += bytes;
+    if (this.#unsynced >= this.#syncEvery && this.#syncing === undefined) {
+      this.#unsynced = 0;
+      this.#syncing = this.#track(this.#out.datasync()).finally(() => {
+        this.#syncing = undefined;
+      });
+    }
+    while (this.#pending.size > this.#queued) await Promise.race(this.#pending);
+    this.throwFailure();
+  }
+
+  /** Adds an operation to the pending set; the tracked promise never rejects. */
+  #track(op: Promise<void>): Promise<void> {
+    const p: Promise<void> = op.then(
+      () => {
+        this.#pending.delete(p);
+      },
+      (error: unknown) => {
+        this.#pending.delete(p);
+        this.#failure ??= error;
+      },
+    );
+    this.#pending.add(p);
+    return p;
+  }
+
+  /** Throws the first failure of a background write, if any. */
+  throwFailure(): void {
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  /** Waits for every pending write, then reports the first failure. */
+  async drain(): Promise<void> {
+    await this.settle();
+    this.throwFailure();
+  }
+
+  /** Waits for every pending write, ignoring failures (before discarding the file). */
+  async settle(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.all(this.#pending);
+  }
+}
