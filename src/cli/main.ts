@@ -2,11 +2,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { FerryError } from '../errors/index.js';
-import { compareCommand, compareHelp } from './commands/compare.js';
-import { convertCommand, convertHelp } from './commands/convert.js';
-import { demoCommand, demoHelp } from './commands/demo.js';
-import { infoCommand, infoHelp } from './commands/info.js';
-import { inspectCommand, inspectHelp } from './commands/inspect.js';
 import { EXIT, type OutputMode, parseOutputMode, reportError } from './output.js';
 
 const HELP = `ferry: get machine images into clouds fast, safely and identically
@@ -30,18 +25,42 @@ Exit codes: 0 success, 1 failure (compare: images differ), 2 usage error.`;
 type Flags = Record<string, string | boolean | string[] | undefined>;
 type ScalarFlags = Record<string, string | boolean | undefined>;
 
-const COMMANDS: Record<
-  string,
-  {
-    help: string;
-    run: (args: string[], flags: Flags, mode: OutputMode, signal: AbortSignal) => Promise<number>;
-  }
-> = {
-  info: { help: infoHelp, run: (a, f, m) => infoCommand(a, f as ScalarFlags, m) },
-  inspect: { help: inspectHelp, run: inspectCommand },
-  convert: { help: convertHelp, run: (a, f, m, s) => convertCommand(a, f as ScalarFlags, m, s) },
-  compare: { help: compareHelp, run: (a, f, m, s) => compareCommand(a, f as ScalarFlags, m, s) },
-  demo: { help: demoHelp, run: demoCommand },
+interface Command {
+  help: string;
+  run: (args: string[], flags: Flags, mode: OutputMode, signal: AbortSignal) => Promise<number>;
+}
+
+/**
+ * Commands load on first use, so that a command pays only for the modules it
+ * needs (start-up time counts against every conversion).
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  info: async () => {
+    const m = await import('./commands/info.js');
+    return { help: m.infoHelp, run: (a, f, o) => m.infoCommand(a, f as ScalarFlags, o) };
+  },
+  inspect: async () => {
+    const m = await import('./commands/inspect.js');
+    return { help: m.inspectHelp, run: m.inspectCommand };
+  },
+  convert: async () => {
+    const m = await import('./commands/convert.js');
+    return {
+      help: m.convertHelp,
+      run: (a, f, o, s) => m.convertCommand(a, f as ScalarFlags, o, s),
+    };
+  },
+  compare: async () => {
+    const m = await import('./commands/compare.js');
+    return {
+      help: m.compareHelp,
+      run: (a, f, o, s) => m.compareCommand(a, f as ScalarFlags, o, s),
+    };
+  },
+  demo: async () => {
+    const m = await import('./commands/demo.js');
+    return { help: m.demoHelp, run: m.demoCommand };
+  },
 };
 
 function version(): string {
@@ -86,12 +105,13 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${HELP}\n`);
       return values.help === true ? EXIT.ok : EXIT.usage;
     }
-    const command = COMMANDS[name];
-    if (command === undefined)
+    const load = COMMANDS[name];
+    if (load === undefined)
       throw new FerryError(
         'FERRY_USAGE',
         `Cannot run "${name}": no such command (see ferry --help)`,
       );
+    const command = await load();
     if (values.help === true) {
       process.stdout.write(`${command.help}\n`);
       return EXIT.ok;
