@@ -16,12 +16,15 @@
 #                     sfdisk/sgdisk build partition tables; sfdisk --json, partx, blkid check them
 #   grub-pc-bin grub-legacy syslinux-common extlinux mbr
 #                     real boot code (GRUB 2, GRUB legacy, SYSLINUX/EXTLINUX, install-mbr)
+#   grub-efi-amd64-bin debootstrap
+#                     the inspect corpus: GRUB's EFI image for the ESP, and the Debian
+#                     root it is built from (scripts/make-debian-root.sh, cached)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(qemu-utils tar time python3-libvhdi e2fsprogs xfsprogs dosfstools mtools btrfs-progs
   cryptsetup-bin xorriso ntfs-3g fuse3 libhivex-bin fdisk gdisk util-linux grub-pc-bin grub-legacy
-  syslinux-common extlinux mbr)
+  syslinux-common extlinux mbr grub-efi-amd64-bin debootstrap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -32,5 +35,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get -o DPkg::Lock::Timeout=600 update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+# The Debian trees of the inspect corpus (root only; cached after the first run).
+bash scripts/make-debian-root.sh >/dev/null
 
 npm ci --no-audit --no-fund
