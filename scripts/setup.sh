@@ -19,12 +19,16 @@
 #   grub-efi-amd64-bin debootstrap
 #                     the inspect corpus: GRUB's EFI image for the ESP, and the Debian
 #                     root it is built from (scripts/make-debian-root.sh, cached)
+#   libguestfs-tools linux-image-cloud-amd64
+#                     virt-inspector, the second opinion on the corpus's OS facts and
+#                     inspect's benchmark peer (its appliance boots the host's kernel)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(qemu-utils tar time python3-libvhdi e2fsprogs xfsprogs dosfstools mtools btrfs-progs
   cryptsetup-bin xorriso ntfs-3g fuse3 libhivex-bin fdisk gdisk util-linux grub-pc-bin grub-legacy
-  syslinux-common extlinux mbr grub-efi-amd64-bin debootstrap)
+  syslinux-common extlinux mbr grub-efi-amd64-bin debootstrap libguestfs-tools
+  linux-image-cloud-amd64)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -7,6 +7,7 @@
  * every format); by default the subset CI runs.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,14 @@ import { type InspectReport, inspectImage } from '../../src/inspect/index.js';
 
 const found = corpusTrees();
 const all = process.env.FERRY_CORPUS_ALL === '1';
+const haveVirtInspector = spawnSync('sh', ['-c', 'command -v virt-inspector']).status === 0;
+
+/** libguestfs's environment: the direct backend, and TCG unless the caller chose (nested /dev/kvm often fails). */
+const GUESTFS_ENV = {
+  ...process.env,
+  LIBGUESTFS_BACKEND: process.env.LIBGUESTFS_BACKEND ?? 'direct',
+  LIBGUESTFS_BACKEND_SETTINGS: process.env.LIBGUESTFS_BACKEND_SETTINGS ?? 'force_tcg',
+};
 
 describe('inspect on real Debian images', {
   skip: 'missing' in found ? found.missing : false,
@@ -116,5 +125,42 @@ describe('inspect on real Debian images', {
     const converted = facts.filter((f) => f.name.startsWith('mbr-ext4-grub.'));
     assert.ok(converted.length >= 2);
     for (const f of converted) assert.deepEqual(strip(await report(f)), expected, f.name);
+  });
+
+  it('agrees with libguestfs virt-inspector on OS, distro, version, root filesystem and kernel', {
+    skip: haveVirtInspector ? false : 'virt-inspector (libguestfs-tools) not installed',
+  }, async () => {
+    const picked = facts.filter((f) =>
+      ['mbr-ext4-grub', 'mbr-ext4-grub.qcow2', 'gpt-uefi-xfs'].includes(f.name),
+    );
+    assert.ok(picked.length >= 2);
+    for (const f of picked) {
+      const qemuFormat = f.format === 'vhd' ? 'vpc' : f.format;
+      const vi = spawnSync(
+        'virt-inspector',
+        [`--format=${qemuFormat}`, '-a', f.path, '--no-icon'],
+        {
+          encoding: 'utf8',
+          env: GUESTFS_ENV,
+          maxBuffer: 64 * 1024 * 1024,
+          timeout: 600_000,
+        },
+      );
+      assert.equal(vi.status, 0, `${f.name}: virt-inspector failed: ${vi.stderr.slice(-2000)}`);
+      const tag = (t: string) => new RegExp(`<${t}>([^<]*)</${t}>`).exec(vi.stdout)?.[1] ?? null;
+      const r = await report(f);
+      assert.equal(r.os?.type, tag('name'), f.name);
+      assert.equal(r.os?.distro, tag('distro'), f.name);
+      assert.equal(r.os?.version, `${tag('major_version')}.${tag('minor_version')}`, f.name);
+      const rootUuid = r.filesystems.find((x) => x.partition === r.os?.root.partition)?.uuid;
+      assert.ok(rootUuid !== undefined && vi.stdout.includes(`<uuid>${rootUuid}</uuid>`), f.name);
+      // virt-inspector lists the kernel as its Debian package, linux-image-<version>.
+      for (const k of r.kernels) {
+        assert.ok(
+          vi.stdout.includes(`<name>linux-image-${k.version}</name>`),
+          `${f.name}: ${k.version}`,
+        );
+      }
+    }
   });
 });
