@@ -26,6 +26,7 @@ import { parseArgs } from 'node:util';
 
 const MiB = 1024 * 1024;
 const GRUB_PC = '/usr/lib/grub/i386-pc';
+const SYSLINUX_MBR = '/usr/lib/syslinux/mbr/mbr.bin';
 
 /** What an image was built with: what inspect must find. */
 export interface CorpusFacts {
@@ -43,7 +44,7 @@ export interface CorpusFacts {
     readonly arch: 'x86_64' | 'i386';
     readonly initrd: string | null;
   }>;
-  readonly bootloader: 'grub2' | 'none';
+  readonly bootloader: 'grub2' | 'extlinux' | 'none';
   readonly firmware: ReadonlyArray<'bios' | 'uefi'>;
   /**
    * Whether VM Import should take the image (verdict "pass"), and the finding
@@ -137,6 +138,22 @@ async function writeBootConfig(root: string, rootUuid: string, fsType: string): 
   );
   await replaceFile(join(root, 'etc/fstab'), `UUID=${rootUuid} / ${fsType} defaults 0 1\n`);
   await replaceFile(join(root, 'etc/hostname'), 'ferry-corpus\n');
+}
+
+/** Replaces GRUB's configuration with an extlinux.conf booting the same kernels. */
+async function useExtlinux(root: string, rootUuid: string): Promise<void> {
+  await rm(join(root, 'boot/grub'), { recursive: true, force: true });
+  const labels = kernelsIn(root).map((v) => {
+    const initrd = existsSync(join(root, `boot/initrd.img-${v}`))
+      ? `\n  INITRD /boot/initrd.img-${v}`
+      : '';
+    return `LABEL ${v}\n  KERNEL /boot/vmlinuz-${v}${initrd}\n  APPEND root=UUID=${rootUuid} ro console=ttyS0,115200\n`;
+  });
+  await mkdir(join(root, 'boot/extlinux'), { recursive: true });
+  await writeFile(
+    join(root, 'boot/extlinux/extlinux.conf'),
+    `SERIAL 0 115200\nDEFAULT ${kernelsIn(root)[0] ?? 'linux'}\nTIMEOUT 10\n${labels.join('')}`,
+  );
 }
 
 /** An xfs_mkfs(8) proto file for `root` (hard links become copies, as the format allows). */
@@ -278,15 +295,18 @@ async function mbrExt4(
   expect: Pick<CorpusFacts, 'awsImportPasses' | 'mustFind'> & {
     os?: CorpusFacts['os'];
     arch?: 'x86_64' | 'i386';
+    /** extlinux: extlinux.conf and SYSLINUX's MBR code instead of GRUB. */
+    loader?: 'grub2' | 'extlinux';
   },
 ): Promise<CorpusFacts> {
-  const { os: osExpected, arch, ...verdict } = expect;
+  const { os: osExpected, arch, loader = 'grub2', ...verdict } = expect;
   const dir = join(out, `${name}.work`);
   await mkdir(dir, { recursive: true });
   const root = await stageTree(trees, dir);
   const uuid = uuidOf(name);
   await tweak(root);
   await writeBootConfig(root, uuid, 'ext4');
+  if (loader === 'extlinux') await useExtlinux(root, uuid);
   const kernels = kernelsIn(root).map((v) => ({
     version: v,
     arch: arch ?? ('x86_64' as const),
@@ -303,7 +323,16 @@ async function mbrExt4(
     'label: dos\nlabel-id: 0x46455259\nstart=2048, type=83, bootable\n',
   );
   dd(fs, disk, MiB);
-  installGrubBios(disk, dir, 'part_msdos');
+  if (loader === 'grub2') installGrubBios(disk, dir, 'part_msdos');
+  else
+    run('dd', [
+      `if=${SYSLINUX_MBR}`,
+      `of=${disk}`,
+      'bs=440',
+      'count=1',
+      'conv=notrunc',
+      'status=none',
+    ]);
   await rm(dir, { recursive: true, force: true });
   return {
     name,
@@ -314,7 +343,7 @@ async function mbrExt4(
     rootPartition: 1,
     os,
     kernels,
-    bootloader: 'grub2',
+    bootloader: loader,
     firmware: ['bios'],
     ...verdict,
   };
@@ -479,6 +508,13 @@ async function zeros(out: string, size: number): Promise<CorpusFacts> {
   };
 }
 
+function virtualSize(path: string): number {
+  const info = JSON.parse(
+    execFileSync('qemu-img', ['info', '--output', 'json', path], { encoding: 'utf8' }),
+  ) as { 'virtual-size': number };
+  return info['virtual-size'];
+}
+
 const QEMU_FORMATS = [
   ['qcow2', 'qcow2', []],
   ['vmdk', 'vmdk', ['-o', 'subformat=streamOptimized']],
@@ -497,13 +533,19 @@ async function conversions(base: CorpusFacts, all: boolean): Promise<CorpusFacts
     run('qemu-img', ['convert', '-f', 'raw', '-O', qemuFmt, ...opts, base.path, path]);
     // VM Import takes only stream-optimized VMDKs, VHD(X), raw and OVA; qcow2 and VDI fail.
     const importable = fmt === 'vmdk' || fmt === 'vhd' || fmt === 'vhdx';
+    const mustFind = importable ? [...base.mustFind] : [...base.mustFind, 'FORMAT_NOT_IMPORTABLE'];
+    // qemu-img rounds a VHD up to whole CHS cylinders: the disk grows, and a
+    // GPT's backup header is no longer in the last sector, which inspect reports.
+    const grew = virtualSize(path) !== virtualSize(base.path);
+    if (grew && base.partitionTable === 'gpt') mustFind.push('GPT_BACKUP_PROBLEM');
     out.push({
       ...base,
       name: `${base.name}.${fmt}`,
       path,
       format: fmt,
-      awsImportPasses: importable && base.awsImportPasses,
-      mustFind: importable ? base.mustFind : [...base.mustFind, 'FORMAT_NOT_IMPORTABLE'],
+      awsImportPasses:
+        importable && base.awsImportPasses && !(grew && base.partitionTable === 'gpt'),
+      mustFind,
     });
   }
   if (all) {
@@ -590,7 +632,20 @@ export async function buildCorpus(
   facts.push(await partitionless(trees, out, size));
   facts.push(await emptyPartitions(out, size));
   facts.push(await zeros(out, size));
-  if (options.all) facts.push(await gptXfs(trees, out, size));
+  if (options.all) {
+    facts.push(await gptXfs(trees, out, size));
+    facts.push(
+      await mbrExt4(trees, out, 'mbr-ext4-extlinux', size, async () => {}, {
+        awsImportPasses: false,
+        mustFind: ['BOOTLOADER_UNSUPPORTED'],
+        loader: 'extlinux',
+      }),
+    );
+    // The whole corpus: every other image in every format too.
+    for (const f of facts.filter((x) => x.format === 'raw' && x !== good)) {
+      facts.push(...(await conversions(f, true)));
+    }
+  }
   await writeFile(join(out, 'corpus.json'), `${JSON.stringify(facts, null, 2)}\n`);
   return facts;
 }
