@@ -4,6 +4,7 @@
 #   $CACHE/debian-12-root    debootstrap --variant=minbase bookworm with the
 #                            Debian cloud kernel, initramfs-tools (so a real
 #                            initrd), systemd-sysv and udev
+#   $CACHE/grub-legacy       the unpacked grub-legacy package (its stage1 boot code)
 #   $CACHE/i386-kernel       the contents of Debian's 32-bit linux-image-686-pae
 #                            package (vmlinuz and modules), for the
 #                            "32-bit Linux" verdict
@@ -72,5 +73,17 @@ if [ ! -e "$I386/.ferry-complete" ]; then
   rm -rf "$I386.tmp"/*.deb "$I386.tmp/lists" "$I386.tmp/cache" "$I386.tmp/tree/usr/share"
   mv "$I386.tmp" "$I386"
   touch "$I386/.ferry-complete"
+fi
+# GRUB legacy's boot code for the boot-code tests, unpacked rather than
+# installed: the grub-legacy package conflicts with grub2-common (libguestfs).
+LEGACY="$CACHE/grub-legacy"
+if [ ! -e "$LEGACY/.ferry-complete" ]; then
+  rm -rf "$LEGACY" "$LEGACY.tmp"
+  mkdir -p "$LEGACY.tmp"
+  (cd "$LEGACY.tmp" && apt-get download -q grub-legacy >/dev/null 2>&1)
+  dpkg-deb -x "$LEGACY.tmp"/grub-legacy_*.deb "$LEGACY.tmp/tree"
+  rm "$LEGACY.tmp"/*.deb
+  mv "$LEGACY.tmp" "$LEGACY"
+  touch "$LEGACY/.ferry-complete"
 fi
 echo "$CACHE"

@@ -14,8 +14,10 @@
 #                     NTFS test volumes (filled through FUSE) and hivex, the oracle for hives
 #   fdisk gdisk util-linux
 #                     sfdisk/sgdisk build partition tables; sfdisk --json, partx, blkid check them
-#   grub-pc-bin grub-legacy syslinux-common extlinux mbr
-#                     real boot code (GRUB 2, GRUB legacy, SYSLINUX/EXTLINUX, install-mbr)
+#   grub-pc-bin syslinux-common extlinux mbr
+#                     real boot code (GRUB 2, SYSLINUX/EXTLINUX, install-mbr); GRUB legacy's
+#                     stage1 is unpacked from its .deb by make-debian-root.sh, because the
+#                     grub-legacy package conflicts with grub2-common, which libguestfs needs
 #   grub-efi-amd64-bin debootstrap
 #                     the inspect corpus: GRUB's EFI image for the ESP, and the Debian
 #                     root it is built from (scripts/make-debian-root.sh, cached)
@@ -26,7 +28,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(qemu-utils tar time python3-libvhdi e2fsprogs xfsprogs dosfstools mtools btrfs-progs
-  cryptsetup-bin xorriso ntfs-3g fuse3 libhivex-bin fdisk gdisk util-linux grub-pc-bin grub-legacy
+  cryptsetup-bin xorriso ntfs-3g fuse3 libhivex-bin fdisk gdisk util-linux grub-pc-bin
   syslinux-common extlinux mbr grub-efi-amd64-bin debootstrap libguestfs-tools
   linux-image-cloud-amd64)
 missing=()

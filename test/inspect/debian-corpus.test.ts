@@ -146,7 +146,11 @@ describe('inspect on real Debian images', {
           timeout: 600_000,
         },
       );
-      assert.equal(vi.status, 0, `${f.name}: virt-inspector failed: ${vi.stderr.slice(-2000)}`);
+      assert.equal(
+        vi.status,
+        0,
+        `${f.name}: virt-inspector failed: ${vi.error?.message ?? ''} ${(vi.stderr ?? '').slice(-2000)}`,
+      );
       const tag = (t: string) => new RegExp(`<${t}>([^<]*)</${t}>`).exec(vi.stdout)?.[1] ?? null;
       const r = await report(f);
       assert.equal(r.os?.type, tag('name'), f.name);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { open, readFile, truncate, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import {
@@ -465,12 +466,22 @@ describe('disks without a partition table', () => {
   }
 });
 
+/** grub-legacy conflicts with libguestfs's grub2-common, so its stage1 comes unpacked into the corpus cache. */
+const GRUB_LEGACY_STAGE1 =
+  [
+    '/usr/lib/grub/x86_64-pc/stage1',
+    join(
+      process.env.FERRY_CORPUS_CACHE ?? join(homedir(), '.cache', 'ferry'),
+      'grub-legacy/tree/usr/lib/grub/x86_64-pc/stage1',
+    ),
+  ].find((p) => existsSync(p)) ?? '/usr/lib/grub/x86_64-pc/stage1';
+
 /** Real boot code from Debian packages, written over a real MBR. */
 describe('boot code', () => {
   const samples: [string, string, string][] = [
     ['/usr/lib/grub/i386-pc/boot.img', 'grub2', 'grub-pc-bin'],
     ['/usr/lib/grub/i386-pc/boot_hybrid.img', 'grub2', 'grub-pc-bin'],
-    ['/usr/lib/grub/x86_64-pc/stage1', 'grub-legacy', 'grub-legacy'],
+    [GRUB_LEGACY_STAGE1, 'grub-legacy', 'grub-legacy, unpacked by scripts/make-debian-root.sh'],
     ['/usr/lib/syslinux/mbr/mbr.bin', 'syslinux', 'syslinux-common'],
     ['/usr/lib/syslinux/mbr/gptmbr.bin', 'syslinux', 'syslinux-common'],
     ['/usr/lib/syslinux/mbr/altmbr.bin', 'syslinux', 'syslinux-common'],
