@@ -100,6 +100,20 @@ function debianVersion(root: string): string {
   return readFileSync(join(root, 'etc/debian_version'), 'utf8').trim();
 }
 
+/** The kernels (with their initrd, if any) and the Debian release a staged tree holds. */
+function treeFacts(
+  root: string,
+  arch: 'x86_64' | 'i386' = 'x86_64',
+): Pick<CorpusFacts, 'kernels' | 'os'> {
+  const kernels = kernelsIn(root).map((v) => ({
+    version: v,
+    arch,
+    initrd: existsSync(join(root, `boot/initrd.img-${v}`)) ? `/boot/initrd.img-${v}` : null,
+  }));
+  const version = existsSync(join(root, 'etc/debian_version')) ? debianVersion(root) : null;
+  return { kernels, os: version === null ? null : { distro: 'debian', version } };
+}
+
 async function sparseFile(path: string, size: number): Promise<void> {
   await rm(path, { force: true });
   const fh = await open(path, 'w');
@@ -307,13 +321,9 @@ async function mbrExt4(
   await tweak(root);
   await writeBootConfig(root, uuid, 'ext4');
   if (loader === 'extlinux') await useExtlinux(root, uuid);
-  const kernels = kernelsIn(root).map((v) => ({
-    version: v,
-    arch: arch ?? ('x86_64' as const),
-    initrd: existsSync(join(root, `boot/initrd.img-${v}`)) ? `/boot/initrd.img-${v}` : null,
-  }));
-  const os =
-    osExpected !== undefined ? osExpected : { distro: 'debian', version: debianVersion(root) };
+  const facts = treeFacts(root, arch);
+  const kernels = facts.kernels;
+  const os = osExpected !== undefined ? osExpected : facts.os;
   const fs = await makeFs(dir, root, 'ext4', uuid, size - 2 * MiB);
   const disk = join(out, `${name}.raw`);
   await sparseFile(disk, size);
@@ -401,12 +411,7 @@ async function gptXfs(trees: CorpusTrees, out: string, size: number): Promise<Co
   dd(esp, disk, 2 * MiB);
   dd(fs, disk, rootStart);
   installGrubBios(disk, dir, 'part_gpt', 2048);
-  const kernels = kernelsIn(root).map((v) => ({
-    version: v,
-    arch: 'x86_64' as const,
-    initrd: `/boot/initrd.img-${v}`,
-  }));
-  const os = { distro: 'debian', version: debianVersion(root) };
+  const { kernels, os } = treeFacts(root);
   await rm(dir, { recursive: true, force: true });
   return {
     name,
@@ -440,12 +445,7 @@ async function partitionless(trees: CorpusTrees, out: string, size: number): Pro
   const disk = join(out, `${name}.raw`);
   await rm(disk, { force: true });
   run('mv', [fs, disk]);
-  const kernels = kernelsIn(root).map((v) => ({
-    version: v,
-    arch: 'x86_64' as const,
-    initrd: `/boot/initrd.img-${v}`,
-  }));
-  const os = { distro: 'debian', version: debianVersion(root) };
+  const { kernels, os } = treeFacts(root);
   await rm(dir, { recursive: true, force: true });
   return {
     name,
