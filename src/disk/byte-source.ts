@@ -18,9 +18,26 @@ export interface ByteSource {
    */
   read(offset: number, length: number, signal?: AbortSignal): Promise<Buffer>;
   /**
+   * Capability: fills `target` with `target.length` bytes at `offset`, with
+   * no intermediate buffer (the converter reads windows in place with it).
+   * Same errors as `read`.
+   */
+  readInto?(target: Buffer, offset: number, signal?: AbortSignal): Promise<void>;
+  /**
    * Capability: the stored data ranges within [offset, offset+length), from
    * SEEK_DATA/SEEK_HOLE where the OS has them. Absent when unknown.
    */
   dataRanges?(offset: number, length: number): Promise<ByteRange[]>;
   close(): Promise<void>;
+}
+
+/** Fills `target` from `source` at `offset`: in place where the source can, else through a copy. */
+export async function readSourceInto(
+  source: ByteSource,
+  target: Buffer,
+  offset: number,
+  signal?: AbortSignal,
+): Promise<void> {
+  if (source.readInto !== undefined) return source.readInto(target, offset, signal);
+  (await source.read(offset, target.length, signal)).copy(target);
 }

@@ -68,14 +68,32 @@ export async function* dataWindows(
   if (current !== undefined) yield current;
 }
 
-/** Reads a window: one read when data fills it, else only its data ranges into a zeroed buffer. */
+/**
+ * Reads a window: one read when data fills it, else only its data ranges,
+ * each straight into its place in the window (where the image can read in
+ * place), with zeros written only into the gaps between them.
+ */
 async function readWindow(image: DiskImage, w: DataWindow, signal?: AbortSignal): Promise<Buffer> {
   const len = Math.min(WRITE_CHUNK, image.virtualSize - w.offset);
   const dataLen = w.ranges.reduce((s, r) => s + r.length, 0);
-  if (dataLen === len) return image.read(w.offset, len, signal);
-  const buf = Buffer.alloc(len);
-  const parts = await Promise.all(w.ranges.map((r) => image.read(r.offset, r.length, signal)));
-  for (const [i, r] of w.ranges.entries()) parts[i]!.copy(buf, r.offset - w.offset);
+  if (dataLen === len && image.readInto === undefined) return image.read(w.offset, len, signal);
+  const buf = Buffer.allocUnsafe(len);
+  let cursor = w.offset;
+  const reads: Promise<void>[] = [];
+  for (const r of w.ranges) {
+    if (r.offset > cursor) buf.fill(0, cursor - w.offset, r.offset - w.offset);
+    cursor = r.offset + r.length;
+    const part = buf.subarray(r.offset - w.offset, cursor - w.offset);
+    reads.push(
+      image.readInto !== undefined
+        ? image.readInto(part, r.offset, signal)
+        : image.read(r.offset, r.length, signal).then((b) => {
+            b.copy(part);
+          }),
+    );
+  }
+  if (cursor < w.offset + len) buf.fill(0, cursor - w.offset);
+  await Promise.all(reads);
   return buf;
 }
 

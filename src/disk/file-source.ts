@@ -59,13 +59,15 @@ export class FileSource implements ByteSource {
   }
 
   async read(offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(length);
+    await this.readInto(buf, offset, signal);
+    return buf;
+  }
+
+  async readInto(target: Buffer, offset: number, signal?: AbortSignal): Promise<void> {
     throwIfAborted(signal);
-    if (
-      !Number.isSafeInteger(offset) ||
-      !Number.isSafeInteger(length) ||
-      offset < 0 ||
-      length < 0
-    ) {
+    const length = target.length;
+    if (!Number.isSafeInteger(offset) || offset < 0) {
       throw new FerryError('FERRY_INTERNAL', `Cannot read ${this.name}: invalid range`, {
         details: { offset, length },
       });
@@ -77,12 +79,11 @@ export class FileSource implements ByteSource {
         { details: { offset, length, size: this.size } },
       );
     }
-    const buf = Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
       let n: number;
       try {
-        ({ bytesRead: n } = await this.#handle.read(buf, done, length - done, offset + done));
+        ({ bytesRead: n } = await this.#handle.read(target, done, length - done, offset + done));
       } catch (error) {
         throw ioError('read', this.name, error);
       }
@@ -97,7 +98,6 @@ export class FileSource implements ByteSource {
       }
       done += n;
     }
-    return buf;
   }
 
   async dataRanges(offset: number, length: number): Promise<ByteRange[]> {

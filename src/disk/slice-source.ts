@@ -1,5 +1,5 @@
 import { FerryError } from '../errors/index.js';
-import type { ByteRange, ByteSource } from './byte-source.js';
+import { type ByteRange, type ByteSource, readSourceInto } from './byte-source.js';
 
 /** A byte range of another source seen as a source of its own (an OVA member, say). */
 export class SliceSource implements ByteSource {
@@ -37,6 +37,17 @@ export class SliceSource implements ByteSource {
       );
     }
     return this.#parent.read(this.#start + offset, length, signal);
+  }
+
+  async readInto(target: Buffer, offset: number, signal?: AbortSignal): Promise<void> {
+    if (offset < 0 || offset + target.length > this.size) {
+      throw new FerryError(
+        'FERRY_IMAGE_TRUNCATED',
+        `Cannot read ${this.name}: bytes ${offset}+${target.length} lie past its end (${this.size})`,
+        { details: { offset, length: target.length, size: this.size } },
+      );
+    }
+    await readSourceInto(this.#parent, target, this.#start + offset, signal);
   }
 
   async dataRanges(offset: number, length: number): Promise<ByteRange[]> {

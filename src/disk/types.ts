@@ -49,6 +49,12 @@ export interface DiskImage {
    */
   read(offset: number, length: number, signal?: AbortSignal): Promise<Buffer>;
   /**
+   * Capability: fills `target` with `target.length` bytes of the virtual disk
+   * at `offset`, reading stored data straight into it (no intermediate
+   * buffer). Same errors as `read`.
+   */
+  readInto?(target: Buffer, offset: number, signal?: AbortSignal): Promise<void>;
+  /**
    * The allocation map: extents in increasing order that together cover
    * [0, virtualSize) exactly, adjacent extents of the same kind merged.
    * Walks metadata only; it reads no guest data.

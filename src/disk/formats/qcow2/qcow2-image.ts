@@ -1,4 +1,4 @@
-import type { ByteSource } from '../../byte-source.js';
+import { type ByteSource, readSourceInto } from '../../byte-source.js';
 import { ExtentBuilder } from '../../extents.js';
 import { throwIfAborted } from '../../file-source.js';
 import { LIMITS } from '../../limits.js';
@@ -140,21 +140,38 @@ export class Qcow2Image implements DiskImage {
     if (pieces.length === 1 && only!.kind === 'data' && only!.len === length) {
       return this.source.read(only!.host, length, signal);
     }
-    const out = Buffer.alloc(length);
+    const out = Buffer.allocUnsafe(length);
+    await this.#fill(out, offset, pieces, signal);
+    return out;
+  }
+
+  async readInto(target: Buffer, offset: number, signal?: AbortSignal): Promise<void> {
+    readOutOfRange(this, offset, target.length);
+    throwIfAborted(signal);
+    await this.#fill(target, offset, await this.#pieces(offset, target.length, signal), signal);
+  }
+
+  /** Reads `pieces` (in guest order) straight into `out`, which starts at guest `offset`; zero-fills the rest. */
+  async #fill(
+    out: Buffer,
+    offset: number,
+    pieces: readonly Piece[],
+    signal?: AbortSignal,
+  ): Promise<void> {
     const jobs: Promise<void>[] = [];
     const compressed: Piece[] = [];
+    let cursor = offset;
     for (const p of pieces) {
+      if (p.off > cursor) out.fill(0, cursor - offset, p.off - offset);
+      cursor = p.off + p.len;
       if (p.kind === 'data') {
-        jobs.push(
-          this.source.read(p.host, p.len, signal).then((b) => {
-            b.copy(out, p.off - offset);
-          }),
-        );
-      } else if (p.kind === 'compressed') compressed.push(p);
+        const at = p.off - offset;
+        jobs.push(readSourceInto(this.source, out.subarray(at, at + p.len), p.host, signal));
+      } else compressed.push(p);
     }
+    if (cursor < offset + out.length) out.fill(0, cursor - offset);
     jobs.push(this.#readCompressed(compressed, out, offset, signal));
     await Promise.all(jobs);
-    return out;
   }
 
   /** Reads compressed pieces, fetching neighbouring compressed data in one source read. */

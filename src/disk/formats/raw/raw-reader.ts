@@ -1,4 +1,4 @@
-import type { ByteSource } from '../../byte-source.js';
+import { type ByteSource, readSourceInto } from '../../byte-source.js';
 import { ExtentBuilder } from '../../extents.js';
 import { readOutOfRange } from '../../read-range.js';
 import type { DiskImage, Extent, FormatReader, ImageWarning } from '../../types.js';
@@ -22,6 +22,11 @@ export class RawImage implements DiskImage {
   read(offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
     readOutOfRange(this, offset, length);
     return this.source.read(offset, length, signal);
+  }
+
+  async readInto(target: Buffer, offset: number, signal?: AbortSignal): Promise<void> {
+    readOutOfRange(this, offset, target.length);
+    await readSourceInto(this.source, target, offset, signal);
   }
 
   async *extents(): AsyncGenerator<Extent> {
