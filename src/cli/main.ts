@@ -13,6 +13,9 @@ Commands:
   inspect IMAGE           partitions, filesystems, OS, kernels, bootloader; each cloud's verdict
   convert IN OUT --to F   convert between raw, qcow2, vmdk, vhd, vhdx, ova (reads vdi too)
   compare A B             are two images' virtual disks identical?
+  image add|ls|show|diff|export|rm
+                          the image store: streams of revisions of root file trees
+  gc [--keep N]           remove revisions beyond N per stream and unreferenced objects
   demo [DIR]              make a sample image and run it through every format
 
 Options:
@@ -57,6 +60,14 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
       run: (a, f, o, s) => m.compareCommand(a, f as ScalarFlags, o, s),
     };
   },
+  image: async () => {
+    const m = await import('./commands/image.js');
+    return { help: m.imageHelp, run: m.imageCommand };
+  },
+  gc: async () => {
+    const m = await import('./commands/image.js');
+    return { help: m.gcHelp, run: m.gcCommand };
+  },
   demo: async () => {
     const m = await import('./commands/demo.js');
     return { help: m.demoHelp, run: m.demoCommand };
@@ -91,6 +102,9 @@ export async function main(argv: string[]): Promise<number> {
         'allow-flat-extents': { type: 'boolean' },
         target: { type: 'string', multiple: true },
         strict: { type: 'boolean' },
+        store: { type: 'string' },
+        keep: { type: 'string' },
+        'dry-run': { type: 'boolean' },
       },
     });
     mode = parseOutputMode(values.output);

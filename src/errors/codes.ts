@@ -101,6 +101,22 @@ export const ERROR_CODES = {
     'The filesystem uses a feature ferry cannot read (it is named, not looked inside).',
   FERRY_HIVE_CORRUPT: 'A Windows registry hive is malformed or exceeds a safety cap.',
 
+  // Image store
+  FERRY_STORE_OBJECT_CORRUPT:
+    'A stored object no longer hashes to its name (disk corruption or tampering); it is never served.',
+  FERRY_STORE_MANIFEST_INVALID:
+    'A manifest is malformed: an unsafe or duplicate path, an unknown type, a field out of range, or too many entries.',
+  FERRY_STORE_NOT_FOUND: 'A stream, revision or object named does not exist in the store.',
+  FERRY_STORE_AMBIGUOUS: 'A revision id prefix matches more than one revision of the stream.',
+  FERRY_STORE_LOCKED:
+    'Another writer holds the store lock and did not release it in time (or left it behind: see the hint).',
+  FERRY_STORE_NAME_INVALID:
+    'A stream name is not lowercase letters, digits, ".", "_", "-" and "/"-separated parts.',
+  FERRY_STORE_SOURCE_UNSUPPORTED:
+    'An ingest source holds something the store does not keep (a socket, or a file that changed while read).',
+  FERRY_STORE_EXPORT_UNSAFE:
+    'An export would write outside its destination or through a symlink, or the destination is not empty.',
+
   // Compression
   FERRY_DECOMPRESS:
     'Compressed data is corrupt or inflates past its declared size (decompression bomb).',

@@ -1,0 +1,197 @@
+import { stat } from 'node:fs/promises';
+import { FerryError } from '../../errors/index.js';
+import {
+  defaultStoreDir,
+  diffManifests,
+  exportDirectory,
+  ingestDirectory,
+  LocalStore,
+} from '../../store/index.js';
+import { formatBytes, type OutputMode, printJson } from '../output.js';
+
+export const imageHelp = `Usage: ferry image <subcommand> [--store DIR] [--output json]
+
+Subcommands:
+  add STREAM DIR              ingest a directory tree as a new revision of STREAM
+  ls [STREAM]                 streams, or a stream's revisions (oldest first)
+  show STREAM[@REV]           a revision's entries
+  diff REV_A REV_B            added, removed and changed paths and bytes (STREAM[@REV] each)
+  export STREAM[@REV] --to DIR
+                              recreate the exact tree in DIR (new or empty; ownership and
+                              device nodes when run as root)
+  rm STREAM@REV               remove a revision from its stream (objects go at the next gc)
+
+The store is --store DIR, else $FERRY_STORE, else ~/.local/share/ferry/store.
+A revision is a full SHA-512 id or a prefix of at least 8 hex digits.`;
+
+export const gcHelp = `Usage: ferry gc [--keep N] [--store DIR] [--dry-run] [--output json]
+
+Keeps the newest N revisions of every stream (default: all) and every pinned
+revision, then removes the objects nothing kept refers to. Safe to interrupt:
+refs are rewritten before any object is removed.`;
+
+type Flags = Record<string, string | boolean | string[] | undefined>;
+
+async function openStore(flags: Flags): Promise<LocalStore> {
+  const dir = typeof flags.store === 'string' ? flags.store : defaultStoreDir();
+  return LocalStore.open(dir);
+}
+
+function need(args: string[], n: number, usage: string): void {
+  if (args.length !== n) throw new FerryError('FERRY_USAGE', `Cannot run image ${usage}`);
+}
+
+export async function imageCommand(
+  args: string[],
+  flags: Flags,
+  mode: OutputMode,
+  signal: AbortSignal,
+): Promise<number> {
+  const [sub, ...rest] = args;
+  const store = await openStore(flags);
+  const out = (json: unknown, human: string): number => {
+    if (mode === 'json') printJson(json);
+    else process.stdout.write(human.endsWith('\n') ? human : `${human}\n`);
+    return 0;
+  };
+  switch (sub) {
+    case 'add': {
+      need(rest, 2, 'add: give STREAM and a DIR');
+      const [stream, source] = rest as [string, string];
+      const st = await stat(source).catch(() => null);
+      if (st === null || !st.isDirectory()) {
+        throw new FerryError(
+          'FERRY_USAGE',
+          `Cannot run image add: ${source} is not a directory (tarballs and disk images come later)`,
+        );
+      }
+      const stats = await ingestDirectory(store, source, { signal });
+      const { record, unchanged } = await store.commit(stream, stats.revision, source, signal);
+      return out(
+        { stream, ...stats, unchanged, created: record.created },
+        `${stream}@${stats.revision.slice(0, 16)}${unchanged ? ' (unchanged)' : ''}\n` +
+          `${stats.files} files, ${formatBytes(stats.bytes)}; new: ${stats.newObjects} objects, ${formatBytes(stats.newBytes)}` +
+          (stats.skipped.length > 0 ? `\nskipped (sockets): ${stats.skipped.join(', ')}` : ''),
+      );
+    }
+    case 'ls': {
+      if (rest.length === 0) {
+        const streams = await store.streams();
+        const rows = [];
+        for (const s of streams) {
+          const revs = await store.revisions(s);
+          rows.push({ stream: s, revisions: revs.length, latest: revs[revs.length - 1] ?? null });
+        }
+        return out(
+          { streams: rows },
+          rows
+            .map(
+              (r) =>
+                `${r.stream}  ${r.revisions} revision(s)  latest ${r.latest?.id.slice(0, 16) ?? '-'}`,
+            )
+            .join('\n') || '(no streams)',
+        );
+      }
+      need(rest, 1, 'ls: give at most one STREAM');
+      const revs = await store.revisions(rest[0]!);
+      return out(
+        { stream: rest[0], revisions: revs },
+        revs
+          .map(
+            (r) => `${r.id.slice(0, 16)}  ${r.created}  ${r.files} files  ${formatBytes(r.bytes)}`,
+          )
+          .join('\n'),
+      );
+    }
+    case 'show': {
+      need(rest, 1, 'show: give STREAM[@REV]');
+      const { stream, record } = await store.resolve(rest[0]!);
+      const m = await store.getManifest(record.id, signal);
+      return out(
+        { stream, revision: record, entries: m.entries },
+        [
+          `${stream}@${record.id}`,
+          ...m.entries.map(
+            (e) =>
+              `${e.type.padEnd(7)} ${e.mode.toString(8).padStart(4, '0')} ${e.uid}:${e.gid} ${String(e.size).padStart(10)} /${e.path}${e.target === undefined ? '' : ` -> ${e.target}`}${e.link === undefined ? '' : ` => /${e.link}`}`,
+          ),
+        ].join('\n'),
+      );
+    }
+    case 'diff': {
+      need(rest, 2, 'diff: give two STREAM[@REV]');
+      const a = await store.resolve(rest[0]!);
+      const b = await store.resolve(rest[1]!);
+      const d = diffManifests(
+        await store.getManifest(a.record.id),
+        await store.getManifest(b.record.id),
+      );
+      return out(
+        { from: a.record.id, to: b.record.id, ...d },
+        [
+          ...d.added.map((p) => `+ /${p}`),
+          ...d.removed.map((p) => `- /${p}`),
+          ...d.changed.map((c) => `~ /${c.path} (${c.fields.join(', ')})`),
+          `${d.added.length} added (${formatBytes(d.addedBytes)}), ${d.removed.length} removed (${formatBytes(d.removedBytes)}), ${d.changed.length} changed (${formatBytes(d.changedBytes)} of new contents)`,
+        ].join('\n'),
+      );
+    }
+    case 'export': {
+      need(rest, 1, 'export: give STREAM[@REV] and --to DIR');
+      const to = flags.to;
+      if (typeof to !== 'string')
+        throw new FerryError('FERRY_USAGE', 'Cannot run image export: give --to DIR');
+      const { stream, record } = await store.resolve(rest[0]!);
+      const r = await exportDirectory(store, await store.getManifest(record.id, signal), to, {
+        signal,
+      });
+      return out(
+        { stream, revision: record.id, to, ...r },
+        `exported ${stream}@${record.id.slice(0, 16)} to ${to}: ${r.entries} entries, ${formatBytes(r.bytes)}` +
+          (r.skipped.length > 0
+            ? `\nnot recreated (needs root): ${r.skipped.slice(0, 10).join(', ')}`
+            : ''),
+      );
+    }
+    case 'rm': {
+      need(rest, 1, 'rm: give STREAM@REV');
+      if (!rest[0]!.includes('@'))
+        throw new FerryError('FERRY_USAGE', 'Cannot run image rm: name the revision as STREAM@REV');
+      const { stream, record } = await store.resolve(rest[0]!);
+      await store.removeRevision(stream, record.id, signal);
+      return out({ stream, removed: record.id }, `removed ${stream}@${record.id.slice(0, 16)}`);
+    }
+    default:
+      throw new FerryError('FERRY_USAGE', `Cannot run image ${sub ?? ''}: see ferry image --help`);
+  }
+}
+
+export async function gcCommand(
+  args: string[],
+  flags: Flags,
+  mode: OutputMode,
+  signal: AbortSignal,
+): Promise<number> {
+  if (args.length > 0) throw new FerryError('FERRY_USAGE', 'Cannot run gc: it takes no arguments');
+  let keep: number | undefined;
+  if (typeof flags.keep === 'string') {
+    keep = Number(flags.keep);
+    if (!Number.isSafeInteger(keep) || keep < 1)
+      throw new FerryError(
+        'FERRY_USAGE',
+        'Cannot run gc: --keep takes a whole number of at least 1',
+      );
+  }
+  const store = await openStore(flags);
+  const r = await store.gc({
+    ...(keep === undefined ? {} : { keep }),
+    dryRun: flags['dry-run'] === true,
+    signal,
+  });
+  if (mode === 'json') printJson(r);
+  else
+    process.stdout.write(
+      `${flags['dry-run'] === true ? 'would remove' : 'removed'} ${r.removedRevisions.length} revision(s), ${r.removedObjects} object(s), ${formatBytes(r.removedBytes)}; ${r.keptObjects} object(s) kept\n`,
+    );
+  return 0;
+}
