@@ -114,6 +114,10 @@ export const ERROR_CODES = {
     'A stream name is not lowercase letters, digits, ".", "_", "-" and "/"-separated parts.',
   FERRY_STORE_SOURCE_UNSUPPORTED:
     'An ingest source holds something the store does not keep (a socket, or a file that changed while read).',
+  FERRY_TAR_BAD_ARCHIVE:
+    'A tarball is malformed: a bad header checksum or number, a truncated member, an oversized metadata record, an unsupported member type.',
+  FERRY_TAR_UNSAFE_PATH:
+    'A tarball member names an absolute path, climbs out with "..", or hard-links to something that is not an earlier file.',
   FERRY_STORE_EXPORT_UNSAFE:
     'An export would write outside its destination or through a symlink, or the destination is not empty.',
 

@@ -1,6 +1,7 @@
 export { diffManifests, type ManifestDiff } from './diff.js';
 export { type ExportResult, exportDirectory } from './export-dir.js';
 export { type IngestStats, ingestDirectory } from './ingest-dir.js';
+export { ingestTarball, memberPath } from './ingest-tar.js';
 export {
   checkStreamName,
   defaultStoreDir,

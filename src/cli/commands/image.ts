@@ -5,6 +5,7 @@ import {
   diffManifests,
   exportDirectory,
   ingestDirectory,
+  ingestTarball,
   LocalStore,
 } from '../../store/index.js';
 import { formatBytes, type OutputMode, printJson } from '../output.js';
@@ -12,7 +13,8 @@ import { formatBytes, type OutputMode, printJson } from '../output.js';
 export const imageHelp = `Usage: ferry image <subcommand> [--store DIR] [--output json]
 
 Subcommands:
-  add STREAM DIR              ingest a directory tree as a new revision of STREAM
+  add STREAM DIR|TARBALL      ingest a directory tree or a tarball (tar, .gz, .xz, .zst;
+                              detected from its bytes) as a new revision of STREAM
   ls [STREAM]                 streams, or a stream's revisions (oldest first)
   show STREAM[@REV]           a revision's entries
   diff REV_A REV_B            added, removed and changed paths and bytes (STREAM[@REV] each)
@@ -56,16 +58,18 @@ export async function imageCommand(
   };
   switch (sub) {
     case 'add': {
-      need(rest, 2, 'add: give STREAM and a DIR');
+      need(rest, 2, 'add: give STREAM and a DIR or TARBALL');
       const [stream, source] = rest as [string, string];
       const st = await stat(source).catch(() => null);
-      if (st === null || !st.isDirectory()) {
+      if (st === null || !(st.isDirectory() || st.isFile())) {
         throw new FerryError(
-          'FERRY_USAGE',
-          `Cannot run image add: ${source} is not a directory (tarballs and disk images come later)`,
+          'FERRY_NOT_FOUND',
+          `Cannot run image add: ${source} is not a directory or a tarball`,
         );
       }
-      const stats = await ingestDirectory(store, source, { signal });
+      const stats = st.isDirectory()
+        ? await ingestDirectory(store, source, { signal })
+        : await ingestTarball(store, source, { signal });
       const { record, unchanged } = await store.commit(stream, stats.revision, source, signal);
       return out(
         { stream, ...stats, unchanged, created: record.created },
