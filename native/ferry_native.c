@@ -1,6 +1,11 @@
 /*
- * ferry_native: the one thing Node cannot do for ferry, asking the kernel
- * where a sparse file keeps its data (lseek SEEK_DATA / SEEK_HOLE).
+ * ferry_native: what Node cannot do for ferry. Asking the kernel where a
+ * sparse file keeps its data (lseek SEEK_DATA / SEEK_HOLE), and reading and
+ * writing extended attributes without following symlinks (llistxattr,
+ * lgetxattr, lsetxattr), for exact root trees in the image store.
+ *
+ *   listXattrs(path) -> [[name, Buffer value], ...] | null  (null: unsupported)
+ *   setXattr(path, name, Buffer value) -> undefined
  *
  *   dataRanges(fd, offset, length[, limit]) -> [[start, end], ...] | null
  *
@@ -16,10 +21,13 @@
 #define _FILE_OFFSET_BITS 64
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
 #if defined(__linux__)
+#include <stdlib.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #endif
 
@@ -44,6 +52,13 @@ static napi_value throw_errno(napi_env env, int err) {
     case EOVERFLOW: code = "EOVERFLOW"; break;
     case ESPIPE: code = "ESPIPE"; break;
     case EIO: code = "EIO"; break;
+    case ENOENT: code = "ENOENT"; break;
+    case EACCES: code = "EACCES"; break;
+    case EPERM: code = "EPERM"; break;
+    case ERANGE: code = "ERANGE"; break;
+    case ENOSPC: code = "ENOSPC"; break;
+    case E2BIG: code = "E2BIG"; break;
+    case ENOTSUP: code = "ENOTSUP"; break;
     default: break;
   }
   napi_throw_error(env, code, strerror(err));
@@ -129,8 +144,109 @@ static napi_value data_ranges(napi_env env, napi_callback_info info) {
 #endif
 }
 
+/* Largest xattr list and value ferry reads (Linux caps values at 64 KiB). */
+#define XATTR_LIST_MAX_BYTES 65536
+#define XATTR_VALUE_MAX_BYTES 65536
+
+static int get_path(napi_env env, napi_value v, char *buf, size_t len) {
+  size_t n = 0;
+  if (napi_get_value_string_utf8(env, v, buf, len, &n) != napi_ok || n + 1 >= len) return -1;
+  if (strlen(buf) != n) return -1; /* an embedded NUL */
+  return 0;
+}
+
+static napi_value list_xattrs(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char path[4097];
+  if (argc < 1 || get_path(env, argv[0], path, sizeof path) != 0) {
+    napi_throw_type_error(env, NULL, "listXattrs(path) takes a path");
+    return NULL;
+  }
+#if defined(__linux__)
+  char *names = malloc(XATTR_LIST_MAX_BYTES);
+  char *value = malloc(XATTR_VALUE_MAX_BYTES);
+  if (names == NULL || value == NULL) {
+    free(names);
+    free(value);
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  ssize_t len = llistxattr(path, names, XATTR_LIST_MAX_BYTES);
+  if (len < 0) {
+    int err = errno;
+    free(names);
+    free(value);
+    if (err == ENOTSUP) return null_value(env);
+    return throw_errno(env, err);
+  }
+  napi_value result;
+  if (napi_create_array(env, &result) != napi_ok) goto fail;
+  uint32_t count = 0;
+  for (ssize_t at = 0; at < len;) {
+    const char *name = names + at;
+    size_t nlen = strnlen(name, (size_t)(len - at));
+    at += (ssize_t)nlen + 1;
+    if (nlen == 0) continue;
+    ssize_t vlen = lgetxattr(path, name, value, XATTR_VALUE_MAX_BYTES);
+    if (vlen < 0) {
+      if (errno == ENODATA) continue; /* removed meanwhile */
+      int err = errno;
+      free(names);
+      free(value);
+      return throw_errno(env, err);
+    }
+    napi_value pair, n, v;
+    if (napi_create_array_with_length(env, 2, &pair) != napi_ok ||
+        napi_create_string_utf8(env, name, nlen, &n) != napi_ok ||
+        napi_create_buffer_copy(env, (size_t)vlen, value, NULL, &v) != napi_ok ||
+        napi_set_element(env, pair, 0, n) != napi_ok || napi_set_element(env, pair, 1, v) != napi_ok ||
+        napi_set_element(env, result, count++, pair) != napi_ok)
+      goto fail;
+  }
+  free(names);
+  free(value);
+  return result;
+fail:
+  free(names);
+  free(value);
+  napi_throw_error(env, NULL, "ferry_native: N-API call failed");
+  return NULL;
+#else
+  return null_value(env);
+#endif
+}
+
+static napi_value set_xattr(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char path[4097], name[256];
+  void *data = NULL;
+  size_t dlen = 0;
+  bool is_buffer = false;
+  if (argc < 3 || get_path(env, argv[0], path, sizeof path) != 0 ||
+      get_path(env, argv[1], name, sizeof name) != 0 ||
+      napi_is_buffer(env, argv[2], &is_buffer) != napi_ok || !is_buffer ||
+      napi_get_buffer_info(env, argv[2], &data, &dlen) != napi_ok || dlen > XATTR_VALUE_MAX_BYTES) {
+    napi_throw_type_error(env, NULL, "setXattr(path, name, value) takes a path, a name and a Buffer of at most 64 KiB");
+    return NULL;
+  }
+#if defined(__linux__)
+  if (lsetxattr(path, name, data, dlen, 0) != 0) return throw_errno(env, errno);
+#endif
+  napi_value undef;
+  CHECK(env, napi_get_undefined(env, &undef));
+  return undef;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn, max;
+  CHECK(env, napi_create_function(env, "listXattrs", NAPI_AUTO_LENGTH, list_xattrs, NULL, &fn));
+  CHECK(env, napi_set_named_property(env, exports, "listXattrs", fn));
+  CHECK(env, napi_create_function(env, "setXattr", NAPI_AUTO_LENGTH, set_xattr, NULL, &fn));
+  CHECK(env, napi_set_named_property(env, exports, "setXattr", fn));
   CHECK(env, napi_create_function(env, "dataRanges", NAPI_AUTO_LENGTH, data_ranges, NULL, &fn));
   CHECK(env, napi_set_named_property(env, exports, "dataRanges", fn));
   CHECK(env, napi_create_uint32(env, MAX_RANGES, &max));

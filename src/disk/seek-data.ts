@@ -12,6 +12,9 @@ interface NativeBinding {
     limit?: number,
   ): Array<[number, number]> | null;
   readonly maxRanges: number;
+  /** Extended attributes of a path (not following a symlink); null when the filesystem has none. */
+  listXattrs?(path: string): Array<[string, Buffer]> | null;
+  setXattr?(path: string, name: string, value: Buffer): void;
 }
 
 /** node-gyp's output, seen from dist/src/disk/ (compiled) and from src/disk/ (run from source). */

@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import { FerryError } from '../errors/index.js';
 import type { LocalStore } from './local-store.js';
 import type { Manifest, ManifestEntry } from './manifest.js';
+import { writeXattrs } from './xattrs.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -101,10 +102,10 @@ export async function exportDirectory(
         ]);
         break;
     }
-    await applyMeta(abs, e, root);
+    await applyMeta(abs, e, root, skipped);
   }
   for (const d of dirs.reverse())
-    await applyMeta(d.path === '' ? dest : join(dest, d.path), d, root);
+    await applyMeta(d.path === '' ? dest : join(dest, d.path), d, root, skipped);
   if (
     !root &&
     manifest.entries.some((e) => e.uid !== process.getuid?.() || e.gid !== process.getgid?.())
@@ -136,8 +137,16 @@ async function writeObject(
   }
 }
 
-async function applyMeta(path: string, e: ManifestEntry, root: boolean): Promise<void> {
+async function applyMeta(
+  path: string,
+  e: ManifestEntry,
+  root: boolean,
+  skipped: string[],
+): Promise<void> {
   if (root) await lchown(path, e.uid, e.gid);
+  if (e.xattrs !== undefined) {
+    for (const name of writeXattrs(path, e.xattrs)) skipped.push(`${e.path} (xattr ${name})`);
+  }
   const t = mtimeOf(e);
   if (e.type === 'symlink') {
     await lutimes(path, t, t);

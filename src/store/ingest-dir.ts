@@ -4,6 +4,7 @@ import { FerryError } from '../errors/index.js';
 import { workerPool } from '../util/ordered-pool.js';
 import type { LocalStore } from './local-store.js';
 import { comparePaths, MANIFEST_LIMITS, type Manifest, type ManifestEntry } from './manifest.js';
+import { readXattrs, xattrsSupported } from './xattrs.js';
 
 export interface IngestStats {
   readonly revision: string;
@@ -11,7 +12,7 @@ export interface IngestStats {
   readonly bytes: number;
   readonly newObjects: number;
   readonly newBytes: number;
-  /** Paths left out (sockets), for the caller to report. */
+  /** Paths left out (sockets), and notes on what could not be read, for the caller to report. */
   readonly skipped: readonly string[];
 }
 
@@ -59,6 +60,7 @@ export async function ingestDirectory(
         `Cannot ingest ${root}: over ${MANIFEST_LIMITS.maxEntries} entries`,
       );
     }
+    const xattrs = readXattrs(abs);
     const base = {
       path: rel,
       mode: Number(st.mode & 0o7777n),
@@ -66,6 +68,7 @@ export async function ingestDirectory(
       gid: Number(st.gid),
       mtime: st.mtimeNs.toString(),
       size: 0,
+      ...(xattrs === undefined ? {} : { xattrs }),
     };
     if (st.isDirectory()) {
       pending.push({ entry: { ...base, type: 'dir' }, abs, inode: null });
@@ -102,6 +105,7 @@ export async function ingestDirectory(
     }
   };
   await visit(root, '');
+  if (!xattrsSupported()) skipped.push('(extended attributes: the native binding is not built)');
   pending.sort((a, b) => comparePaths(a.entry.path, b.entry.path));
 
   // Hard links: the first path (in manifest order) holds the contents, the others link to it.

@@ -24,6 +24,7 @@ import {
   type Manifest,
   parseManifest,
 } from '../../src/store/index.js';
+import { readXattrs, writeXattrs, xattrsSupported } from '../../src/store/xattrs.js';
 import { withTempDir } from '../helpers/qemu.js';
 
 /** A tree with every kind of entry the store keeps. */
@@ -40,6 +41,14 @@ async function makeTree(dir: string, variant = 0): Promise<void> {
   await symlink('/etc/passwd', join(dir, 'etc/absolute-link'));
   await symlink('../etc/hostname', join(dir, 'usr/relative-link'));
   execFileSync('mkfifo', [join(dir, 'usr/fifo')]);
+  if (xattrsSupported()) {
+    writeXattrs(join(dir, 'usr/bin/tool'), {
+      'user.ferry.test': Buffer.from([0, 1, 2, 255]).toString('base64'),
+    });
+    writeXattrs(join(dir, 'etc'), {
+      'user.ferry.dir': Buffer.from('on a directory').toString('base64'),
+    });
+  }
   // Every time fixed, deepest first, so two trees built apart differ only where their contents do.
   const fix = async (abs: string): Promise<void> => {
     const st = await lstat(abs);
@@ -107,6 +116,13 @@ describe('image store', () => {
       assert.equal(tool?.mode, 0o4755);
       assert.equal(m.entries.find((e) => e.path === 'etc/absolute-link')?.target, '/etc/passwd');
       assert.equal(m.entries.find((e) => e.path === 'etc/hostname')?.mtime, '1577934245000000000');
+      if (xattrsSupported()) {
+        assert.deepEqual(tool?.xattrs, { 'user.ferry.test': 'AAEC/w==' });
+        assert.equal(
+          m.entries.find((e) => e.path === 'etc')?.xattrs?.['user.ferry.dir'],
+          Buffer.from('on a directory').toString('base64'),
+        );
+      }
 
       const out = join(dir, 'out');
       const r = await exportDirectory(store, m, out);

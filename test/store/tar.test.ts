@@ -4,6 +4,7 @@ import { mkdir, readdir, symlink, truncate, utimes, writeFile } from 'node:fs/pr
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ingestDirectory, ingestTarball, LocalStore, memberPath } from '../../src/store/index.js';
+import { writeXattrs, xattrsSupported } from '../../src/store/xattrs.js';
 import { withTempDir } from '../helpers/qemu.js';
 
 const haveTools =
@@ -17,6 +18,10 @@ async function tree(dir: string): Promise<void> {
   await writeFile(join(dir, 'big'), Buffer.alloc(1024 * 1024 + 7, 3));
   execFileSync('ln', [join(dir, 'big'), join(dir, 'big-link')]);
   await symlink('etc/hosts', join(dir, 'hosts-link'));
+  if (xattrsSupported())
+    writeXattrs(join(dir, 'etc/hosts'), {
+      'user.origin': Buffer.from('tarball test').toString('base64'),
+    });
   for (const p of [
     'etc/hosts',
     'big',
@@ -79,8 +84,8 @@ describe('tarball ingest', { skip: haveTools ? false : 'tar, xz or zstd missing'
         ['gnu.tar.gz', ['--format=gnu', '-czf']],
         ['gnu.tar.xz', ['--format=gnu', '-cJf']],
         ['gnu.tar.zst', ['--format=gnu', '--zstd', '-cf']],
-        ['pax.tar', ['--format=pax', '-cf']],
-        ['pax.tar.gz', ['--format=pax', '-czf']],
+        ['pax.tar', ['--format=pax', '--xattrs', '-cf']],
+        ['pax.tar.gz', ['--format=pax', '--xattrs', '-czf']],
       ] as const) {
         const path = join(dir, name);
         execFileSync('tar', ['-C', src, ...args, path, '.']);
@@ -94,8 +99,15 @@ describe('tarball ingest', { skip: haveTools ? false : 'tar, xz or zstd missing'
       for (const n of ['gnu.tar.gz', 'gnu.tar.xz', 'gnu.tar.zst'])
         assert.equal(ids.get(n), ids.get('gnu.tar'), n);
       assert.equal(ids.get('pax.tar.gz'), ids.get('pax.tar'));
-      // A pax archive of a tree is the tree: same manifest, same revision id.
+      // A pax archive of a tree (with --xattrs) is the tree: same manifest, same revision id.
       assert.equal(ids.get('pax.tar'), fromDir.revision);
+      if (xattrsSupported()) {
+        const pm = await store.getManifest(ids.get('pax.tar')!);
+        assert.equal(
+          pm.entries.find((e) => e.path === 'etc/hosts')?.xattrs?.['user.origin'],
+          Buffer.from('tarball test').toString('base64'),
+        );
+      }
       const m = await store.getManifest(ids.get('gnu.tar')!);
       assert.equal(m.entries.find((e) => e.path === 'big-link')?.link, 'big');
       assert.equal(m.entries.find((e) => e.path === 'hosts-link')?.target, 'etc/hosts');
