@@ -1,5 +1,6 @@
 export { diffManifests, type ManifestDiff } from './diff.js';
 export { type ExportResult, exportDirectory } from './export-dir.js';
+export { exportTarball } from './export-tar.js';
 export { type IngestStats, ingestDirectory } from './ingest-dir.js';
 export { ingestTarball, memberPath } from './ingest-tar.js';
 export {

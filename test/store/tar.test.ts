@@ -3,7 +3,14 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdir, readdir, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ingestDirectory, ingestTarball, LocalStore, memberPath } from '../../src/store/index.js';
+import {
+  diffManifests,
+  exportTarball,
+  ingestDirectory,
+  ingestTarball,
+  LocalStore,
+  memberPath,
+} from '../../src/store/index.js';
 import { writeXattrs, xattrsSupported } from '../../src/store/xattrs.js';
 import { withTempDir } from '../helpers/qemu.js';
 
@@ -113,6 +120,36 @@ describe('tarball ingest', { skip: haveTools ? false : 'tar, xz or zstd missing'
       assert.equal(m.entries.find((e) => e.path === 'hosts-link')?.target, 'etc/hosts');
       assert.ok(m.entries.some((e) => e.path.endsWith(`${'f'.repeat(150)}.conf`)));
       assert.equal(m.entries.find((e) => e.path === 'etc/hosts')?.mtime, '1700000000000000000');
+    });
+  });
+
+  it('exports a revision as a pax tarball that GNU tar extracts to the tree and that ingests to the same revision', async () => {
+    await withTempDir(async (dir) => {
+      const src = join(dir, 'src');
+      await tree(src);
+      // A name past 255 bytes in total and a link target past 100: both need pax records.
+      await symlink(`${'t'.repeat(150)}/target`, join(src, 'long-target'));
+      const store = await LocalStore.open(join(dir, 'store'));
+      const a = await ingestDirectory(store, src);
+      const tarPath = join(dir, 'out.tar');
+      const r = await exportTarball(store, await store.getManifest(a.revision), tarPath);
+      assert.equal(r.bytes, a.bytes);
+      const b = await ingestTarball(store, tarPath);
+      assert.equal(b.revision, a.revision, 'export then ingest is the identity');
+      const x = join(dir, 'x');
+      await mkdir(x);
+      execFileSync('tar', ['-C', x, '--xattrs', '--xattrs-include=*', '-xf', tarPath]);
+      const c = await ingestDirectory(store, x);
+      const d = diffManifests(
+        await store.getManifest(a.revision),
+        await store.getManifest(c.revision),
+      );
+      // GNU tar restores everything but the root directory's own time and mode.
+      assert.deepEqual([...d.added, ...d.removed], []);
+      assert.deepEqual(
+        d.changed.filter((ch) => ch.path !== ''),
+        [],
+      );
     });
   });
 

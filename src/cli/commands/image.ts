@@ -4,6 +4,7 @@ import {
   defaultStoreDir,
   diffManifests,
   exportDirectory,
+  exportTarball,
   ingestDirectory,
   ingestTarball,
   LocalStore,
@@ -18,9 +19,9 @@ Subcommands:
   ls [STREAM]                 streams, or a stream's revisions (oldest first)
   show STREAM[@REV]           a revision's entries
   diff REV_A REV_B            added, removed and changed paths and bytes (STREAM[@REV] each)
-  export STREAM[@REV] --to DIR
+  export STREAM[@REV] --to DIR|FILE.tar
                               recreate the exact tree in DIR (new or empty; ownership and
-                              device nodes when run as root)
+                              device nodes when run as root), or write it as a pax tarball
   rm STREAM@REV               remove a revision from its stream (objects go at the next gc)
 
 The store is --store DIR, else $FERRY_STORE, else ~/.local/share/ferry/store.
@@ -141,14 +142,27 @@ export async function imageCommand(
       );
     }
     case 'export': {
-      need(rest, 1, 'export: give STREAM[@REV] and --to DIR');
+      need(rest, 1, 'export: give STREAM[@REV] and --to DIR|FILE.tar');
       const to = flags.to;
-      if (typeof to !== 'string')
-        throw new FerryError('FERRY_USAGE', 'Cannot run image export: give --to DIR');
+      if (typeof to !== 'string') {
+        throw new FerryError(
+          'FERRY_USAGE',
+          'Cannot run image export: give --to DIR or --to FILE.tar',
+        );
+      }
       const { stream, record } = await store.resolve(rest[0]!);
-      const r = await exportDirectory(store, await store.getManifest(record.id, signal), to, {
-        signal,
-      });
+      const manifest = await store.getManifest(record.id, signal);
+      if (to.endsWith('.tar')) {
+        const r = await exportTarball(store, manifest, to, {
+          overwrite: flags.overwrite === true,
+          signal,
+        });
+        return out(
+          { stream, revision: record.id, to, ...r, skipped: [] },
+          `exported ${stream}@${record.id.slice(0, 16)} to ${to}: ${r.entries} entries, ${formatBytes(r.bytes)} (pax tarball, ${formatBytes(r.fileSize)})`,
+        );
+      }
+      const r = await exportDirectory(store, manifest, to, { signal });
       return out(
         { stream, revision: record.id, to, ...r },
         `exported ${stream}@${record.id.slice(0, 16)} to ${to}: ${r.entries} entries, ${formatBytes(r.bytes)}` +
