@@ -16,6 +16,8 @@ Commands:
   image add|ls|show|diff|export|rm
                           the image store: streams of revisions of root file trees
   gc [--keep N]           remove revisions beyond N per stream and unreferenced objects
+  serve                   the store over HTTP(S), with bearer tokens
+  replicate --from --to   copy missing revisions between stores (directories or URLs)
   demo [DIR]              make a sample image and run it through every format
 
 Options:
@@ -68,6 +70,14 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
     const m = await import('./commands/image.js');
     return { help: m.gcHelp, run: m.gcCommand };
   },
+  serve: async () => {
+    const m = await import('./commands/serve.js');
+    return { help: m.serveHelp, run: m.serveCommand };
+  },
+  replicate: async () => {
+    const m = await import('./commands/serve.js');
+    return { help: m.replicateHelp, run: m.replicateCommand };
+  },
   demo: async () => {
     const m = await import('./commands/demo.js');
     return { help: m.demoHelp, run: m.demoCommand };
@@ -105,6 +115,13 @@ export async function main(argv: string[]): Promise<number> {
         store: { type: 'string' },
         keep: { type: 'string' },
         'dry-run': { type: 'boolean' },
+        listen: { type: 'string' },
+        tokens: { type: 'string' },
+        'anonymous-read': { type: 'boolean' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'client-ca': { type: 'string' },
+        watch: { type: 'string' },
       },
     });
     mode = parseOutputMode(values.output);

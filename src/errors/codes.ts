@@ -114,6 +114,8 @@ export const ERROR_CODES = {
     'A stream name is not lowercase letters, digits, ".", "_", "-" and "/"-separated parts.',
   FERRY_STORE_SOURCE_UNSUPPORTED:
     'An ingest source holds something the store does not keep (a socket, or a file that changed while read).',
+  FERRY_UNAUTHORIZED:
+    'A server refused the request: no valid token, or a read-only token used to write (HTTP 401/403).',
   FERRY_TAR_BAD_ARCHIVE:
     'A tarball is malformed: a bad header checksum or number, a truncated member, an oversized metadata record, an unsupported member type.',
   FERRY_TAR_UNSAFE_PATH:

@@ -1,8 +1,17 @@
 export { diffManifests, type ManifestDiff } from './diff.js';
 export { type ExportResult, exportDirectory } from './export-dir.js';
 export { exportTarball } from './export-tar.js';
+export {
+  hashToken,
+  ImageServer,
+  loadTokens,
+  type Scope,
+  type ServerOptions,
+  type TokenEntry,
+} from './image-server.js';
 export { type IngestStats, ingestDirectory } from './ingest-dir.js';
 export { ingestTarball, memberPath } from './ingest-tar.js';
+export { localBackend } from './local-backend.js';
 export {
   checkStreamName,
   defaultStoreDir,
@@ -23,3 +32,6 @@ export {
   revisionId,
 } from './manifest.js';
 export { isObjectId, LocalObjectStore } from './object-store.js';
+export { RemoteStore } from './remote-store.js';
+export { type ReplicateOptions, type ReplicateResult, replicate } from './replicate.js';
+export type { StoreBackend } from './store-backend.js';

@@ -228,6 +228,46 @@ export class LocalStore {
     source: string | null,
     signal?: AbortSignal,
   ): Promise<{ record: RevisionRecord; unchanged: boolean }> {
+    return this.#append(
+      stream,
+      id,
+      (m) => ({
+        id,
+        created: new Date().toISOString(),
+        files: m.entries.filter((e) => e.type === 'file').length,
+        bytes: manifestBytes(m),
+        source,
+      }),
+      signal,
+    );
+  }
+
+  /** Appends a record made elsewhere (replication keeps its time and source), with the same checks. */
+  async commitRecord(
+    stream: string,
+    record: RevisionRecord,
+    signal?: AbortSignal,
+  ): Promise<{ record: RevisionRecord; unchanged: boolean }> {
+    const m = await this.getManifest(record.id, signal);
+    const clean: RevisionRecord = {
+      id: record.id,
+      created:
+        typeof record.created === 'string' && !Number.isNaN(Date.parse(record.created))
+          ? record.created
+          : new Date().toISOString(),
+      files: m.entries.filter((e) => e.type === 'file').length,
+      bytes: manifestBytes(m),
+      source: typeof record.source === 'string' ? record.source.slice(0, 4096) : null,
+    };
+    return this.#append(stream, record.id, () => clean, signal);
+  }
+
+  async #append(
+    stream: string,
+    id: string,
+    makeRecord: (m: Manifest) => RevisionRecord,
+    signal?: AbortSignal,
+  ): Promise<{ record: RevisionRecord; unchanged: boolean }> {
     checkStreamName(stream);
     const manifest = await this.getManifest(id, signal);
     return this.#lock(async () => {
@@ -250,13 +290,7 @@ export class LocalStore {
       };
       const last = f.revisions[f.revisions.length - 1];
       if (last?.id === id) return { record: last, unchanged: true };
-      const record: RevisionRecord = {
-        id,
-        created: new Date().toISOString(),
-        files: manifest.entries.filter((e) => e.type === 'file').length,
-        bytes: manifestBytes(manifest),
-        source,
-      };
+      const record = makeRecord(manifest);
       await this.#writeStream({ ...f, revisions: [...f.revisions, record] });
       return { record, unchanged: false };
     }, signal);
