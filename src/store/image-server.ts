@@ -38,6 +38,15 @@ export interface ServerOptions {
   readonly log?: (line: string) => void;
 }
 
+/** Store errors that are the client's doing: 400, not 500. */
+const CLIENT_ERRORS: ReadonlySet<string> = new Set([
+  'FERRY_USAGE',
+  'FERRY_STORE_OBJECT_CORRUPT',
+  'FERRY_STORE_MANIFEST_INVALID',
+  'FERRY_STORE_AMBIGUOUS',
+  'FERRY_STORE_NAME_INVALID',
+]);
+
 /** Largest JSON request body (a list of ids to check, a revision record). */
 const MAX_JSON = 8 * 1024 * 1024;
 /** Ids per missing-objects query. */
@@ -208,13 +217,7 @@ export class ImageServer {
         send(res, error.status, { error: { code: error.code, message: error.message } });
       } else if (isFerryError(error)) {
         const status =
-          error.code === 'FERRY_STORE_NOT_FOUND'
-            ? 404
-            : error.code === 'FERRY_STORE_OBJECT_CORRUPT' ||
-                error.code.startsWith('FERRY_STORE_') ||
-                error.code === 'FERRY_USAGE'
-              ? 400
-              : 500;
+          error.code === 'FERRY_STORE_NOT_FOUND' ? 404 : CLIENT_ERRORS.has(error.code) ? 400 : 500;
         send(res, status, { error: error.toJSON() });
       } else {
         send(res, 500, { error: { code: 'FERRY_INTERNAL', message: 'internal error' } });
