@@ -6,6 +6,7 @@
  *
  *   listXattrs(path) -> [[name, Buffer value], ...] | null  (null: unsupported)
  *   setXattr(path, name, Buffer value) -> undefined
+ *   syncfs(fd) -> undefined   (flush the whole filesystem holding fd, once)
  *
  *   dataRanges(fd, offset, length[, limit]) -> [[start, end], ...] | null
  *
@@ -241,8 +242,29 @@ static napi_value set_xattr(napi_env env, napi_callback_info info) {
   return undef;
 }
 
+static napi_value sync_fs(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "syncfs(fd) takes a file descriptor");
+    return NULL;
+  }
+#if defined(__linux__)
+  if (syncfs(fd) != 0) return throw_errno(env, errno);
+#else
+  if (fsync(fd) != 0) return throw_errno(env, errno);
+#endif
+  napi_value undef;
+  CHECK(env, napi_get_undefined(env, &undef));
+  return undef;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn, max;
+  CHECK(env, napi_create_function(env, "syncfs", NAPI_AUTO_LENGTH, sync_fs, NULL, &fn));
+  CHECK(env, napi_set_named_property(env, exports, "syncfs", fn));
   CHECK(env, napi_create_function(env, "listXattrs", NAPI_AUTO_LENGTH, list_xattrs, NULL, &fn));
   CHECK(env, napi_set_named_property(env, exports, "listXattrs", fn));
   CHECK(env, napi_create_function(env, "setXattr", NAPI_AUTO_LENGTH, set_xattr, NULL, &fn));

@@ -15,6 +15,8 @@ interface NativeBinding {
   /** Extended attributes of a path (not following a symlink); null when the filesystem has none. */
   listXattrs?(path: string): Array<[string, Buffer]> | null;
   setXattr?(path: string, name: string, value: Buffer): void;
+  /** syncfs(2): flushes the filesystem holding `fd` (blocking; call it rarely). */
+  syncfs?(fd: number): void;
 }
 
 /** node-gyp's output, seen from dist/src/disk/ (compiled) and from src/disk/ (run from source). */

@@ -4,6 +4,7 @@ import { FerryError } from '../errors/index.js';
 import { workerPool } from '../util/ordered-pool.js';
 import type { LocalStore } from './local-store.js';
 import { comparePaths, MANIFEST_LIMITS, type Manifest, type ManifestEntry } from './manifest.js';
+import { ObjectBatch } from './object-store.js';
 import { readXattrs, xattrsSupported } from './xattrs.js';
 
 export interface IngestStats {
@@ -127,21 +128,30 @@ export async function ingestDirectory(
   let newBytes = 0;
   let doneFiles = 0;
   let doneBytes = 0;
-  await workerPool(primaries, options.concurrency ?? 4, async (p) => {
-    const r = await store.objects.put(
-      { kind: 'file', path: p.abs, size: p.entry.size },
-      undefined,
-      options.signal,
-    );
-    p.entry.hash = r.id;
-    if (r.added) {
-      newObjects++;
-      newBytes += r.size;
-    }
-    doneFiles++;
-    doneBytes += r.size;
-    options.onProgress?.({ files: doneFiles, bytes: doneBytes });
-  });
+  const batch = new ObjectBatch();
+  try {
+    await workerPool(primaries, options.concurrency ?? 4, async (p) => {
+      const r = await store.objects.put(
+        { kind: 'file', path: p.abs, size: p.entry.size },
+        undefined,
+        options.signal,
+        batch,
+      );
+      p.entry.hash = r.id;
+      if (r.added) {
+        newObjects++;
+        newBytes += r.size;
+      }
+      doneFiles++;
+      doneBytes += r.size;
+      options.onProgress?.({ files: doneFiles, bytes: doneBytes });
+    });
+    // Every new object durable and visible before the manifest that names them.
+    await store.objects.publish(batch);
+  } catch (error) {
+    await store.objects.discard(batch);
+    throw error;
+  }
   for (const p of pending) {
     const hash = p.inode === null ? undefined : firstOf.get(p.inode)?.entry.hash;
     if (p.entry.link !== undefined && hash !== undefined) p.entry.hash = hash;

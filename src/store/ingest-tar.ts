@@ -9,6 +9,7 @@ import {
   type Manifest,
   type ManifestEntry,
 } from './manifest.js';
+import { ObjectBatch } from './object-store.js';
 import { readTar, type TarEntry } from './tar-reader.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -112,7 +113,14 @@ export async function ingestTarball(
         entries.set(p, { ...base, type: 'fifo', ...xattrs });
     }
   };
-  await readTar(decompressedStream(path, options.signal), onEntry, options.signal);
+  const batch = new ObjectBatch();
+  try {
+    await readTar(decompressedStream(path, options.signal), onEntry, options.signal);
+    await store.objects.publish(batch);
+  } catch (error) {
+    await store.objects.discard(batch);
+    throw error;
+  }
 
   // Hard links become entries sharing their target's contents.
   for (const l of hardLinks) {

@@ -9,10 +9,12 @@ import {
   stat,
   unlink,
   utimes,
+  writeFile,
 } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { nativeBinding } from '../disk/seek-data.js';
 import { FerryError } from '../errors/index.js';
 
 const HEX512 = /^[0-9a-f]{128}$/;
@@ -84,15 +86,34 @@ export class LocalObjectStore {
   /**
    * Stores bytes and returns their SHA-512. When `expected` is given the bytes
    * must hash to it (FERRY_STORE_OBJECT_CORRUPT otherwise, nothing stored).
+   * Small files are read whole and hashed before anything is written, so an
+   * object the store already has costs one read. With a `batch`, new objects
+   * wait in tmp/ unsynced until `publish(batch)`: one syncfs for a whole
+   * ingest instead of an fsync per file.
    */
-  async put(input: ObjectInput, expected?: string, signal?: AbortSignal): Promise<PutResult> {
+  async put(
+    input: ObjectInput,
+    expected?: string,
+    signal?: AbortSignal,
+    batch?: ObjectBatch,
+  ): Promise<PutResult> {
     if (expected !== undefined && (await this.has(expected))) {
       await this.#touch(expected);
       return { id: expected, size: await this.size(expected), added: false };
     }
-    const tmpDir = join(this.root, 'tmp');
-    await mkdir(tmpDir, { recursive: true });
-    const tmp = join(tmpDir, `${randomBytes(8).toString('hex')}.obj`);
+    if (input.kind === 'file' && input.size <= SMALL_FILE) {
+      const data = await readSmall(input.path, input.size);
+      const id = createHash('sha512').update(data).digest('hex');
+      if (expected !== undefined && id !== expected) throw corrupt(id, expected, data.length);
+      if (batch?.has(id) === true || (await this.has(id))) {
+        if (batch?.has(id) !== true) await this.#touch(id);
+        return { id, size: data.length, added: false };
+      }
+      const tmp = await this.#tmpPath();
+      await writeFile(tmp, data, { flag: 'wx', mode: 0o444 });
+      return this.#place(tmp, id, data.length, batch);
+    }
+    const tmp = await this.#tmpPath();
     const hash = createHash('sha512');
     let size = 0;
     const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o444);
@@ -113,7 +134,7 @@ export class LocalObjectStore {
         writeTo(fh),
         ...(signal === undefined ? [] : [{ signal }]),
       );
-      await fh.sync();
+      if (batch === undefined) await fh.sync();
     } catch (error) {
       await fh.close().catch(() => {});
       await unlink(tmp).catch(() => {});
@@ -129,25 +150,75 @@ export class LocalObjectStore {
     const sizeMismatch =
       (input.kind === 'file' && size !== input.size) ||
       (input.kind === 'stream' && input.size !== undefined && size !== input.size);
+    if (input.kind === 'file' && sizeMismatch) {
+      await unlink(tmp).catch(() => {});
+      throw changed(input.path);
+    }
     if ((expected !== undefined && id !== expected) || sizeMismatch) {
       await unlink(tmp).catch(() => {});
-      throw new FerryError(
-        input.kind === 'file' ? 'FERRY_STORE_SOURCE_UNSUPPORTED' : 'FERRY_STORE_OBJECT_CORRUPT',
-        input.kind === 'file'
-          ? `Cannot store ${input.path}: it changed while it was read`
-          : `Cannot store object: the bytes hash to ${id.slice(0, 16)}…, not ${String(expected).slice(0, 16)}… (or are not ${input.size ?? '?'} bytes)`,
-        { details: { expected: expected ?? null, actual: id, size } },
-      );
+      throw corrupt(id, expected, size, input.kind === 'stream' ? input.size : undefined);
     }
-    const dest = this.pathOf(id);
+    if (batch?.has(id) === true || (await this.has(id))) {
+      await unlink(tmp).catch(() => {});
+      if (batch?.has(id) !== true) await this.#touch(id);
+      return { id, size, added: false };
+    }
+    return this.#place(tmp, id, size, batch);
+  }
+
+  async #tmpPath(): Promise<string> {
+    const tmpDir = join(this.root, 'tmp');
+    await mkdir(tmpDir, { recursive: true });
+    return join(tmpDir, `${randomBytes(8).toString('hex')}.obj`);
+  }
+
+  /** Moves a complete temporary object under its name, or leaves it to the batch. */
+  async #place(
+    tmp: string,
+    id: string,
+    size: number,
+    batch: ObjectBatch | undefined,
+  ): Promise<PutResult> {
+    if (batch !== undefined) {
+      batch.add(id, tmp);
+      return { id, size, added: true };
+    }
     if (await this.has(id)) {
       await unlink(tmp).catch(() => {});
-      await this.#touch(id);
       return { id, size, added: false };
     }
     await mkdir(join(this.root, 'objects', id.slice(0, 2)), { recursive: true });
-    await rename(tmp, dest);
+    await rename(tmp, this.pathOf(id));
     return { id, size, added: true };
+  }
+
+  /**
+   * Makes a batch's objects durable and visible: one syncfs (or an fsync per
+   * file without the native binding), then the renames, then a second flush
+   * so the names are durable too. Call it before committing anything that
+   * names them.
+   */
+  async publish(batch: ObjectBatch): Promise<void> {
+    const pending = batch.take();
+    if (pending.length === 0) return;
+    await flushFilesystem(
+      join(this.root, 'tmp'),
+      pending.map((p) => p.tmp),
+    );
+    for (const { id, tmp } of pending) {
+      if (await this.has(id)) {
+        await unlink(tmp).catch(() => {});
+        continue;
+      }
+      await mkdir(join(this.root, 'objects', id.slice(0, 2)), { recursive: true });
+      await rename(tmp, this.pathOf(id));
+    }
+    await flushFilesystem(join(this.root, 'objects'), []);
+  }
+
+  /** Removes a batch's temporary files (an ingest that failed). */
+  async discard(batch: ObjectBatch): Promise<void> {
+    for (const { tmp } of batch.take()) await unlink(tmp).catch(() => {});
   }
 
   /** Refreshes an object's mtime: GC spares recently used objects an ingest may be about to commit. */
@@ -223,6 +294,98 @@ export class LocalObjectStore {
     await unlink(this.pathOf(id)).catch((error: NodeJS.ErrnoException) => {
       if (error.code !== 'ENOENT') throw error;
     });
+  }
+}
+
+/** Files up to this size are read whole, hashed, and written only when new. */
+const SMALL_FILE = 256 * 1024;
+
+/** New objects of one ingest, waiting in tmp/ for one flush. */
+export class ObjectBatch {
+  readonly #pending = new Map<string, string>();
+
+  has(id: string): boolean {
+    return this.#pending.has(id);
+  }
+
+  add(id: string, tmp: string): void {
+    this.#pending.set(id, tmp);
+  }
+
+  take(): Array<{ id: string; tmp: string }> {
+    const out = [...this.#pending].map(([id, tmp]) => ({ id, tmp }));
+    this.#pending.clear();
+    return out;
+  }
+}
+
+async function readSmall(path: string, size: number): Promise<Buffer> {
+  const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    // One byte more than expected: a file that grew is caught, not truncated.
+    const buf = Buffer.allocUnsafe(size + 1);
+    let n = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+      if (n === buf.length) break;
+    }
+    if (n !== size) throw changed(path);
+    return buf.subarray(0, size);
+  } finally {
+    await fh.close();
+  }
+}
+
+function changed(path: string): FerryError {
+  return new FerryError(
+    'FERRY_STORE_SOURCE_UNSUPPORTED',
+    `Cannot store ${path}: it changed while it was read`,
+    {
+      details: { path },
+    },
+  );
+}
+
+function corrupt(
+  actual: string,
+  expected: string | undefined,
+  size: number,
+  want?: number,
+): FerryError {
+  return new FerryError(
+    'FERRY_STORE_OBJECT_CORRUPT',
+    `Cannot store object: the bytes hash to ${actual.slice(0, 16)}…, not ${String(expected).slice(0, 16)}… (or are not ${want ?? '?'} bytes)`,
+    { details: { expected: expected ?? null, actual, size } },
+  );
+}
+
+/** syncfs of the filesystem holding `dir` (native binding), else an fsync of each file. */
+async function flushFilesystem(dir: string, files: readonly string[]): Promise<void> {
+  const b = nativeBinding();
+  if (b?.syncfs !== undefined) {
+    const fh = await open(dir, constants.O_RDONLY);
+    try {
+      b.syncfs(fh.fd);
+    } finally {
+      await fh.close();
+    }
+    return;
+  }
+  for (const f of files) {
+    const fh = await open(f, constants.O_RDONLY);
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+  const d = await open(dir, constants.O_RDONLY);
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
   }
 }
 
