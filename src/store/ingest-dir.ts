@@ -1,3 +1,4 @@
+import type { BigIntStats } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError } from '../errors/index.js';
@@ -23,6 +24,9 @@ export interface IngestOptions {
   readonly signal?: AbortSignal;
   readonly onProgress?: (done: { files: number; bytes: number }) => void;
 }
+
+/** lstat calls in flight while walking a directory. */
+const WALK_CONCURRENCY = 16;
 
 interface Pending {
   entry: Omit<ManifestEntry, 'hash' | 'link'> & { hash?: string; link?: string };
@@ -51,10 +55,11 @@ export async function ingestDirectory(
   }
   const pending: Pending[] = [];
   const skipped: string[] = [];
-  const visit = async (abs: string, rel: string): Promise<void> => {
+  const statOf = (abs: string): Promise<BigIntStats> => lstat(abs, { bigint: true });
+  const visit = async (abs: string, rel: string, known?: BigIntStats): Promise<void> => {
     if (options.signal?.aborted)
       throw new FerryError('FERRY_ABORTED', 'Cannot ingest: the operation was aborted');
-    const st = await lstat(abs, { bigint: true });
+    const st = known ?? (await statOf(abs));
     if (pending.length >= MANIFEST_LIMITS.maxEntries) {
       throw new FerryError(
         'FERRY_STORE_MANIFEST_INVALID',
@@ -74,7 +79,14 @@ export async function ingestDirectory(
     if (st.isDirectory()) {
       pending.push({ entry: { ...base, type: 'dir' }, abs, inode: null });
       const names = await readdir(abs);
-      for (const name of names) await visit(join(abs, name), rel === '' ? name : `${rel}/${name}`);
+      // The children's lstat calls run WALK_CONCURRENCY at a time; the walk itself stays depth-first.
+      const stats = new Array<BigIntStats>(names.length);
+      await workerPool(names.keys(), WALK_CONCURRENCY, async (i) => {
+        stats[i] = await statOf(join(abs, names[i]!));
+      });
+      for (const [i, name] of names.entries()) {
+        await visit(join(abs, name), rel === '' ? name : `${rel}/${name}`, stats[i]);
+      }
     } else if (st.isFile()) {
       pending.push({
         entry: { ...base, type: 'file', size: Number(st.size) },
