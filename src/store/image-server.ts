@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { FerryError, isFerryError } from '../errors/index.js';
 import type { LocalStore, RevisionRecord } from './local-store.js';
 import { MANIFEST_LIMITS } from './manifest.js';
-import { isObjectId } from './object-store.js';
+import { isObjectId, ObjectBatch } from './object-store.js';
 
 export type Scope = 'read' | 'write';
 
@@ -135,6 +135,8 @@ export class ImageServer {
   readonly #store: LocalStore;
   readonly #options: ServerOptions;
   readonly #server: Server;
+  /** Objects received and complete, waiting for the next commit to make them durable and visible. */
+  readonly #batch = new ObjectBatch();
 
   constructor(store: LocalStore, options: ServerOptions) {
     this.#store = store;
@@ -257,6 +259,7 @@ export class ImageServer {
         if (record === undefined || typeof record.id !== 'string' || !isObjectId(record.id)) {
           throw new HttpError(400, 'FERRY_USAGE', 'the body needs {record: {id, created, source}}');
         }
+        await store.objects.publish(this.#batch);
         const r = await store.commitRecord(stream, record);
         send(res, r.unchanged ? 200 : 201, r);
         return;
@@ -276,7 +279,9 @@ export class ImageServer {
         );
       }
       const missing: string[] = [];
-      for (const id of body.ids as string[]) if (!(await store.objects.has(id))) missing.push(id);
+      for (const id of body.ids as string[]) {
+        if (!this.#batch.has(id) && !(await store.objects.has(id))) missing.push(id);
+      }
       send(res, 200, { missing });
       return;
     }
@@ -284,6 +289,7 @@ export class ImageServer {
     if (obj !== null) {
       const id = obj[1]!;
       if (method === 'HEAD' || method === 'GET') {
+        if (this.#batch.has(id)) await store.objects.publish(this.#batch);
         if (!(await store.objects.has(id)))
           throw new HttpError(404, 'FERRY_STORE_NOT_FOUND', 'no such object');
         const size = await store.objects.size(id);
@@ -308,14 +314,17 @@ export class ImageServer {
         ) {
           throw new HttpError(411, 'FERRY_USAGE', 'PUT needs a Content-Length');
         }
-        if (await store.objects.has(id)) {
+        if (this.#batch.has(id) || (await store.objects.has(id))) {
           req.resume();
-          send(res, 200, { id, size: await store.objects.size(id), added: false });
+          send(res, 200, { id, size: length, added: false });
           return;
         }
+        // Unsynced in tmp/ until a commit publishes the batch: one syncfs per revision, not per object.
         const r = await store.objects.put(
           { kind: 'stream', stream: req as AsyncIterable<Buffer>, size: length },
           id,
+          undefined,
+          this.#batch,
         );
         send(res, r.added ? 201 : 200, { id, size: r.size, added: r.added });
         return;

@@ -405,6 +405,14 @@ export class LocalStore {
         removedObjects++;
         removedBytes += st.size;
       }
+      // Temporary files of ingests and uploads that never finished (killed, or never committed).
+      for (const name of await readdir(join(this.root, 'tmp')).catch(() => [] as string[])) {
+        const p = join(this.root, 'tmp', name);
+        const st = await stat(p).catch(() => null);
+        if (st === null || started - st.mtimeMs < graceMs) continue;
+        if (!options.dryRun) await unlink(p).catch(() => {});
+        removedBytes += st.size;
+      }
       return { removedRevisions, removedObjects, removedBytes, keptObjects };
     }, options.signal);
   }

@@ -207,7 +207,16 @@ export class LocalObjectStore {
    * so the names are durable too. Call it before committing anything that
    * names them.
    */
-  async publish(batch: ObjectBatch): Promise<void> {
+  publish(batch: ObjectBatch): Promise<void> {
+    // One at a time: a caller whose objects another publish took waits until they are in place.
+    const run = this.#publishing.then(() => this.#publish(batch));
+    this.#publishing = run.catch(() => {});
+    return run;
+  }
+
+  #publishing: Promise<void> = Promise.resolve();
+
+  async #publish(batch: ObjectBatch): Promise<void> {
     const pending = batch.take();
     if (pending.length === 0) return;
     await flushFilesystem(

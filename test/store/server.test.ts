@@ -162,6 +162,10 @@ describe('image server and replication', () => {
             yield data;
           })(),
         );
+        // Received objects become visible (and durable) at the next commit or read.
+        for await (const _ of remote.readObject(id)) {
+          // read it once
+        }
         assert.equal(await served.objects.has(id), true);
         // Corrupt it on the server's disk: a reader through HTTP must not accept it.
         const path = served.objects.pathOf(id);
