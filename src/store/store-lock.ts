@@ -1,5 +1,5 @@
-import { constants } from 'node:fs';
-import { open, readFile, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { link, readFile, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { FerryError } from '../errors/index.js';
 
@@ -39,13 +39,17 @@ export async function withLock<T>(
         'FERRY_ABORTED',
         'Cannot take the store lock: the operation was aborted',
       );
+    // Written whole under a private name, then hard-linked into place: the lock
+    // never exists without its holder's pid in it, even if we are killed here.
+    const mine = `${path}.${process.pid}.${randomBytes(4).toString('hex')}`;
+    await writeFile(mine, me, { flag: 'wx' });
     try {
-      const fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
-      await fh.writeFile(me);
-      await fh.close();
+      await link(mine, path);
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    } finally {
+      await unlink(mine).catch(() => {});
     }
     const holder = await readFile(path, 'utf8').catch(() => '');
     const [pidText, host] = holder.trim().split(' ');

@@ -41,6 +41,12 @@ async function makeTree(dir: string, variant = 0): Promise<void> {
   await symlink('/etc/passwd', join(dir, 'etc/absolute-link'));
   await symlink('../etc/hostname', join(dir, 'usr/relative-link'));
   execFileSync('mkfifo', [join(dir, 'usr/fifo')]);
+  if (process.getuid?.() === 0) {
+    // Device nodes need root to create, and export recreates them as root.
+    await mkdir(join(dir, 'dev'));
+    execFileSync('mknod', [join(dir, 'dev/null'), 'c', '1', '3']);
+    execFileSync('mknod', [join(dir, 'dev/loop9'), 'b', '7', '9']);
+  }
   if (xattrsSupported()) {
     writeXattrs(join(dir, 'usr/bin/tool'), {
       'user.ferry.test': Buffer.from([0, 1, 2, 255]).toString('base64'),
@@ -76,6 +82,7 @@ async function describeTree(root: string): Promise<string[]> {
         .update(await readFile(abs))
         .digest('hex');
     else if (st.isSymbolicLink()) extra = await readlink(abs);
+    else if (st.isCharacterDevice() || st.isBlockDevice()) extra = `rdev ${st.rdev}`;
     const mtime = st.isSymbolicLink() || st.isDirectory() ? '' : String(Math.floor(st.mtimeMs));
     out.push(
       `${rel} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${st.isFile() ? st.size : ''} ${st.nlink} ${mtime} ${extra}`,
