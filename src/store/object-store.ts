@@ -433,14 +433,28 @@ function missing(id: string, cause: unknown): FerryError {
 }
 
 /** A writable sink onto an open file handle (sequential writes). */
+/** Bytes gathered before one write: network streams arrive in 16-64 KiB pieces. */
+const WRITE_GATHER = 1024 * 1024;
+
+/** A sink onto an open file handle: sequential writes of up to WRITE_GATHER bytes gathered from the stream. */
 function writeTo(fh: FileHandle): (source: AsyncIterable<Buffer>) => Promise<void> {
+  const flush = async (parts: Buffer[]): Promise<void> => {
+    const buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    let done = 0;
+    while (done < buf.length) done += (await fh.write(buf, done, buf.length - done)).bytesWritten;
+  };
   return async (source) => {
+    let parts: Buffer[] = [];
+    let n = 0;
     for await (const chunk of source) {
-      let done = 0;
-      while (done < chunk.length) {
-        const { bytesWritten } = await fh.write(chunk, done, chunk.length - done);
-        done += bytesWritten;
+      parts.push(chunk);
+      n += chunk.length;
+      if (n >= WRITE_GATHER) {
+        await flush(parts);
+        parts = [];
+        n = 0;
       }
     }
+    if (n > 0) await flush(parts);
   };
 }
