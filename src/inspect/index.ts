@@ -8,7 +8,13 @@ export {
 } from './findings.js';
 export type { FsDriver, FsType, NodeStat } from './fs/fs-driver.js';
 export { FsTree } from './fs/fs-tree.js';
-export { compareVersions, type InspectOptions, inspectImage } from './inspect.js';
+export {
+  compareVersions,
+  type InspectOptions,
+  inspectImage,
+  type LinuxTrees,
+  openLinuxTrees,
+} from './inspect.js';
 export type {
   FilesystemReport,
   InspectReport,

@@ -168,6 +168,37 @@ function resolveFstab(
   return out;
 }
 
+/** A Linux root filesystem and the filesystems its fstab mounts, for reading the whole tree. */
+export interface LinuxTrees {
+  readonly root: FsTree;
+  /** Mount point (absolute) and tree, in fstab order; only filesystems found on the disk. */
+  readonly mounts: ReadonlyArray<{ readonly mountPoint: string; readonly tree: FsTree }>;
+}
+
+/**
+ * Opens the Linux root of a disk image and what its fstab mounts, or null
+ * when there is no single Linux root (none, or several).
+ */
+export async function openLinuxTrees(image: DiskImage): Promise<LinuxTrees | null> {
+  const findings: Finding[] = [];
+  const disk = volumeOf(image, 0, image.virtualSize, new ReadCounter());
+  const layout = await readLayout(disk, findings);
+  const mounted = await openFilesystems(layout, findings);
+  const roots = await findRoots(mounted, findings);
+  const linux = roots.linux[0];
+  if (linux === undefined || roots.linux.length > 1 || linux.fs.tree === null) return null;
+  const fstabText = await linux.fs.tree.readText('/etc/fstab', 256 * 1024).catch(() => null);
+  const entries = fstabText === null ? [] : parseFstab(fstabText);
+  const resolved = resolveFstab(entries, mounted, layout);
+  const mounts: Array<{ mountPoint: string; tree: FsTree }> = [];
+  for (const e of entries) {
+    const m = resolved.get(e);
+    if (m?.tree == null || m === linux.fs || e.mountPoint === '/') continue;
+    mounts.push({ mountPoint: e.mountPoint, tree: m.tree });
+  }
+  return { root: linux.fs.tree, mounts };
+}
+
 /**
  * Inspects a disk image from its bytes alone: partition table, filesystems,
  * OS, kernels, bootloader and configuration, and what each target cloud will

@@ -10,7 +10,8 @@ export {
   type TokenEntry,
 } from './image-server.js';
 export { type IngestStats, ingestDirectory } from './ingest-dir.js';
-export { ingestTarball, memberPath } from './ingest-tar.js';
+export { ingestImage } from './ingest-image.js';
+export { ingestTarball, looksLikeTarball, memberPath } from './ingest-tar.js';
 export { localBackend } from './local-backend.js';
 export {
   checkStreamName,

@@ -1,5 +1,6 @@
+import { open } from 'node:fs/promises';
 import { FerryError } from '../errors/index.js';
-import { decompressedStream } from './decompress-stream.js';
+import { decompressedStream, detectCompression } from './decompress-stream.js';
 import type { IngestOptions, IngestStats } from './ingest-dir.js';
 import type { LocalStore } from './local-store.js';
 import {
@@ -172,4 +173,22 @@ export async function ingestTarball(
   const put = await store.putManifest(manifest);
   if (put.added) newObjects++;
   return { revision: put.id, files, bytes, newObjects, newBytes, skipped: [] };
+}
+
+/**
+ * True for a tarball: compressed (gzip, xz, zstd: ferry reads no other
+ * compressed input) or with a ustar/GNU magic in its first header. Disk
+ * images are neither; a raw disk that happens to hold a tar header at byte
+ * 257 is read as the tar it claims to be, which the manifest checks bound.
+ */
+export async function looksLikeTarball(path: string): Promise<boolean> {
+  if ((await detectCompression(path)) !== 'none') return true;
+  const fh = await open(path, 'r');
+  try {
+    const head = Buffer.alloc(512);
+    const { bytesRead } = await fh.read(head, 0, 512, 0);
+    return bytesRead === 512 && head.toString('latin1', 257, 262) === 'ustar';
+  } finally {
+    await fh.close();
+  }
 }

@@ -6,16 +6,20 @@ import {
   exportDirectory,
   exportTarball,
   ingestDirectory,
+  ingestImage,
   ingestTarball,
   LocalStore,
+  looksLikeTarball,
 } from '../../store/index.js';
 import { formatBytes, type OutputMode, printJson } from '../output.js';
 
 export const imageHelp = `Usage: ferry image <subcommand> [--store DIR] [--output json]
 
 Subcommands:
-  add STREAM DIR|TARBALL      ingest a directory tree or a tarball (tar, .gz, .xz, .zst;
-                              detected from its bytes) as a new revision of STREAM
+  add STREAM DIR|TARBALL|IMAGE
+                              ingest a directory tree, a tarball (tar, gz, xz, zst) or the
+                              Linux root (and what its fstab mounts) of a disk image in any
+                              format ferry reads, detected from the bytes
   ls [STREAM]                 streams, or a stream's revisions (oldest first)
   show STREAM[@REV]           a revision's entries
   diff REV_A REV_B            added, removed and changed paths and bytes (STREAM[@REV] each)
@@ -70,7 +74,9 @@ export async function imageCommand(
       }
       const stats = st.isDirectory()
         ? await ingestDirectory(store, source, { signal })
-        : await ingestTarball(store, source, { signal });
+        : (await looksLikeTarball(source))
+          ? await ingestTarball(store, source, { signal })
+          : await ingestImage(store, source, { signal });
       const { record, unchanged } = await store.commit(stream, stats.revision, source, signal);
       return out(
         { stream, ...stats, unchanged, created: record.created },

@@ -25,6 +25,14 @@ export interface NodeStat {
   readonly gid: number | null;
   /** Seconds since the epoch, or null. */
   readonly mtime: number | null;
+  /** Nanoseconds since the epoch as a decimal string, where the filesystem keeps them. */
+  readonly mtimeNs?: string;
+  /** For kind 'other': what it is, where the filesystem says. */
+  readonly special?: 'char' | 'block' | 'fifo' | 'socket';
+  /** Device numbers of a char or block device. */
+  readonly rdev?: { readonly major: number; readonly minor: number };
+  /** Hard link count, where the filesystem keeps it. */
+  readonly links?: number;
 }
 
 export interface DirEntry<R> {

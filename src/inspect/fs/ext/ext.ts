@@ -44,6 +44,29 @@ export const EXT_LIMITS = {
   readConcurrency: 8,
 } as const;
 
+/** What a non-file, non-directory, non-symlink inode is, and its device numbers (i_block[0], or [1] for the new encoding). */
+function specialOf(inode: ExtInode): Pick<NodeStat, 'special' | 'rdev'> {
+  switch (inode.mode & 0xf000) {
+    case 0x1000:
+      return { special: 'fifo' };
+    case 0xc000:
+      return { special: 'socket' };
+    case 0x2000:
+    case 0x6000: {
+      const special = (inode.mode & 0xf000) === 0x2000 ? 'char' : 'block';
+      const old = inode.iblock.readUInt32LE(0);
+      if (old !== 0) return { special, rdev: { major: (old >> 8) & 0xff, minor: old & 0xff } };
+      const dev = inode.iblock.readUInt32LE(4);
+      return {
+        special,
+        rdev: { major: (dev & 0xfff00) >> 8, minor: (dev & 0xff) | ((dev >> 12) & 0xfff00) },
+      };
+    }
+    default:
+      return {};
+  }
+}
+
 /** A directory entry with the kind its dirent records (null without the filetype feature). */
 export interface ExtDirEntry extends DirEntry<number> {
   readonly kind: NodeKind | null;
@@ -96,6 +119,9 @@ export class ExtDriver implements FsDriver<number> {
       uid: inode.uid,
       gid: inode.gid,
       mtime: inode.mtime,
+      mtimeNs: (BigInt(inode.mtime) * 1_000_000_000n + BigInt(inode.mtimeNsec)).toString(),
+      links: inode.links,
+      ...specialOf(inode),
     };
   }
 

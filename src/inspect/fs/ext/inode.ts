@@ -30,6 +30,8 @@ export interface ExtInode {
   readonly uid: number;
   readonly gid: number;
   readonly mtime: number;
+  /** Nanoseconds within the second (from i_mtime_extra), 0 without extra fields. */
+  readonly mtimeNsec: number;
   readonly links: number;
   /** i_blocks in 512-byte units, without the extended-attribute block. */
   readonly dataSectors: number;
@@ -117,7 +119,12 @@ export function parseInode(sb: ExtSuperblock, ino: number, raw: Buffer): ExtInod
     }
   }
   let mtime = raw.readInt32LE(0x10);
-  if (extra >= 0x0c) mtime += (raw.readUInt32LE(0x88) & 3) * 2 ** 32;
+  let mtimeNsec = 0;
+  if (extra >= 0x0c) {
+    const mextra = raw.readUInt32LE(0x88);
+    mtime += (mextra & 3) * 2 ** 32;
+    mtimeNsec = Math.min(999_999_999, mextra >>> 2);
+  }
 
   const huge = (sb.roCompat & RO_COMPAT.hugeFile) !== 0;
   let sectors = raw.readUInt32LE(0x1c) + (huge ? raw.readUInt16LE(0x74) * 2 ** 32 : 0);
@@ -149,6 +156,7 @@ export function parseInode(sb: ExtSuperblock, ino: number, raw: Buffer): ExtInod
     uid: raw.readUInt16LE(0x02) + raw.readUInt16LE(0x78) * 65536,
     gid: raw.readUInt16LE(0x18) + raw.readUInt16LE(0x7a) * 65536,
     mtime,
+    mtimeNsec,
     links: raw.readUInt16LE(0x1a),
     dataSectors: sectors,
     iblock: Buffer.from(raw.subarray(0x28, 0x28 + I_BLOCK_SIZE)),

@@ -1,0 +1,189 @@
+import { openImage } from '../disk/index.js';
+import { FerryError } from '../errors/index.js';
+import { type FsTree, openLinuxTrees } from '../inspect/index.js';
+import type { IngestOptions, IngestStats } from './ingest-dir.js';
+import type { LocalStore } from './local-store.js';
+import { checkManifest, comparePaths, type Manifest, type ManifestEntry } from './manifest.js';
+import { ObjectBatch } from './object-store.js';
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** Entries one directory may hold, and how deep a tree may go (hostile filesystems). */
+const MAX_DIR_ENTRIES = 1_000_000;
+const MAX_DEPTH = 256;
+const CHUNK = 1024 * 1024;
+
+function corrupt(message: string): FerryError {
+  return new FerryError('FERRY_FS_CORRUPT', `Cannot ingest the image: ${message}`);
+}
+
+/**
+ * Reads the Linux root of a disk image (any format ferry reads) and the
+ * filesystems its fstab mounts into the store, through inspect's read-only
+ * filesystem drivers: nothing is mounted, nothing runs, every structure is
+ * bounds-checked by the driver. A directory reached twice (a cycle in a
+ * hostile filesystem) or a name that is not a plain name is an error.
+ * Extended attributes are not read from images yet.
+ */
+export async function ingestImage(
+  store: LocalStore,
+  path: string,
+  options: IngestOptions = {},
+): Promise<IngestStats> {
+  const image = await openImage(
+    path,
+    options.signal === undefined ? {} : { signal: options.signal },
+  );
+  try {
+    const trees = await openLinuxTrees(image);
+    if (trees === null) {
+      throw new FerryError(
+        'FERRY_STORE_SOURCE_UNSUPPORTED',
+        `Cannot ingest ${path}: ferry finds no single Linux root filesystem in it`,
+        {
+          hint: 'Run ferry inspect on it to see what it holds',
+        },
+      );
+    }
+    const entries = new Map<string, Mutable<ManifestEntry>>();
+    const batch = new ObjectBatch();
+    const stats = { files: 0, bytes: 0, newObjects: 0, newBytes: 0 };
+    const skipped: string[] = [];
+    try {
+      await walk(store, trees.root, '', 0, entries, batch, stats, skipped, options);
+      for (const m of trees.mounts) {
+        const at = m.mountPoint.replace(/^\/+|\/+$/g, '');
+        if (at === '' || at.split('/').some((p) => p === '..' || p === '.')) continue;
+        for (const k of [...entries.keys()])
+          if (k === at || k.startsWith(`${at}/`)) entries.delete(k);
+        await walk(store, m.tree, at, entries.size + 1, entries, batch, stats, skipped, options);
+      }
+      await store.objects.publish(batch);
+    } catch (error) {
+      await store.objects.discard(batch);
+      throw error;
+    }
+    // Parents of mount points the root does not have.
+    for (const p of [...entries.keys()]) {
+      let i = p.lastIndexOf('/');
+      while (i > 0) {
+        const parent = p.slice(0, i);
+        if (!entries.has(parent))
+          entries.set(parent, {
+            path: parent,
+            type: 'dir',
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            mtime: '0',
+            size: 0,
+          });
+        i = parent.lastIndexOf('/');
+      }
+    }
+    const sorted = [...entries.values()].sort((a, b) => comparePaths(a.path, b.path));
+    // Hard links: the first path of each group (in manifest order) holds the contents.
+    const first = new Map<string, string>();
+    for (const e of sorted) {
+      const key = (e as { inodeKey?: string }).inodeKey;
+      delete (e as { inodeKey?: string }).inodeKey;
+      if (e.type !== 'file' || key === undefined) continue;
+      const f = first.get(key);
+      if (f === undefined) first.set(key, e.path);
+      else e.link = f;
+    }
+    const manifest: Manifest = checkManifest({ version: 1, entries: sorted });
+    const put = await store.putManifest(manifest);
+    if (put.added) stats.newObjects++;
+    return { revision: put.id, ...stats, skipped };
+  } finally {
+    await image.close();
+  }
+}
+
+async function walk(
+  store: LocalStore,
+  tree: FsTree,
+  prefix: string,
+  treeId: number,
+  entries: Map<string, Mutable<ManifestEntry>>,
+  batch: ObjectBatch,
+  stats: { files: number; bytes: number; newObjects: number; newBytes: number },
+  skipped: string[],
+  options: IngestOptions,
+): Promise<void> {
+  const d = tree.driver;
+  const seenDirs = new Set<unknown>();
+  const visit = async (ref: unknown, path: string, depth: number): Promise<void> => {
+    if (options.signal?.aborted)
+      throw new FerryError('FERRY_ABORTED', 'Cannot ingest: the operation was aborted');
+    if (depth > MAX_DEPTH)
+      throw corrupt(`the tree is deeper than ${MAX_DEPTH} directories at ${path}`);
+    const st = await d.stat(ref);
+    const base = {
+      path,
+      mode: (st.mode ?? (st.kind === 'dir' ? 0o755 : 0o644)) & 0o7777,
+      uid: st.uid ?? 0,
+      gid: st.gid ?? 0,
+      mtime: st.mtimeNs ?? (BigInt(Math.trunc(st.mtime ?? 0)) * 1_000_000_000n).toString(),
+      size: 0,
+    };
+    if (st.kind === 'dir') {
+      if (seenDirs.has(ref))
+        throw corrupt(`the directory ${path || '/'} is reached twice (a cycle)`);
+      seenDirs.add(ref);
+      entries.set(path, { ...base, type: 'dir' });
+      const children = await d.readDir(ref, MAX_DIR_ENTRIES);
+      for (const c of children) {
+        if (
+          c.name === '' ||
+          c.name === '.' ||
+          c.name === '..' ||
+          c.name.includes('/') ||
+          c.name.includes('\0')
+        ) {
+          throw corrupt(
+            `a directory entry in ${path || '/'} has the name "${c.name.slice(0, 80)}"`,
+          );
+        }
+        await visit(c.ref, path === '' ? c.name : `${path}/${c.name}`, depth + 1);
+      }
+    } else if (st.kind === 'file') {
+      const size = st.size;
+      const chunks = async function* (): AsyncGenerator<Buffer> {
+        for (let off = 0; off < size; off += CHUNK)
+          yield await d.readFile(ref, off, Math.min(CHUNK, size - off));
+      };
+      const r = await store.objects.put(
+        { kind: 'stream', stream: chunks(), size },
+        undefined,
+        options.signal,
+        batch,
+      );
+      if (r.added) {
+        stats.newObjects++;
+        stats.newBytes += r.size;
+      }
+      stats.files++;
+      stats.bytes += size;
+      const entry: Mutable<ManifestEntry> & { inodeKey?: string } = {
+        ...base,
+        type: 'file',
+        size,
+        hash: r.id,
+      };
+      if ((st.links ?? 1) > 1) entry.inodeKey = `${treeId}:${String(ref)}`;
+      entries.set(path, entry);
+    } else if (st.kind === 'symlink') {
+      entries.set(path, { ...base, type: 'symlink', target: await d.readLink(ref) });
+    } else if ((st.special === 'char' || st.special === 'block') && st.rdev !== undefined) {
+      entries.set(path, { ...base, type: st.special, rdev: st.rdev });
+    } else if (st.special === 'fifo') {
+      entries.set(path, { ...base, type: 'fifo' });
+    } else {
+      skipped.push(path);
+    }
+  };
+  const root = await d.root();
+  await visit(root, prefix, 0);
+}
