@@ -21,6 +21,9 @@
 #   grub-efi-amd64-bin debootstrap
 #                     the inspect corpus: GRUB's EFI image for the ESP, and the Debian
 #                     root it is built from (scripts/make-debian-root.sh, cached)
+#   swift swift-proxy swift-object swift-container swift-account python3-swift memcached
+#                     a real S3 server on loopback (OpenStack Swift with s3api) for the
+#                     store's S3 backend, started by scripts/swift-s3.sh
 #   libguestfs-tools linux-image-cloud-amd64
 #                     virt-inspector, the second opinion on the corpus's OS facts and
 #                     inspect's benchmark peer (its appliance boots the host's kernel)
@@ -30,7 +33,8 @@ cd "$(dirname "$0")/.."
 packages=(qemu-utils tar time python3-libvhdi e2fsprogs xfsprogs dosfstools mtools btrfs-progs
   cryptsetup-bin xorriso ntfs-3g fuse3 libhivex-bin fdisk gdisk util-linux grub-pc-bin
   syslinux-common extlinux mbr grub-efi-amd64-bin debootstrap libguestfs-tools
-  linux-image-cloud-amd64)
+  linux-image-cloud-amd64 swift swift-proxy swift-object swift-container swift-account
+  python3-swift memcached curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

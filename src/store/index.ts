@@ -35,4 +35,5 @@ export {
 export { isObjectId, LocalObjectStore } from './object-store.js';
 export { RemoteStore } from './remote-store.js';
 export { type ReplicateOptions, type ReplicateResult, replicate } from './replicate.js';
+export { S3Store, type S3StoreOptions } from './s3-store.js';
 export type { StoreBackend } from './store-backend.js';

@@ -8,6 +8,7 @@ import {
   localBackend,
   RemoteStore,
   replicate,
+  S3Store,
   type StoreBackend,
 } from '../../store/index.js';
 import { formatBytes, type OutputMode, printJson } from '../output.js';
@@ -23,11 +24,14 @@ Binds 127.0.0.1:7878 unless told otherwise. --tokens names a JSON file of
 a write token, reads a token unless --anonymous-read. With --client-ca,
 clients must also present a certificate signed by that CA.`;
 
-export const replicateHelp = `Usage: ferry replicate --from DIR|URL --to DIR|URL [STREAM ...] [--watch SECONDS]
+export const replicateHelp = `Usage: ferry replicate --from DIR|URL|s3://BUCKET[/PREFIX] --to DIR|URL|s3://... [STREAM ...]
+                       [--watch SECONDS]
 
 Copies the revisions the destination lacks, sending only the objects it does
 not hold, each verified on both ends. Resumes where an interrupted run
-stopped. Tokens: $FERRY_FROM_TOKEN and $FERRY_TO_TOKEN (or $FERRY_TOKEN for both).`;
+stopped. Tokens: $FERRY_FROM_TOKEN and $FERRY_TO_TOKEN (or $FERRY_TOKEN for both).
+An s3:// store uses the AWS SDK's credential chain, and $FERRY_S3_ENDPOINT for
+an S3-compatible server (Ceph RGW, Swift s3api).`;
 
 function parseListen(value: string | undefined): { host: string; port: number } {
   if (value === undefined) return { host: '127.0.0.1', port: 7878 };
