@@ -15,8 +15,8 @@ import {
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { FerryError } from '../errors/index.js';
-import type { LocalStore } from './local-store.js';
 import type { Manifest, ManifestEntry } from './manifest.js';
+import type { ObjectReader } from './store-reader.js';
 import { writeXattrs } from './xattrs.js';
 
 const execFileAsync = promisify(execFile);
@@ -52,7 +52,7 @@ function mtimeOf(e: ManifestEntry): Date {
  * directory modes and times are set last, deepest first.
  */
 export async function exportDirectory(
-  store: LocalStore,
+  store: { readonly objects: ObjectReader },
   manifest: Manifest,
   dest: string,
   options: ExportOptions = {},
@@ -116,7 +116,7 @@ export async function exportDirectory(
 }
 
 async function writeObject(
-  store: LocalStore,
+  store: { readonly objects: ObjectReader },
   id: string,
   path: string,
   signal?: AbortSignal,

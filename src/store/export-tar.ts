@@ -1,7 +1,7 @@
 import { OutputFile } from '../disk/output-file.js';
 import { FerryError } from '../errors/index.js';
-import type { LocalStore } from './local-store.js';
 import type { Manifest, ManifestEntry } from './manifest.js';
+import type { ObjectReader } from './store-reader.js';
 
 const BLOCK = 512;
 const TYPEFLAG: Record<ManifestEntry['type'], string> = {
@@ -126,7 +126,7 @@ function entryHeaders(e: ManifestEntry): Buffer[] {
  * place when complete). Ingesting the tarball gives the same revision id.
  */
 export async function exportTarball(
-  store: LocalStore,
+  store: { readonly objects: ObjectReader },
   manifest: Manifest,
   path: string,
   options: { overwrite?: boolean; signal?: AbortSignal } = {},

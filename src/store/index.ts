@@ -37,3 +37,4 @@ export { RemoteStore } from './remote-store.js';
 export { type ReplicateOptions, type ReplicateResult, replicate } from './replicate.js';
 export { S3Store, type S3StoreOptions } from './s3-store.js';
 export type { StoreBackend } from './store-backend.js';
+export { BackendReader, type ObjectReader, type StoreReader } from './store-reader.js';

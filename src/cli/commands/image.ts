@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { FerryError } from '../../errors/index.js';
 import {
+  BackendReader,
   defaultStoreDir,
   diffManifests,
   exportDirectory,
@@ -9,9 +10,13 @@ import {
   ingestImage,
   ingestTarball,
   LocalStore,
+  localBackend,
   looksLikeTarball,
+  replicate,
+  type StoreReader,
 } from '../../store/index.js';
 import { formatBytes, type OutputMode, printJson } from '../output.js';
+import { isStoreUrl, storeBackend } from '../store-location.js';
 
 export const imageHelp = `Usage: ferry image <subcommand> [--store DIR] [--output json]
 
@@ -28,7 +33,10 @@ Subcommands:
                               device nodes when run as root), or write it as a pax tarball
   rm STREAM@REV               remove a revision from its stream (objects go at the next gc)
 
-The store is --store DIR, else $FERRY_STORE, else ~/.local/share/ferry/store.
+The store is --store DIR|URL, else $FERRY_STORE, else ~/.local/share/ferry/store.
+A URL is an image server (token in $FERRY_TOKEN) or s3://BUCKET[/PREFIX]:
+ls, show, diff and export read it directly; add ingests into the local store
+and pushes the stream to it; rm and gc work on local stores.
 A revision is a full SHA-512 id or a prefix of at least 8 hex digits.`;
 
 export const gcHelp = `Usage: ferry gc [--keep N] [--store DIR] [--dry-run] [--output json]
@@ -41,7 +49,20 @@ type Flags = Record<string, string | boolean | string[] | undefined>;
 
 async function openStore(flags: Flags): Promise<LocalStore> {
   const dir = typeof flags.store === 'string' ? flags.store : defaultStoreDir();
+  if (isStoreUrl(dir)) {
+    throw new FerryError(
+      'FERRY_NOT_CAPABLE',
+      `Cannot change ${dir} in place: rm and gc work on a local store (replicate to it instead)`,
+    );
+  }
   return LocalStore.open(dir);
+}
+
+/** The store to read: a directory, or an image server / S3 store by URL. */
+async function openReader(flags: Flags): Promise<StoreReader> {
+  const where = typeof flags.store === 'string' ? flags.store : defaultStoreDir();
+  if (!isStoreUrl(where)) return LocalStore.open(where);
+  return new BackendReader(await storeBackend(where, process.env.FERRY_TOKEN));
 }
 
 function need(args: string[], n: number, usage: string): void {
@@ -55,7 +76,15 @@ export async function imageCommand(
   signal: AbortSignal,
 ): Promise<number> {
   const [sub, ...rest] = args;
-  const store = await openStore(flags);
+  const where = typeof flags.store === 'string' ? flags.store : defaultStoreDir();
+  const remote = isStoreUrl(where);
+  // Adding to a store by URL: ingest into the local store (the cache), then push the stream there.
+  const store =
+    sub === 'add' || sub === 'rm'
+      ? remote && sub === 'add'
+        ? await LocalStore.open(defaultStoreDir())
+        : await openStore(flags)
+      : await openReader(flags);
   const out = (json: unknown, human: string): number => {
     if (mode === 'json') printJson(json);
     else process.stdout.write(human.endsWith('\n') ? human : `${human}\n`);
@@ -72,12 +101,19 @@ export async function imageCommand(
           `Cannot run image add: ${source} is not a directory or a tarball`,
         );
       }
+      const local = store as LocalStore;
       const stats = st.isDirectory()
-        ? await ingestDirectory(store, source, { signal })
+        ? await ingestDirectory(local, source, { signal })
         : (await looksLikeTarball(source))
-          ? await ingestTarball(store, source, { signal })
-          : await ingestImage(store, source, { signal });
-      const { record, unchanged } = await store.commit(stream, stats.revision, source, signal);
+          ? await ingestTarball(local, source, { signal })
+          : await ingestImage(local, source, { signal });
+      const { record, unchanged } = await local.commit(stream, stats.revision, source, signal);
+      if (remote) {
+        await replicate(localBackend(local), await storeBackend(where, process.env.FERRY_TOKEN), {
+          streams: [stream],
+          signal,
+        });
+      }
       return out(
         { stream, ...stats, unchanged, created: record.created },
         `${stream}@${stats.revision.slice(0, 16)}${unchanged ? ' (unchanged)' : ''}\n` +
@@ -182,7 +218,7 @@ export async function imageCommand(
       if (!rest[0]!.includes('@'))
         throw new FerryError('FERRY_USAGE', 'Cannot run image rm: name the revision as STREAM@REV');
       const { stream, record } = await store.resolve(rest[0]!);
-      await store.removeRevision(stream, record.id, signal);
+      await (store as LocalStore).removeRevision(stream, record.id, signal);
       return out({ stream, removed: record.id }, `removed ${stream}@${record.id.slice(0, 16)}`);
     }
     default:

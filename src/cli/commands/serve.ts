@@ -5,13 +5,10 @@ import {
   ImageServer,
   LocalStore,
   loadTokens,
-  localBackend,
-  RemoteStore,
   replicate,
-  S3Store,
-  type StoreBackend,
 } from '../../store/index.js';
 import { formatBytes, type OutputMode, printJson } from '../output.js';
+import { storeBackend } from '../store-location.js';
 
 type Flags = Record<string, string | boolean | string[] | undefined>;
 
@@ -87,12 +84,6 @@ export async function serveCommand(
   return 0;
 }
 
-async function endpoint(where: string, token: string | undefined): Promise<StoreBackend> {
-  if (/^https?:\/\//.test(where))
-    return new RemoteStore(where, token === undefined ? {} : { token });
-  return localBackend(await LocalStore.open(where));
-}
-
 export async function replicateCommand(
   args: string[],
   flags: Flags,
@@ -105,8 +96,11 @@ export async function replicateCommand(
       'Cannot run replicate: give --from and --to (a directory or a URL each)',
     );
   }
-  const from = await endpoint(flags.from, process.env.FERRY_FROM_TOKEN ?? process.env.FERRY_TOKEN);
-  const to = await endpoint(flags.to, process.env.FERRY_TO_TOKEN ?? process.env.FERRY_TOKEN);
+  const from = await storeBackend(
+    flags.from,
+    process.env.FERRY_FROM_TOKEN ?? process.env.FERRY_TOKEN,
+  );
+  const to = await storeBackend(flags.to, process.env.FERRY_TO_TOKEN ?? process.env.FERRY_TOKEN);
   const watch = typeof flags.watch === 'string' ? Number(flags.watch) : null;
   if (watch !== null && !(watch > 0))
     throw new FerryError('FERRY_USAGE', 'Cannot run replicate: --watch takes seconds');
