@@ -222,7 +222,7 @@ async function main(): Promise<void> {
     }
     const f = (x: number) => x.toFixed(2);
     process.stdout.write(
-      [
+      `${[
         `tree: ${files} files, ${(treeBytes / MiB).toFixed(0)} MiB; page cache ${drop ? 'dropped' : 'kept'} before each timed step`,
         '',
         '| step | seconds | figures |',
@@ -232,7 +232,7 @@ async function main(): Promise<void> {
         `| ferry image add (rev 2, ${changedCount} files changed) | ${f(ingest2S)} | new: ${ingest2.newObjects} objects, ${(ingest2.newBytes / MiB).toFixed(2)} MiB (changed ${(changedBytes / MiB).toFixed(2)} MiB) |`,
         `| replicate rev 1 over loopback | ${f(fullS)} | ${full.objects} objects, ${(full.bytes / MiB).toFixed(0)} MiB, ${(full.bytes / 1e6 / fullS).toFixed(0)} MB/s |`,
         `| replicate rev 2 | ${f(incrS)} | ${incr.objects} objects, ${(incr.bytes / MiB).toFixed(2)} MiB sent; goal <= ${((1.1 * changedBytes + manifest2) / MiB).toFixed(2)} MiB: ${incr.bytes <= 1.1 * changedBytes + manifest2 ? 'met' : 'missed'} |`,
-      ].join('\n') + '\n',
+      ].join('\n')}\n`,
     );
   } finally {
     await rm(work, { recursive: true, force: true });

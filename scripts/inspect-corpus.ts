@@ -295,10 +295,6 @@ function installGrubBios(
   ]);
 }
 
-interface Built {
-  readonly facts: CorpusFacts[];
-}
-
 /** An MBR disk: GRUB in the MBR gap, one bootable ext4 partition from 1 MiB. */
 async function mbrExt4(
   trees: CorpusTrees,

@@ -9,6 +9,8 @@ export const ERROR_CODES = {
   FERRY_IO: 'The operating system refused a read or write (the cause holds the errno).',
   FERRY_NOT_FOUND: 'A named file or object does not exist.',
   FERRY_NOT_CAPABLE: 'A source or target was asked for something it does not declare it can do.',
+  FERRY_CONFIG_INVALID:
+    'ferry.yaml is unreadable or malformed: bad YAML, an unknown key or a value of the wrong type (the message names the line).',
   FERRY_DESTINATION_EXISTS: 'The output path exists and overwriting was not allowed.',
   FERRY_INTERNAL: 'An invariant inside ferry did not hold; this is a bug.',
 

@@ -24,7 +24,7 @@ import {
   type Manifest,
   parseManifest,
 } from '../../src/store/index.js';
-import { readXattrs, writeXattrs, xattrsSupported } from '../../src/store/xattrs.js';
+import { writeXattrs, xattrsSupported } from '../../src/store/xattrs.js';
 import { withTempDir } from '../helpers/qemu.js';
 
 /** A tree with every kind of entry the store keeps. */

@@ -1,4 +1,5 @@
 import { stat } from 'node:fs/promises';
+import { loadConfig } from '../../config/index.js';
 import { FerryError } from '../../errors/index.js';
 import {
   BackendReader,
@@ -33,11 +34,14 @@ Subcommands:
                               device nodes when run as root), or write it as a pax tarball
   rm STREAM@REV               remove a revision from its stream (objects go at the next gc)
 
-The store is --store DIR|URL, else $FERRY_STORE, else ~/.local/share/ferry/store.
+The store is --store DIR|URL, else "store:" in ferry.yaml (./ferry.yaml or
+$FERRY_CONFIG), else $FERRY_STORE, else ~/.local/share/ferry/store.
 A URL is an image server (token in $FERRY_TOKEN) or s3://BUCKET[/PREFIX]:
 ls, show, diff and export read it directly; add ingests into the local store
 and pushes the stream to it; rm and gc work on local stores.
 A revision is a full SHA-512 id or a prefix of at least 8 hex digits.`;
+
+export { storeLocation };
 
 export const gcHelp = `Usage: ferry gc [--keep N] [--store DIR] [--dry-run] [--output json]
 
@@ -47,8 +51,14 @@ refs are rewritten before any object is removed.`;
 
 type Flags = Record<string, string | boolean | string[] | undefined>;
 
+/** --store, else ferry.yaml's store, else $FERRY_STORE or the per-user directory. */
+async function storeLocation(flags: Flags): Promise<string> {
+  if (typeof flags.store === 'string') return flags.store;
+  return (await loadConfig()).store ?? defaultStoreDir();
+}
+
 async function openStore(flags: Flags): Promise<LocalStore> {
-  const dir = typeof flags.store === 'string' ? flags.store : defaultStoreDir();
+  const dir = await storeLocation(flags);
   if (isStoreUrl(dir)) {
     throw new FerryError(
       'FERRY_NOT_CAPABLE',
@@ -60,7 +70,7 @@ async function openStore(flags: Flags): Promise<LocalStore> {
 
 /** The store to read: a directory, or an image server / S3 store by URL. */
 async function openReader(flags: Flags): Promise<StoreReader> {
-  const where = typeof flags.store === 'string' ? flags.store : defaultStoreDir();
+  const where = await storeLocation(flags);
   if (!isStoreUrl(where)) return LocalStore.open(where);
   return new BackendReader(await storeBackend(where, process.env.FERRY_TOKEN));
 }
@@ -76,7 +86,7 @@ export async function imageCommand(
   signal: AbortSignal,
 ): Promise<number> {
   const [sub, ...rest] = args;
-  const where = typeof flags.store === 'string' ? flags.store : defaultStoreDir();
+  const where = await storeLocation(flags);
   const remote = isStoreUrl(where);
   // Adding to a store by URL: ingest into the local store (the cache), then push the stream there.
   const store =

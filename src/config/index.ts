@@ -1,0 +1,1 @@
+export { type FerryConfig, loadConfig } from './ferry-config.js';
