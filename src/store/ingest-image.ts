@@ -3,7 +3,13 @@ import { FerryError } from '../errors/index.js';
 import { type FsTree, openLinuxTrees } from '../inspect/index.js';
 import type { IngestOptions, IngestStats } from './ingest-dir.js';
 import type { LocalStore } from './local-store.js';
-import { checkManifest, comparePaths, type Manifest, type ManifestEntry } from './manifest.js';
+import {
+  addMissingParents,
+  checkManifest,
+  comparePaths,
+  type Manifest,
+  type ManifestEntry,
+} from './manifest.js';
 import { ObjectBatch } from './object-store.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -64,23 +70,7 @@ export async function ingestImage(
       throw error;
     }
     // Parents of mount points the root does not have.
-    for (const p of [...entries.keys()]) {
-      let i = p.lastIndexOf('/');
-      while (i > 0) {
-        const parent = p.slice(0, i);
-        if (!entries.has(parent))
-          entries.set(parent, {
-            path: parent,
-            type: 'dir',
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-            mtime: '0',
-            size: 0,
-          });
-        i = parent.lastIndexOf('/');
-      }
-    }
+    addMissingParents(entries);
     const sorted = [...entries.values()].sort((a, b) => comparePaths(a.path, b.path));
     // Hard links: the first path of each group (in manifest order) holds the contents.
     const first = new Map<string, string>();

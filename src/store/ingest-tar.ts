@@ -4,6 +4,7 @@ import { decompressedStream, detectCompression } from './decompress-stream.js';
 import type { IngestOptions, IngestStats } from './ingest-dir.js';
 import type { LocalStore } from './local-store.js';
 import {
+  addMissingParents,
   checkManifest,
   checkPath,
   comparePaths,
@@ -132,23 +133,7 @@ export async function ingestTarball(
     files++;
   }
   // Parents the archive did not list.
-  for (const p of [...entries.keys()]) {
-    let at = p.lastIndexOf('/');
-    while (at > 0) {
-      const parent = p.slice(0, at);
-      if (!entries.has(parent))
-        entries.set(parent, {
-          path: parent,
-          type: 'dir',
-          mode: 0o755,
-          uid: 0,
-          gid: 0,
-          mtime: '0',
-          size: 0,
-        });
-      at = parent.lastIndexOf('/');
-    }
-  }
+  addMissingParents(entries);
   if (!entries.has(''))
     entries.set('', { path: '', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: '0', size: 0 });
   const sorted = [...entries.values()].sort((a, b) => comparePaths(a.path, b.path));

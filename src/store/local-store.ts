@@ -298,30 +298,7 @@ export class LocalStore {
 
   /** "STREAM" (newest), "STREAM@ID" or "STREAM@PREFIX" (at least 8 hex digits) to its record. */
   async resolve(ref: string): Promise<{ stream: string; record: RevisionRecord }> {
-    const at = ref.indexOf('@');
-    const stream = at < 0 ? ref : ref.slice(0, at);
-    const want = at < 0 ? null : ref.slice(at + 1).toLowerCase();
-    const revs = await this.revisions(stream);
-    if (want === null) return { stream, record: revs[revs.length - 1]! };
-    if (!/^[0-9a-f]{8,128}$/.test(want)) {
-      throw new FerryError(
-        'FERRY_USAGE',
-        `Cannot resolve ${ref}: a revision is 8 to 128 hex digits`,
-      );
-    }
-    const hits = revs.filter((r) => r.id.startsWith(want));
-    const ids = new Set(hits.map((r) => r.id));
-    if (ids.size === 0)
-      throw new FerryError(
-        'FERRY_STORE_NOT_FOUND',
-        `Cannot find revision ${want} in stream ${stream}`,
-      );
-    if (ids.size > 1)
-      throw new FerryError(
-        'FERRY_STORE_AMBIGUOUS',
-        `Cannot resolve ${ref}: ${ids.size} revisions start with ${want}`,
-      );
-    return { stream, record: hits[hits.length - 1]! };
+    return resolveRef(ref, (stream) => this.revisions(stream));
   }
 
   /** Removes a revision (every record of it) from a stream; its objects go at the next GC. */
@@ -416,4 +393,39 @@ export class LocalStore {
       return { removedRevisions, removedObjects, removedBytes, keptObjects };
     }, options.signal);
   }
+}
+
+/**
+ * "STREAM" (its newest revision), "STREAM@ID" or "STREAM@PREFIX" (8+ hex
+ * digits) to a record, given how to list a stream's revisions.
+ */
+export async function resolveRef(
+  ref: string,
+  revisions: (stream: string) => Promise<RevisionRecord[]>,
+): Promise<{ stream: string; record: RevisionRecord }> {
+  const at = ref.indexOf('@');
+  const stream = at < 0 ? ref : ref.slice(0, at);
+  const want = at < 0 ? null : ref.slice(at + 1).toLowerCase();
+  const revs = await revisions(stream);
+  const newest = revs[revs.length - 1];
+  if (newest === undefined)
+    throw new FerryError('FERRY_STORE_NOT_FOUND', `Cannot find stream ${stream}`);
+  if (want === null) return { stream, record: newest };
+  if (!/^[0-9a-f]{8,128}$/.test(want)) {
+    throw new FerryError('FERRY_USAGE', `Cannot resolve ${ref}: a revision is 8 to 128 hex digits`);
+  }
+  const hits = revs.filter((r) => r.id.startsWith(want));
+  const ids = new Set(hits.map((r) => r.id));
+  if (ids.size === 0)
+    throw new FerryError(
+      'FERRY_STORE_NOT_FOUND',
+      `Cannot find revision ${want} in stream ${stream}`,
+    );
+  if (ids.size > 1) {
+    throw new FerryError(
+      'FERRY_STORE_AMBIGUOUS',
+      `Cannot resolve ${ref}: ${ids.size} revisions start with ${want}`,
+    );
+  }
+  return { stream, record: hits[hits.length - 1]! };
 }

@@ -224,3 +224,28 @@ export function manifestBytes(m: Manifest): number {
   for (const e of m.entries) if (e.type === 'file' && e.link === undefined) n += e.size;
   return n;
 }
+
+/**
+ * Adds the directories that paths in `entries` need and it lacks (mode 0755,
+ * root, time 0): what a tarball or a set of mounts leaves out.
+ */
+export function addMissingParents(entries: Map<string, ManifestEntry>): void {
+  for (const p of [...entries.keys()]) {
+    let at = p.lastIndexOf('/');
+    while (at > 0) {
+      const parent = p.slice(0, at);
+      if (!entries.has(parent)) {
+        entries.set(parent, {
+          path: parent,
+          type: 'dir',
+          mode: 0o755,
+          uid: 0,
+          gid: 0,
+          mtime: '0',
+          size: 0,
+        });
+      }
+      at = parent.lastIndexOf('/');
+    }
+  }
+}

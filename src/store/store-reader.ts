@@ -1,5 +1,5 @@
 import { FerryError } from '../errors/index.js';
-import type { RevisionRecord } from './local-store.js';
+import { type RevisionRecord, resolveRef } from './local-store.js';
 import { MANIFEST_LIMITS, type Manifest, parseManifest } from './manifest.js';
 import type { StoreBackend } from './store-backend.js';
 
@@ -41,29 +41,8 @@ export class BackendReader implements StoreReader {
     return r;
   }
 
-  async resolve(ref: string): Promise<{ stream: string; record: RevisionRecord }> {
-    const at = ref.indexOf('@');
-    const stream = at < 0 ? ref : ref.slice(0, at);
-    const want = at < 0 ? null : ref.slice(at + 1).toLowerCase();
-    const revs = await this.revisions(stream);
-    if (want === null) return { stream, record: revs[revs.length - 1]! };
-    if (!/^[0-9a-f]{8,128}$/.test(want))
-      throw new FerryError(
-        'FERRY_USAGE',
-        `Cannot resolve ${ref}: a revision is 8 to 128 hex digits`,
-      );
-    const hits = [...new Set(revs.filter((r) => r.id.startsWith(want)).map((r) => r.id))];
-    if (hits.length === 0)
-      throw new FerryError(
-        'FERRY_STORE_NOT_FOUND',
-        `Cannot find revision ${want} in stream ${stream}`,
-      );
-    if (hits.length > 1)
-      throw new FerryError(
-        'FERRY_STORE_AMBIGUOUS',
-        `Cannot resolve ${ref}: ${hits.length} revisions start with ${want}`,
-      );
-    return { stream, record: revs.findLast((r) => r.id === hits[0])! };
+  resolve(ref: string): Promise<{ stream: string; record: RevisionRecord }> {
+    return resolveRef(ref, (stream) => this.revisions(stream));
   }
 
   async getManifest(id: string, signal?: AbortSignal): Promise<Manifest> {
