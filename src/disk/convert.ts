@@ -5,6 +5,7 @@ import type { DiskEventListener } from './events.js';
 import { throwIfAborted } from './file-source.js';
 import { WRITE_CHUNK } from './limits.js';
 import { openImage } from './open.js';
+import { readImageInto } from './read-range.js';
 import { writerFor } from './registry.js';
 import type { DiskImage, DiskWriter, FormatName, WritableFormat } from './types.js';
 
@@ -83,13 +84,8 @@ async function readWindow(image: DiskImage, w: DataWindow, signal?: AbortSignal)
   for (const r of w.ranges) {
     if (r.offset > cursor) buf.fill(0, cursor - w.offset, r.offset - w.offset);
     cursor = r.offset + r.length;
-    const part = buf.subarray(r.offset - w.offset, cursor - w.offset);
     reads.push(
-      image.readInto !== undefined
-        ? image.readInto(part, r.offset, signal)
-        : image.read(r.offset, r.length, signal).then((b) => {
-            b.copy(part);
-          }),
+      readImageInto(image, buf.subarray(r.offset - w.offset, cursor - w.offset), r.offset, signal),
     );
   }
   if (cursor < w.offset + len) buf.fill(0, cursor - w.offset);

@@ -21,3 +21,14 @@ export function readOutOfRange(
     );
   }
 }
+
+/** Fills `target` from `image` at `offset`: in place where the image can, else through a copy. */
+export async function readImageInto(
+  image: DiskImage,
+  target: Buffer,
+  offset: number,
+  signal?: AbortSignal,
+): Promise<void> {
+  if (image.readInto !== undefined) return image.readInto(target, offset, signal);
+  (await image.read(offset, target.length, signal)).copy(target);
+}

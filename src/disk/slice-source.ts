@@ -24,29 +24,24 @@ export class SliceSource implements ByteSource {
     this.name = name;
   }
 
-  read(offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+  /** Throws unless [offset, offset+length) lies inside the slice. */
+  #check(offset: number, length: number): void {
     if (offset < 0 || offset + length > this.size) {
-      return Promise.reject(
-        new FerryError(
-          'FERRY_IMAGE_TRUNCATED',
-          `Cannot read ${this.name}: bytes ${offset}+${length} lie past its end (${this.size})`,
-          {
-            details: { offset, length, size: this.size },
-          },
-        ),
+      throw new FerryError(
+        'FERRY_IMAGE_TRUNCATED',
+        `Cannot read ${this.name}: bytes ${offset}+${length} lie past its end (${this.size})`,
+        { details: { offset, length, size: this.size } },
       );
     }
+  }
+
+  async read(offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+    this.#check(offset, length);
     return this.#parent.read(this.#start + offset, length, signal);
   }
 
   async readInto(target: Buffer, offset: number, signal?: AbortSignal): Promise<void> {
-    if (offset < 0 || offset + target.length > this.size) {
-      throw new FerryError(
-        'FERRY_IMAGE_TRUNCATED',
-        `Cannot read ${this.name}: bytes ${offset}+${target.length} lie past its end (${this.size})`,
-        { details: { offset, length: target.length, size: this.size } },
-      );
-    }
+    this.#check(offset, target.length);
     await readSourceInto(this.#parent, target, this.#start + offset, signal);
   }
 
