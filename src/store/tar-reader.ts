@@ -1,4 +1,5 @@
 import { FerryError } from '../errors/index.js';
+import { decodeTarNumber, tarHeaderChecksums } from '../util/tar-fields.js';
 
 const BLOCK = 512;
 /** Largest pax or GNU long-name record read (real ones are a few hundred bytes). */
@@ -87,36 +88,18 @@ class ByteReader {
   }
 }
 
-function checksums(block: Buffer): [number, number] {
-  let u = 0;
-  let s = 0;
-  for (let i = 0; i < BLOCK; i++) {
-    const b = i >= 148 && i < 156 ? 0x20 : block[i]!;
-    u += b;
-    s += b >= 0x80 ? b - 256 : b;
-  }
-  return [u, s];
+function numeric(raw: Buffer, what: string, at: number): number {
+  const v = decodeTarNumber(raw);
+  if (typeof v === 'number') return v;
+  throw bad(`the ${what} field ${PROBLEM[v]}`, at);
 }
 
-function numeric(raw: Buffer, what: string, at: number): number {
-  const first = raw[0] ?? 0;
-  if ((first & 0x80) !== 0) {
-    if ((first & 0x40) !== 0) throw bad(`the ${what} field is negative`, at);
-    let v = BigInt(first & 0x3f);
-    for (let i = 1; i < raw.length; i++) v = (v << 8n) | BigInt(raw[i]!);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw bad(`the ${what} field exceeds 2^53`, at);
-    return Number(v);
-  }
-  const text = raw
-    .toString('latin1')
-    .replace(/[\0 ]+$/, '')
-    .replace(/^ +/, '');
-  if (text === '') return 0;
-  if (!/^[0-7]+$/.test(text)) throw bad(`the ${what} field is not an octal number`, at);
-  const v = Number.parseInt(text, 8);
-  if (!Number.isSafeInteger(v)) throw bad(`the ${what} field is too large`, at);
-  return v;
-}
+const PROBLEM = {
+  negative: 'is negative',
+  'past-2^53': 'exceeds 2^53',
+  'not-octal': 'is not an octal number',
+  'too-large': 'is too large',
+} as const;
 
 function text(raw: Buffer): string {
   const nul = raw.indexOf(0);
@@ -213,7 +196,7 @@ export async function readTar(
     if (block === null) throw bad('the archive has no end-of-archive marker', at);
     if (block.every((b) => b === 0)) break;
     const stored = numeric(block.subarray(148, 156), 'checksum', at);
-    const [u, s] = checksums(block);
+    const [u, s] = tarHeaderChecksums(block);
     if (stored !== u && stored !== s) throw bad('a header checksum does not match', at);
     const flag = String.fromCharCode(block[156]!);
     const rawSize = numeric(block.subarray(124, 136), 'size', at);

@@ -1,4 +1,5 @@
-import { headerChecksums, numericField, TAR_BLOCK } from './tar-header.js';
+import { tarHeaderChecksums } from '../../../util/tar-fields.js';
+import { numericField, TAR_BLOCK } from './tar-header.js';
 
 /**
  * An OVA is a ustar archive: the first block is a ustar header with a valid
@@ -9,7 +10,7 @@ export function probeOva(head: Buffer): boolean {
   if (head.length < TAR_BLOCK || head.toString('latin1', 257, 262) !== 'ustar') return false;
   try {
     const stored = numericField(head.subarray(148, 156), 'checksum', 0);
-    const [unsigned, signed] = headerChecksums(head);
+    const [unsigned, signed] = tarHeaderChecksums(head);
     return stored === unsigned || stored === signed;
   } catch {
     return false;

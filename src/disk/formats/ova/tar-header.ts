@@ -1,4 +1,5 @@
 import { FerryError } from '../../../errors/index.js';
+import { decodeTarNumber, tarHeaderChecksums } from '../../../util/tar-fields.js';
 
 /** ustar block size: headers and member data are laid out in 512-byte blocks. */
 export const TAR_BLOCK = 512;
@@ -43,18 +44,6 @@ export function isZeroBlock(block: Buffer): boolean {
   return true;
 }
 
-/** Sum of the header bytes with the checksum field counted as spaces: [unsigned, signed]. */
-export function headerChecksums(block: Buffer): [number, number] {
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < TAR_BLOCK; i++) {
-    const b = i >= 148 && i < 156 ? 0x20 : block[i]!;
-    unsigned += b;
-    signed += b >= 0x80 ? b - 256 : b;
-  }
-  return [unsigned, signed];
-}
-
 function field(block: Buffer, [at, len]: readonly [number, number]): Buffer {
   return block.subarray(at, at + len);
 }
@@ -71,40 +60,30 @@ function textField(block: Buffer, f: readonly [number, number], where: number): 
   return text;
 }
 
-/**
- * Parses a numeric field: octal digits (NUL/space padded), or GNU base-256
- * (high bit of the first byte set). Refuses negatives and values past 2^53.
- */
+/** A numeric field (octal or GNU base-256); negatives and values past 2^53 are refused. */
 export function numericField(raw: Buffer, what: string, where: number): number {
-  const first = raw[0] ?? 0;
-  if ((first & 0x80) !== 0) {
-    if ((first & 0x40) !== 0) throw badArchive(where, `the ${what} field is negative`);
-    let v = BigInt(first & 0x3f);
-    for (let i = 1; i < raw.length; i++) v = (v << 8n) | BigInt(raw[i]!);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw new FerryError(
-        'FERRY_IMAGE_TOO_LARGE',
-        `Cannot read the OVA archive: the ${what} field exceeds 2^53`,
-        { details: { headerOffset: where } },
-      );
-    }
-    return Number(v);
+  const v = decodeTarNumber(raw);
+  if (typeof v === 'number') return v;
+  if (v === 'past-2^53') {
+    throw new FerryError(
+      'FERRY_IMAGE_TOO_LARGE',
+      `Cannot read the OVA archive: the ${what} field exceeds 2^53`,
+      { details: { headerOffset: where } },
+    );
   }
-  const text = raw
-    .toString('latin1')
-    .replace(/[\0 ]+$/, '')
-    .replace(/^ +/, '');
-  if (text === '') return 0;
-  if (!/^[0-7]+$/.test(text)) throw badArchive(where, `the ${what} field is not an octal number`);
-  const v = Number.parseInt(text, 8);
-  if (!Number.isSafeInteger(v)) throw badArchive(where, `the ${what} field is too large`);
-  return v;
+  throw badArchive(where, `the ${what} field ${PROBLEM[v]}`);
 }
+
+const PROBLEM = {
+  negative: 'is negative',
+  'not-octal': 'is not an octal number',
+  'too-large': 'is too large',
+} as const;
 
 /** Decodes and checks one header block at archive offset `where` (checksum, magic, size). */
 export function parseTarHeader(block: Buffer, where: number): TarHeader {
   const stored = numericField(field(block, F.chksum), 'checksum', where);
-  const [unsigned, signed] = headerChecksums(block);
+  const [unsigned, signed] = tarHeaderChecksums(block);
   if (stored !== unsigned && stored !== signed) {
     throw badArchive(where, `the header checksum is ${stored}, the header sums to ${unsigned}`);
   }
@@ -163,7 +142,7 @@ export function encodeTarHeader(name: string, size: number, mtime: number): Buff
   block.write('root', F.gname[0], 'latin1');
   writeOctal(block, F.devmajor, 0);
   writeOctal(block, F.devminor, 0);
-  const [sum] = headerChecksums(block);
+  const [sum] = tarHeaderChecksums(block);
   block.write(`${sum.toString(8).padStart(6, '0')}\0 `, F.chksum[0], 8, 'latin1');
   return block;
 }
