@@ -154,6 +154,27 @@ async function writeBootConfig(root: string, rootUuid: string, fsType: string): 
   await replaceFile(join(root, 'etc/hostname'), 'ferry-corpus\n');
 }
 
+/**
+ * The start of every image built from the tree: a work directory, a staged
+ * copy of the tree (changed by `tweak`), its root UUID from the image's name,
+ * and GRUB's configuration and fstab for that UUID.
+ */
+async function stageImage(
+  trees: CorpusTrees,
+  out: string,
+  name: string,
+  fsType: 'ext4' | 'xfs',
+  tweak: (root: string) => Promise<void> = async () => {},
+): Promise<{ dir: string; root: string; uuid: string }> {
+  const dir = join(out, `${name}.work`);
+  await mkdir(dir, { recursive: true });
+  const root = await stageTree(trees, dir);
+  const uuid = uuidOf(name);
+  await tweak(root);
+  await writeBootConfig(root, uuid, fsType);
+  return { dir, root, uuid };
+}
+
 /** Replaces GRUB's configuration with an extlinux.conf booting the same kernels. */
 async function useExtlinux(root: string, rootUuid: string): Promise<void> {
   await rm(join(root, 'boot/grub'), { recursive: true, force: true });
@@ -310,12 +331,7 @@ async function mbrExt4(
   },
 ): Promise<CorpusFacts> {
   const { os: osExpected, arch, loader = 'grub2', ...verdict } = expect;
-  const dir = join(out, `${name}.work`);
-  await mkdir(dir, { recursive: true });
-  const root = await stageTree(trees, dir);
-  const uuid = uuidOf(name);
-  await tweak(root);
-  await writeBootConfig(root, uuid, 'ext4');
+  const { dir, root, uuid } = await stageImage(trees, out, name, 'ext4', tweak);
   if (loader === 'extlinux') await useExtlinux(root, uuid);
   const facts = treeFacts(root, arch);
   const kernels = facts.kernels;
@@ -358,11 +374,7 @@ async function mbrExt4(
 /** GPT: BIOS boot partition, EFI system partition (GRUB's BOOTX64.EFI), XFS root. */
 async function gptXfs(trees: CorpusTrees, out: string, size: number): Promise<CorpusFacts> {
   const name = 'gpt-uefi-xfs';
-  const dir = join(out, `${name}.work`);
-  await mkdir(dir, { recursive: true });
-  const root = await stageTree(trees, dir);
-  const uuid = uuidOf(name);
-  await writeBootConfig(root, uuid, 'xfs');
+  const { dir, root, uuid } = await stageImage(trees, out, name, 'xfs');
   const rootStart = 66 * MiB;
   const fs = await makeFs(dir, root, 'xfs', uuid, size - rootStart - MiB);
   const esp = join(dir, 'esp.img');
@@ -432,11 +444,7 @@ async function gptXfs(trees: CorpusTrees, out: string, size: number): Promise<Co
 /** A filesystem with no partition table: the "AMI" of an AMI/AKI/ARI triple. */
 async function partitionless(trees: CorpusTrees, out: string, size: number): Promise<CorpusFacts> {
   const name = 'partitionless-ext4';
-  const dir = join(out, `${name}.work`);
-  await mkdir(dir, { recursive: true });
-  const root = await stageTree(trees, dir);
-  const uuid = uuidOf(name);
-  await writeBootConfig(root, uuid, 'ext4');
+  const { dir, root, uuid } = await stageImage(trees, out, name, 'ext4');
   const fs = await makeFs(dir, root, 'ext4', uuid, size);
   const disk = join(out, `${name}.raw`);
   await rm(disk, { force: true });
