@@ -26,6 +26,18 @@ export async function detectCompression(path: string): Promise<Compression> {
   }
 }
 
+/** A decompressor's failure as FERRY_DECOMPRESS (ferry's own errors pass through). */
+function decompressFailure(path: string, error: unknown): FerryError {
+  if (error instanceof FerryError) return error;
+  return new FerryError(
+    'FERRY_DECOMPRESS',
+    `Cannot decompress ${path}: ${(error as Error).message}`,
+    {
+      cause: error,
+    },
+  );
+}
+
 function bomb(inBytes: number, outBytes: number): FerryError {
   return new FerryError(
     'FERRY_DECOMPRESS',
@@ -78,12 +90,7 @@ export async function* decompressedStream(
     try {
       for await (const c of gunzip) yield guard(c as Buffer);
     } catch (error) {
-      if (error instanceof FerryError) throw error;
-      throw new FerryError(
-        'FERRY_DECOMPRESS',
-        `Cannot decompress ${path}: ${(error as Error).message}`,
-        { cause: error },
-      );
+      throw decompressFailure(path, error);
     } finally {
       gunzip.destroy();
       await feed;
@@ -103,12 +110,7 @@ export async function* decompressedStream(
       d.push(new Uint8Array(0), true);
       while (out.length > 0) yield guard(out.shift()!);
     } catch (error) {
-      if (error instanceof FerryError) throw error;
-      throw new FerryError(
-        'FERRY_DECOMPRESS',
-        `Cannot decompress ${path}: ${(error as Error).message}`,
-        { cause: error },
-      );
+      throw decompressFailure(path, error);
     }
     return;
   }

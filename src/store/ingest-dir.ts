@@ -4,8 +4,13 @@ import { join } from 'node:path';
 import { FerryError } from '../errors/index.js';
 import { workerPool } from '../util/ordered-pool.js';
 import type { LocalStore } from './local-store.js';
-import { comparePaths, MANIFEST_LIMITS, type Manifest, type ManifestEntry } from './manifest.js';
-import { ObjectBatch } from './object-store.js';
+import {
+  assignHardLinks,
+  comparePaths,
+  MANIFEST_LIMITS,
+  type Manifest,
+  type ManifestEntry,
+} from './manifest.js';
 import { readXattrs, xattrsSupported } from './xattrs.js';
 
 export interface IngestStats {
@@ -122,27 +127,20 @@ export async function ingestDirectory(
   pending.sort((a, b) => comparePaths(a.entry.path, b.entry.path));
 
   // Hard links: the first path (in manifest order) holds the contents, the others link to it.
-  const firstOf = new Map<string, Pending>();
-  const primaries: Pending[] = [];
-  for (const p of pending) {
-    if (p.entry.type !== 'file') continue;
-    if (p.inode !== null) {
-      const first = firstOf.get(p.inode);
-      if (first !== undefined) {
-        p.entry.link = first.entry.path;
-        continue;
-      }
-      firstOf.set(p.inode, p);
-    }
-    primaries.push(p);
-  }
+  const primaries = assignHardLinks(
+    pending,
+    (p) => p.entry,
+    (p) => p.inode ?? undefined,
+  );
+  const holderOf = new Map<string, Pending>();
+  for (const p of primaries) if (p.inode !== null) holderOf.set(p.inode, p);
   let newObjects = 0;
   let newBytes = 0;
   let doneFiles = 0;
   let doneBytes = 0;
-  const batch = new ObjectBatch();
-  try {
-    await workerPool(primaries, options.concurrency ?? 4, async (p) => {
+  // Every new object durable and visible before the manifest that names them.
+  await store.objects.withBatch((batch) =>
+    workerPool(primaries, options.concurrency ?? 4, async (p) => {
       const r = await store.objects.put(
         { kind: 'file', path: p.abs, size: p.entry.size },
         undefined,
@@ -157,15 +155,10 @@ export async function ingestDirectory(
       doneFiles++;
       doneBytes += r.size;
       options.onProgress?.({ files: doneFiles, bytes: doneBytes });
-    });
-    // Every new object durable and visible before the manifest that names them.
-    await store.objects.publish(batch);
-  } catch (error) {
-    await store.objects.discard(batch);
-    throw error;
-  }
+    }),
+  );
   for (const p of pending) {
-    const hash = p.inode === null ? undefined : firstOf.get(p.inode)?.entry.hash;
+    const hash = p.inode === null ? undefined : holderOf.get(p.inode)?.entry.hash;
     if (p.entry.link !== undefined && hash !== undefined) p.entry.hash = hash;
   }
   const manifest: Manifest = { version: 1, entries: pending.map((p) => p.entry as ManifestEntry) };

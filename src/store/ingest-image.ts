@@ -5,12 +5,13 @@ import type { IngestOptions, IngestStats } from './ingest-dir.js';
 import type { LocalStore } from './local-store.js';
 import {
   addMissingParents,
+  assignHardLinks,
   checkManifest,
   comparePaths,
   type Manifest,
   type ManifestEntry,
 } from './manifest.js';
-import { ObjectBatch } from './object-store.js';
+import type { ObjectBatch } from './object-store.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -52,36 +53,45 @@ export async function ingestImage(
       );
     }
     const entries = new Map<string, Mutable<ManifestEntry>>();
-    const batch = new ObjectBatch();
+    /** Files with more than one link: path -> "tree:node", to group them. */
+    const inodeKeys = new Map<string, string>();
     const stats = { files: 0, bytes: 0, newObjects: 0, newBytes: 0 };
     const skipped: string[] = [];
-    try {
-      await walk(store, trees.root, '', 0, entries, batch, stats, skipped, options);
+    await store.objects.withBatch(async (batch) => {
+      await walk(store, trees.root, '', 0, entries, inodeKeys, batch, stats, skipped, options);
       for (const m of trees.mounts) {
         const at = m.mountPoint.replace(/^\/+|\/+$/g, '');
         if (at === '' || at.split('/').some((p) => p === '..' || p === '.')) continue;
-        for (const k of [...entries.keys()])
-          if (k === at || k.startsWith(`${at}/`)) entries.delete(k);
-        await walk(store, m.tree, at, entries.size + 1, entries, batch, stats, skipped, options);
+        // What the root holds under a mount point is hidden by the mounted filesystem.
+        for (const k of [...entries.keys()]) {
+          if (k === at || k.startsWith(`${at}/`)) {
+            entries.delete(k);
+            inodeKeys.delete(k);
+          }
+        }
+        await walk(
+          store,
+          m.tree,
+          at,
+          entries.size + 1,
+          entries,
+          inodeKeys,
+          batch,
+          stats,
+          skipped,
+          options,
+        );
       }
-      await store.objects.publish(batch);
-    } catch (error) {
-      await store.objects.discard(batch);
-      throw error;
-    }
+    });
     // Parents of mount points the root does not have.
     addMissingParents(entries);
     const sorted = [...entries.values()].sort((a, b) => comparePaths(a.path, b.path));
     // Hard links: the first path of each group (in manifest order) holds the contents.
-    const first = new Map<string, string>();
-    for (const e of sorted) {
-      const key = (e as { inodeKey?: string }).inodeKey;
-      delete (e as { inodeKey?: string }).inodeKey;
-      if (e.type !== 'file' || key === undefined) continue;
-      const f = first.get(key);
-      if (f === undefined) first.set(key, e.path);
-      else e.link = f;
-    }
+    assignHardLinks(
+      sorted,
+      (e) => e,
+      (e) => inodeKeys.get(e.path),
+    );
     const manifest: Manifest = checkManifest({ version: 1, entries: sorted });
     const put = await store.putManifest(manifest);
     if (put.added) stats.newObjects++;
@@ -97,6 +107,7 @@ async function walk(
   prefix: string,
   treeId: number,
   entries: Map<string, Mutable<ManifestEntry>>,
+  inodeKeys: Map<string, string>,
   batch: ObjectBatch,
   stats: { files: number; bytes: number; newObjects: number; newBytes: number },
   skipped: string[],
@@ -156,14 +167,8 @@ async function walk(
       }
       stats.files++;
       stats.bytes += size;
-      const entry: Mutable<ManifestEntry> & { inodeKey?: string } = {
-        ...base,
-        type: 'file',
-        size,
-        hash: r.id,
-      };
-      if ((st.links ?? 1) > 1) entry.inodeKey = `${treeId}:${String(ref)}`;
-      entries.set(path, entry);
+      entries.set(path, { ...base, type: 'file', size, hash: r.id });
+      if ((st.links ?? 1) > 1) inodeKeys.set(path, `${treeId}:${String(ref)}`);
     } else if (st.kind === 'symlink') {
       entries.set(path, { ...base, type: 'symlink', target: await d.readLink(ref) });
     } else if ((st.special === 'char' || st.special === 'block') && st.rdev !== undefined) {

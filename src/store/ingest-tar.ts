@@ -5,13 +5,14 @@ import type { IngestOptions, IngestStats } from './ingest-dir.js';
 import type { LocalStore } from './local-store.js';
 import {
   addMissingParents,
+  assignHardLinks,
   checkManifest,
   checkPath,
   comparePaths,
   type Manifest,
   type ManifestEntry,
 } from './manifest.js';
-import { ObjectBatch } from './object-store.js';
+import type { ObjectBatch } from './object-store.js';
 import { readTar, type TarEntry } from './tar-reader.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -69,7 +70,11 @@ export async function ingestTarball(
   let newBytes = 0;
   let files = 0;
   let bytes = 0;
-  const onEntry = async (e: TarEntry, body: AsyncIterable<Buffer>): Promise<void> => {
+  const onEntry = async (
+    e: TarEntry,
+    body: AsyncIterable<Buffer>,
+    batch: ObjectBatch,
+  ): Promise<void> => {
     const p = memberPath(e.path);
     const base = { path: p, mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime, size: 0 };
     const xattrs = Object.keys(e.xattrs).length > 0 ? { xattrs: e.xattrs } : {};
@@ -115,14 +120,13 @@ export async function ingestTarball(
         entries.set(p, { ...base, type: 'fifo', ...xattrs });
     }
   };
-  const batch = new ObjectBatch();
-  try {
-    await readTar(decompressedStream(path, options.signal), onEntry, options.signal);
-    await store.objects.publish(batch);
-  } catch (error) {
-    await store.objects.discard(batch);
-    throw error;
-  }
+  await store.objects.withBatch((batch) =>
+    readTar(
+      decompressedStream(path, options.signal),
+      (e, body) => onEntry(e, body, batch),
+      options.signal,
+    ),
+  );
 
   // Hard links become entries sharing their target's contents.
   for (const l of hardLinks) {
@@ -144,16 +148,11 @@ export async function ingestTarball(
     const root = e.link === undefined ? e.path : (groupOf.get(e.link) ?? e.link);
     groupOf.set(e.path, root);
   }
-  const primary = new Map<string, string>();
-  for (const e of sorted) {
-    if (e.type !== 'file') continue;
-    const g = groupOf.get(e.path)!;
-    const first = primary.get(g);
-    if (first === undefined) {
-      primary.set(g, e.path);
-      delete e.link;
-    } else e.link = first;
-  }
+  assignHardLinks(
+    sorted,
+    (e) => e,
+    (e) => groupOf.get(e.path),
+  );
   const manifest: Manifest = checkManifest({ version: 1, entries: sorted });
   const put = await store.putManifest(manifest);
   if (put.added) newObjects++;

@@ -231,13 +231,7 @@ export class LocalStore {
     return this.#append(
       stream,
       id,
-      (m) => ({
-        id,
-        created: new Date().toISOString(),
-        files: m.entries.filter((e) => e.type === 'file').length,
-        bytes: manifestBytes(m),
-        source,
-      }),
+      (m) => recordOf(id, m, new Date().toISOString(), source),
       signal,
     );
   }
@@ -248,18 +242,13 @@ export class LocalStore {
     record: RevisionRecord,
     signal?: AbortSignal,
   ): Promise<{ record: RevisionRecord; unchanged: boolean }> {
-    const m = await this.getManifest(record.id, signal);
-    const clean: RevisionRecord = {
-      id: record.id,
-      created:
-        typeof record.created === 'string' && !Number.isNaN(Date.parse(record.created))
-          ? record.created
-          : new Date().toISOString(),
-      files: m.entries.filter((e) => e.type === 'file').length,
-      bytes: manifestBytes(m),
-      source: typeof record.source === 'string' ? record.source.slice(0, 4096) : null,
-    };
-    return this.#append(stream, record.id, () => clean, signal);
+    // Only the time and source are taken from the sender; the counts come from the manifest.
+    const created =
+      typeof record.created === 'string' && !Number.isNaN(Date.parse(record.created))
+        ? record.created
+        : new Date().toISOString();
+    const source = typeof record.source === 'string' ? record.source.slice(0, 4096) : null;
+    return this.#append(stream, record.id, (m) => recordOf(record.id, m, created, source), signal);
   }
 
   async #append(
@@ -393,6 +382,17 @@ export class LocalStore {
       return { removedRevisions, removedObjects, removedBytes, keptObjects };
     }, options.signal);
   }
+}
+
+/** A revision record for manifest `m`: its file count and content bytes. */
+function recordOf(id: string, m: Manifest, created: string, source: string | null): RevisionRecord {
+  return {
+    id,
+    created,
+    files: m.entries.filter((e) => e.type === 'file').length,
+    bytes: manifestBytes(m),
+    source,
+  };
 }
 
 /**

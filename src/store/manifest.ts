@@ -249,3 +249,30 @@ export function addMissingParents(entries: Map<string, ManifestEntry>): void {
     }
   }
 }
+
+/**
+ * Hard links, in manifest order: the first file of each group keeps the
+ * contents, every later one links to it. `group` names a file's group (an
+ * inode, say); files without one stand alone. Returns the items whose
+ * entries hold contents.
+ */
+export function assignHardLinks<T>(
+  items: readonly T[],
+  entry: (item: T) => { readonly path: string; readonly type: EntryType; link?: string },
+  group: (item: T) => string | undefined,
+): T[] {
+  const first = new Map<string, string>();
+  const holders: T[] = [];
+  for (const item of items) {
+    const e = entry(item);
+    if (e.type !== 'file') continue;
+    const g = group(item);
+    const f = g === undefined ? undefined : first.get(g);
+    if (f === undefined) {
+      if (g !== undefined) first.set(g, e.path);
+      delete e.link;
+      holders.push(item);
+    } else e.link = f;
+  }
+  return holders;
+}

@@ -57,6 +57,8 @@ export interface PutResult {
  */
 export class LocalObjectStore {
   readonly root: string;
+  /** The publish under way; the next waits for it. */
+  #publishing: Promise<void> = Promise.resolve();
 
   constructor(root: string) {
     this.root = root;
@@ -105,10 +107,7 @@ export class LocalObjectStore {
       const data = await readSmall(input.path, input.size);
       const id = createHash('sha512').update(data).digest('hex');
       if (expected !== undefined && id !== expected) throw corrupt(id, expected, data.length);
-      if (batch?.has(id) === true || (await this.has(id))) {
-        if (batch?.has(id) !== true) await this.#touch(id);
-        return { id, size: data.length, added: false };
-      }
+      if (await this.#known(id, batch)) return { id, size: data.length, added: false };
       const tmp = await this.#tmpPath();
       await writeFile(tmp, data, { flag: 'wx', mode: 0o444 });
       return this.#place(tmp, id, data.length, batch);
@@ -116,10 +115,7 @@ export class LocalObjectStore {
     if (input.kind === 'file' && expected === undefined) {
       // Hash first: a file the store has (the common case on a re-ingest) costs one read, no write.
       const id = await hashFile(input.path, input.size, signal);
-      if (batch?.has(id) === true || (await this.has(id))) {
-        if (batch?.has(id) !== true) await this.#touch(id);
-        return { id, size: input.size, added: false };
-      }
+      if (await this.#known(id, batch)) return { id, size: input.size, added: false };
       return this.put(input, id, signal, batch);
     }
     const tmp = await this.#tmpPath();
@@ -167,12 +163,38 @@ export class LocalObjectStore {
       await unlink(tmp).catch(() => {});
       throw corrupt(id, expected, size, input.kind === 'stream' ? input.size : undefined);
     }
-    if (batch?.has(id) === true || (await this.has(id))) {
+    if (await this.#known(id, batch)) {
       await unlink(tmp).catch(() => {});
-      if (batch?.has(id) !== true) await this.#touch(id);
       return { id, size, added: false };
     }
     return this.#place(tmp, id, size, batch);
+  }
+
+  /**
+   * True when `id` is stored or already waiting in `batch`. A stored object
+   * has its mtime refreshed: GC spares it while the caller commits.
+   */
+  async #known(id: string, batch: ObjectBatch | undefined): Promise<boolean> {
+    if (batch?.has(id) === true) return true;
+    if (!(await this.has(id))) return false;
+    await this.#touch(id);
+    return true;
+  }
+
+  /**
+   * Runs `fn` with a fresh batch, then publishes it; on failure the batch's
+   * temporary files are removed and nothing becomes visible.
+   */
+  async withBatch<T>(fn: (batch: ObjectBatch) => Promise<T>): Promise<T> {
+    const batch = new ObjectBatch();
+    try {
+      const result = await fn(batch);
+      await this.publish(batch);
+      return result;
+    } catch (error) {
+      await this.discard(batch);
+      throw error;
+    }
   }
 
   async #tmpPath(): Promise<string> {
@@ -214,8 +236,6 @@ export class LocalObjectStore {
     return run;
   }
 
-  #publishing: Promise<void> = Promise.resolve();
-
   async #publish(batch: ObjectBatch): Promise<void> {
     const pending = batch.take();
     if (pending.length === 0) return;
@@ -248,7 +268,6 @@ export class LocalObjectStore {
   /** Streams an object, verifying its hash as it goes: a corrupt object fails at its end. */
   async *read(id: string, signal?: AbortSignal): AsyncGenerator<Buffer> {
     const path = this.pathOf(id);
-    const hash = createHash('sha512');
     let stream: AsyncIterable<Buffer>;
     try {
       await stat(path);
@@ -259,21 +278,7 @@ export class LocalObjectStore {
     } catch (error) {
       throw missing(id, error);
     }
-    for await (const chunk of stream) {
-      hash.update(chunk);
-      yield chunk;
-    }
-    const actual = hash.digest('hex');
-    if (actual !== id) {
-      throw new FerryError(
-        'FERRY_STORE_OBJECT_CORRUPT',
-        `Cannot read object ${id.slice(0, 16)}…: its bytes hash to ${actual.slice(0, 16)}…`,
-        {
-          details: { id, actual },
-          hint: 'Restore it from a replica (ferry replicate) or re-ingest its source',
-        },
-      );
-    }
+    yield* verifiedObject(id, stream, '');
   }
 
   /** Reads a whole (small) object, verified. */
@@ -312,6 +317,35 @@ export class LocalObjectStore {
     await unlink(this.pathOf(id)).catch((error: NodeJS.ErrnoException) => {
       if (error.code !== 'ENOENT') throw error;
     });
+  }
+}
+
+/**
+ * Yields an object's bytes as they arrive, hashing them: a stream that does
+ * not hash to `id` fails at its end with FERRY_STORE_OBJECT_CORRUPT, so no
+ * reader ever takes corrupt bytes as complete. `from` names a remote source.
+ */
+export async function* verifiedObject(
+  id: string,
+  chunks: AsyncIterable<Uint8Array>,
+  from: string,
+): AsyncGenerator<Buffer> {
+  const hash = createHash('sha512');
+  for await (const c of chunks) {
+    const b = Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+    hash.update(b);
+    yield b;
+  }
+  const actual = hash.digest('hex');
+  if (actual !== id) {
+    throw new FerryError(
+      'FERRY_STORE_OBJECT_CORRUPT',
+      `Cannot read object ${id.slice(0, 16)}…${from === '' ? '' : ` from ${from}`}: its bytes hash to ${actual.slice(0, 16)}…`,
+      {
+        details: { id, actual },
+        hint: 'Restore it from a replica (ferry replicate) or re-ingest its source',
+      },
+    );
   }
 }
 

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { FerryError } from '../errors/index.js';
 import { MAX_QUERY_IDS } from './image-server.js';
 import type { RevisionRecord } from './local-store.js';
+import { verifiedObject } from './object-store.js';
 import type { StoreBackend } from './store-backend.js';
 
 export interface RemoteOptions {
@@ -109,29 +109,21 @@ export class RemoteStore implements StoreBackend {
     });
     if (res.body === null)
       throw new FerryError('FERRY_IO', `Cannot read object ${id.slice(0, 16)}…: empty response`);
-    const hash = createHash('sha512');
-    try {
-      for await (const chunk of Readable.fromWeb(
-        res.body as import('node:stream/web').ReadableStream<Uint8Array>,
-      )) {
-        const b = chunk as Buffer;
-        hash.update(b);
-        yield b;
+    const base = this.#base;
+    const body = res.body as import('node:stream/web').ReadableStream<Uint8Array>;
+    // Transport failures become FERRY_IO; the hash check stays outside, so corruption keeps its code.
+    const transfer = async function* (): AsyncGenerator<Buffer> {
+      try {
+        for await (const chunk of Readable.fromWeb(body)) yield chunk as Buffer;
+      } catch (error) {
+        throw new FerryError(
+          'FERRY_IO',
+          `Cannot read object ${id.slice(0, 16)}… from ${base}: the transfer broke off`,
+          { cause: error },
+        );
       }
-    } catch (error) {
-      throw new FerryError(
-        'FERRY_IO',
-        `Cannot read object ${id.slice(0, 16)}… from ${this.#base}: the transfer broke off`,
-        { cause: error },
-      );
-    }
-    const actual = hash.digest('hex');
-    if (actual !== id) {
-      throw new FerryError(
-        'FERRY_STORE_OBJECT_CORRUPT',
-        `Cannot read object ${id.slice(0, 16)}… from ${this.#base}: it hashes to ${actual.slice(0, 16)}…`,
-      );
-    }
+    };
+    yield* verifiedObject(id, transfer(), base);
   }
 
   async putObject(

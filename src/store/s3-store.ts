@@ -13,7 +13,7 @@ import {
 import { FerryError } from '../errors/index.js';
 import { workerPool } from '../util/ordered-pool.js';
 import { checkStreamName, type RevisionRecord } from './local-store.js';
-import { isObjectId } from './object-store.js';
+import { isObjectId, verifiedObject } from './object-store.js';
 import type { StoreBackend } from './store-backend.js';
 
 export interface S3StoreOptions {
@@ -175,7 +175,14 @@ export class S3Store implements StoreBackend {
     });
     const out = records.filter((r): r is RevisionRecord => r !== null);
     // The same revision committed twice (two writers at once) counts once.
-    return out.filter((r, i) => out.findIndex((x) => x.id === r.id) === i);
+    const seen = new Set<string>();
+    const unique: RevisionRecord[] = [];
+    for (const r of out) {
+      if (seen.has(r.id)) continue;
+      seen.add(r.id);
+      unique.push(r);
+    }
+    return unique;
   }
 
   async #getSmall(key: string, signal?: AbortSignal): Promise<Buffer> {
@@ -234,19 +241,7 @@ export class S3Store implements StoreBackend {
         );
       throw io(`read object ${id.slice(0, 16)}…`, error);
     }
-    const hash = createHash('sha512');
-    for await (const chunk of body) {
-      const b = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-      hash.update(b);
-      yield b;
-    }
-    const actual = hash.digest('hex');
-    if (actual !== id) {
-      throw new FerryError(
-        'FERRY_STORE_OBJECT_CORRUPT',
-        `Cannot read object ${id.slice(0, 16)}… from ${this.name}: it hashes to ${actual.slice(0, 16)}…`,
-      );
-    }
+    yield* verifiedObject(id, body, this.name);
   }
 
   async putObject(
