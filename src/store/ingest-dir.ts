@@ -24,7 +24,7 @@ export interface IngestStats {
 }
 
 export interface IngestOptions {
-  /** Files hashed and stored at once (default 4; memory: 1 MiB per file in flight). */
+  /** Files hashed and stored at once (default 4; memory: 2 MiB per file in flight). */
   readonly concurrency?: number;
   readonly signal?: AbortSignal;
   readonly onProgress?: (done: { files: number; bytes: number }) => void;

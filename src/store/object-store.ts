@@ -112,23 +112,15 @@ export class LocalObjectStore {
       await writeFile(tmp, data, { flag: 'wx', mode: 0o444 });
       return this.#place(tmp, id, data.length, batch);
     }
-    if (input.kind === 'file' && expected === undefined) {
-      // Hash first: a file the store has (the common case on a re-ingest) costs one read, no write.
-      const id = await hashFile(input.path, input.size, signal);
-      if (await this.#known(id, batch)) return { id, size: input.size, added: false };
-      return this.put(input, id, signal, batch);
-    }
+    if (input.kind === 'file')
+      return this.#putLargeFile(input.path, input.size, expected, signal, batch);
     const tmp = await this.#tmpPath();
     const hash = createHash('sha512');
     let size = 0;
     const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o444);
     try {
-      const source =
-        input.kind === 'file'
-          ? createReadStream(input.path, { highWaterMark: 1024 * 1024, signal })
-          : input.stream;
       await pipeline(
-        source,
+        input.stream,
         new Transform({
           transform(chunk: Buffer, _enc, cb: TransformCallback) {
             hash.update(chunk);
@@ -152,22 +144,82 @@ export class LocalObjectStore {
     }
     await fh.close();
     const id = hash.digest('hex');
-    const sizeMismatch =
-      (input.kind === 'file' && size !== input.size) ||
-      (input.kind === 'stream' && input.size !== undefined && size !== input.size);
-    if (input.kind === 'file' && (sizeMismatch || (expected !== undefined && id !== expected))) {
-      await unlink(tmp).catch(() => {});
-      throw changed(input.path);
-    }
+    const sizeMismatch = input.size !== undefined && size !== input.size;
     if ((expected !== undefined && id !== expected) || sizeMismatch) {
       await unlink(tmp).catch(() => {});
-      throw corrupt(id, expected, size, input.kind === 'stream' ? input.size : undefined);
+      throw corrupt(id, expected, size, input.size);
     }
     if (await this.#known(id, batch)) {
       await unlink(tmp).catch(() => {});
       return { id, size, added: false };
     }
     return this.#place(tmp, id, size, batch);
+  }
+
+  /**
+   * One pass over a large file: each chunk is hashed and written to a
+   * temporary object at once, the next read already under way, so a new file
+   * is read once (not hashed first and then copied). A file the store already
+   * has costs the same read plus a write to the page cache that the unlink
+   * throws away (with a batch nothing is synced before that). The file is
+   * opened without following a symlink; a file that grows or shrinks while
+   * it is read is refused.
+   */
+  async #putLargeFile(
+    path: string,
+    size: number,
+    expected: string | undefined,
+    signal: AbortSignal | undefined,
+    batch: ObjectBatch | undefined,
+  ): Promise<PutResult> {
+    const tmp = await this.#tmpPath();
+    const hash = createHash('sha512');
+    let src: FileHandle | undefined;
+    let dst: FileHandle | undefined;
+    try {
+      src = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+      dst = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o444);
+      const buffers = [Buffer.allocUnsafe(LARGE_CHUNK), Buffer.allocUnsafe(LARGE_CHUNK)];
+      const readAt = (i: number, at: number) => readFull(src!, buffers[i % 2]!, at);
+      let n = 0;
+      let i = 0;
+      let next = readAt(0, 0);
+      for (;;) {
+        if (signal?.aborted === true) throw aborted();
+        const got = await next;
+        if (got === 0) break;
+        const chunk = buffers[i % 2]!.subarray(0, got);
+        i++;
+        next = readAt(i, n + got);
+        hash.update(chunk);
+        let w = 0;
+        while (w < got) w += (await dst.write(chunk, w, got - w, n + w)).bytesWritten;
+        n += got;
+        if (n > size) break;
+      }
+      await next.catch(() => 0);
+      if (n !== size) throw changed(path);
+      const id = hash.digest('hex');
+      if (expected !== undefined && id !== expected) throw changed(path);
+      if (batch === undefined) await dst.sync();
+      await dst.close();
+      dst = undefined;
+      if (await this.#known(id, batch)) {
+        await unlink(tmp).catch(() => {});
+        return { id, size, added: false };
+      }
+      return await this.#place(tmp, id, size, batch);
+    } catch (error) {
+      await dst?.close().catch(() => {});
+      await unlink(tmp).catch(() => {});
+      if (error instanceof FerryError) throw error;
+      throw new FerryError('FERRY_IO', `Cannot store ${path}: ${(error as Error).message}`, {
+        cause: error,
+        details: { path },
+      });
+    } finally {
+      await src?.close().catch(() => {});
+    }
   }
 
   /**
@@ -351,6 +403,8 @@ export async function* verifiedObject(
 
 /** Files up to this size are read whole, hashed, and written only when new. */
 const SMALL_FILE = 256 * 1024;
+/** Read size of the one-pass large-file path (two buffers per file in flight). */
+const LARGE_CHUNK = 1024 * 1024;
 
 /** New objects of one ingest, waiting in tmp/ for one flush. */
 export class ObjectBatch {
@@ -371,18 +425,19 @@ export class ObjectBatch {
   }
 }
 
-async function hashFile(path: string, size: number, signal?: AbortSignal): Promise<string> {
-  const hash = createHash('sha512');
+/** Reads up to buf.length bytes at `at`; fewer only at the end of the file. */
+async function readFull(fh: FileHandle, buf: Buffer, at: number): Promise<number> {
   let n = 0;
-  for await (const c of createReadStream(path, {
-    highWaterMark: 1024 * 1024,
-    ...(signal ? { signal } : {}),
-  })) {
-    hash.update(c as Buffer);
-    n += (c as Buffer).length;
+  while (n < buf.length) {
+    const { bytesRead } = await fh.read(buf, n, buf.length - n, at + n);
+    if (bytesRead === 0) break;
+    n += bytesRead;
   }
-  if (n !== size) throw changed(path);
-  return hash.digest('hex');
+  return n;
+}
+
+function aborted(): FerryError {
+  return new FerryError('FERRY_ABORTED', 'Cannot store object: the operation was aborted');
 }
 
 async function readSmall(path: string, size: number): Promise<Buffer> {

@@ -168,6 +168,47 @@ describe('image store', () => {
     });
   });
 
+  it('stores a large file in one pass: new, known, changed while read, or swapped for a symlink', async () => {
+    await withTempDir(async (dir) => {
+      const store = await LocalStore.open(join(dir, 'store'));
+      const big = join(dir, 'big');
+      // Not a multiple of the 1 MiB read size, and different in every chunk.
+      const bytes = Buffer.alloc(5 * 1024 * 1024 + 12345);
+      for (let i = 0; i < bytes.length; i += 4096) bytes.writeUInt32LE(i, i);
+      await writeFile(big, bytes);
+      const want = createHash('sha512').update(bytes).digest('hex');
+      const tmpFiles = async () => readdir(join(dir, 'store/tmp')).catch(() => []);
+      const first = await store.objects.put({ kind: 'file', path: big, size: bytes.length });
+      assert.deepEqual(first, { id: want, size: bytes.length, added: true });
+      assert.deepEqual(await readFile(store.objects.pathOf(want)), bytes);
+      const again = await store.objects.put({ kind: 'file', path: big, size: bytes.length });
+      assert.deepEqual(again, { id: want, size: bytes.length, added: false });
+      // The size the walk saw is not the size read: refused, nothing left behind.
+      await assert.rejects(store.objects.put({ kind: 'file', path: big, size: bytes.length - 1 }), {
+        code: 'FERRY_STORE_SOURCE_UNSUPPORTED',
+      });
+      await assert.rejects(store.objects.put({ kind: 'file', path: big, size: bytes.length + 1 }), {
+        code: 'FERRY_STORE_SOURCE_UNSUPPORTED',
+      });
+      // A file replaced by a symlink after the walk is not followed.
+      await symlink(big, join(dir, 'swapped'));
+      await assert.rejects(
+        store.objects.put({ kind: 'file', path: join(dir, 'swapped'), size: bytes.length }),
+        { code: 'FERRY_IO' },
+      );
+      const ac = new AbortController();
+      ac.abort();
+      await assert.rejects(
+        store.objects.put({ kind: 'file', path: big, size: bytes.length }, undefined, ac.signal),
+        { code: 'FERRY_ABORTED' },
+      );
+      assert.deepEqual(await tmpFiles(), []);
+      const ids: string[] = [];
+      for await (const id of store.objects.list()) ids.push(id);
+      assert.deepEqual(ids, [want]);
+    });
+  });
+
   it('detects a corrupted object on read and never writes it out as data', async () => {
     await withTempDir(async (dir) => {
       const src = join(dir, 'src');
