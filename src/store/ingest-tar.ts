@@ -85,6 +85,7 @@ export async function ingestTarball(
           { kind: 'stream', stream: body, size: e.size },
           undefined,
           options.signal,
+          batch,
         );
         if (r.added) {
           newObjects++;
