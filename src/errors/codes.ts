@@ -125,6 +125,12 @@ export const ERROR_CODES = {
   FERRY_STORE_EXPORT_UNSAFE:
     'An export would write outside its destination or through a symlink, or the destination is not empty.',
 
+  // Render
+  FERRY_RENDER_INPUT:
+    'A revision cannot be rendered as asked: an entry the filesystem cannot hold (a name too long, a bad ACL), or a --base image that is not a ferry render.',
+  FERRY_RENDER_LIMIT:
+    'A render exceeds a filesystem limit: too many inodes or extents, attributes larger than one block, a fixed size too small for the contents.',
+
   // Compression
   FERRY_DECOMPRESS:
     'Compressed data is corrupt or inflates past its declared size (decompression bomb).',

@@ -263,6 +263,11 @@ export class LocalObjectStore {
     batch: ObjectBatch | undefined,
   ): Promise<PutResult> {
     if (batch !== undefined) {
+      // Two files with the same contents stored at once: the first one's temporary wins.
+      if (batch.has(id)) {
+        await unlink(tmp).catch(() => {});
+        return { id, size, added: false };
+      }
       batch.add(id, tmp);
       return { id, size, added: true };
     }

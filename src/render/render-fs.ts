@@ -1,0 +1,176 @@
+import { randomBytes } from 'node:crypto';
+import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { type DiskImage, openImage, type WritableFormat, writerFor } from '../disk/index.js';
+import { FerryError } from '../errors/index.js';
+import type { LocalStore, Manifest } from '../store/index.js';
+import { writeFileAtomic } from '../store/local-store.js';
+import { type BootFiles, findBootFiles } from './boot-files.js';
+import { checkExt4Map, type Ext4Map } from './ext4/ext4-map.js';
+import { planExt4 } from './ext4/plan-ext4.js';
+import { writeFsImage } from './write-fs-image.js';
+
+export interface RenderFsOptions {
+  /** The image to write. */
+  readonly out: string;
+  readonly format?: WritableFormat;
+  /** Filesystem size in bytes; absent: the smallest that holds the tree. */
+  readonly size?: number;
+  readonly label?: string;
+  /** A previous render of the same lineage (its map sits beside it as IMAGE.ferry-map.json). */
+  readonly base?: string;
+  /** With a base: zero the blocks freed since it (default: they keep the old bytes). */
+  readonly zeroFreed?: boolean;
+  /** Write the kernel and initrd found under /boot to these files (the AKI and ARI). */
+  readonly kernelOut?: string;
+  readonly initrdOut?: string;
+  readonly overwrite?: boolean;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+export interface RenderFsResult {
+  readonly revision: string;
+  readonly fs: 'ext4';
+  readonly uuid: string;
+  readonly bytes: number;
+  readonly fileSize: number;
+  readonly map: string;
+  /** 512 KiB chunks holding data, and those that differ from the base (all data chunks without one). */
+  readonly dataChunks: number;
+  readonly changedChunks: number;
+  readonly totalChunks: number;
+  readonly keptFiles: number;
+  readonly inodes: number;
+  readonly kernel: { readonly path: string; readonly version: string } | null;
+  readonly initrd: { readonly path: string } | null;
+}
+
+/** Where a render's block map lives. */
+export function mapPathOf(image: string): string {
+  return `${image}.ferry-map.json`;
+}
+
+async function loadBase(path: string): Promise<{ image: DiskImage; map: Ext4Map }> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(mapPathOf(path), 'utf8'));
+  } catch (error) {
+    throw new FerryError(
+      'FERRY_RENDER_INPUT',
+      `Cannot use ${path} as a base: its block map ${mapPathOf(path)} is missing or not JSON`,
+      {
+        cause: error,
+        hint: 'A base must be an image ferry rendered, with its .ferry-map.json beside it',
+      },
+    );
+  }
+  const map = checkExt4Map(raw);
+  const image = await openImage(path);
+  if (image.virtualSize < map.blocksCount * 4096) {
+    await image.close();
+    throw new FerryError(
+      'FERRY_RENDER_INPUT',
+      `Cannot use ${path} as a base: it is smaller than its block map says`,
+    );
+  }
+  return { image, map };
+}
+
+/**
+ * Renders a revision as a partitionless ext4 filesystem image: the smallest
+ * that holds the tree (or `size`), deterministic, and with a base, keeping
+ * every unchanged file's inode and blocks. Writes IMAGE.ferry-map.json for
+ * the next render, and the kernel and initrd when asked.
+ */
+export async function renderFilesystem(
+  store: LocalStore,
+  revision: string,
+  manifest: Manifest,
+  options: RenderFsOptions,
+): Promise<RenderFsResult> {
+  const base = options.base === undefined ? undefined : await loadBase(options.base);
+  try {
+    const blocks = options.size === undefined ? undefined : Math.floor(options.size / 4096);
+    const plan = planExt4(manifest, {
+      revision,
+      ...(blocks === undefined ? {} : { blocks }),
+      ...(options.label === undefined ? {} : { label: options.label }),
+      ...(base === undefined ? {} : { base: base.map }),
+    });
+    const bytes = plan.blocksCount * 4096;
+    const writer = await writerFor(options.format ?? 'raw').create(options.out, {
+      virtualSize: bytes,
+      ...(options.overwrite === undefined ? {} : { overwrite: options.overwrite }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    const written = await writeFsImage(plan, writer, {
+      objectPath: (h) => store.objects.pathOf(h),
+      ...(base === undefined ? {} : { base: base.image }),
+      ...(options.zeroFreed === undefined ? {} : { zeroFreed: options.zeroFreed }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+    });
+    const mapPath = mapPathOf(options.out);
+    try {
+      await writeFileAtomic(mapPath, `${JSON.stringify(plan.map)}\n`);
+    } catch (error) {
+      await unlink(options.out).catch(() => {});
+      throw error;
+    }
+    const boot = findBootFiles(manifest);
+    const kernel = await writeBootFile(store, boot, 'kernel', options.kernelOut, options.signal);
+    const initrd = await writeBootFile(store, boot, 'initrd', options.initrdOut, options.signal);
+    return {
+      revision,
+      fs: 'ext4',
+      uuid: formatUuid(plan.uuid),
+      bytes,
+      fileSize: written.fileSize,
+      map: mapPath,
+      dataChunks: written.dataChunks,
+      changedChunks: written.changedChunks,
+      totalChunks: written.totalChunks,
+      keptFiles: plan.stats.keptFiles,
+      inodes: plan.stats.inodes,
+      kernel: kernel === null || boot === null ? null : { path: kernel, version: boot.version },
+      initrd: initrd === null ? null : { path: initrd },
+    };
+  } finally {
+    await base?.image.close();
+  }
+}
+
+async function writeBootFile(
+  store: LocalStore,
+  boot: BootFiles | null,
+  which: 'kernel' | 'initrd',
+  out: string | undefined,
+  signal: AbortSignal | undefined,
+): Promise<string | null> {
+  if (out === undefined) return null;
+  const entry = boot === null ? null : which === 'kernel' ? boot.kernel : boot.initrd;
+  if (entry === null)
+    throw new FerryError(
+      'FERRY_RENDER_INPUT',
+      `Cannot write the ${which}: the revision has no ${which} under /boot`,
+    );
+  // Streamed to a temporary file beside the destination, then renamed: memory stays at one chunk.
+  const tmp = `${out}.${randomBytes(6).toString('hex')}.tmp`;
+  const fh = await open(tmp, 'wx', 0o644);
+  try {
+    for await (const c of store.objects.read(entry.hash!, signal)) await fh.write(c);
+    await fh.sync();
+    await fh.close();
+    await rename(tmp, out);
+  } catch (error) {
+    await fh.close().catch(() => {});
+    await unlink(tmp).catch(() => {});
+    throw error;
+  }
+  return out;
+}
+
+export function formatUuid(u: Buffer): string {
+  const h = u.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}

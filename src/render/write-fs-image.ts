@@ -1,0 +1,307 @@
+import { createHash, type Hash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { collectExtents, type DiskImage, type DiskWriter, WRITE_CHUNK } from '../disk/index.js';
+import { isZero } from '../disk/zero.js';
+import { FerryError } from '../errors/index.js';
+import { orderedPool } from '../util/ordered-pool.js';
+import type { Run } from './ext4/extents.js';
+import type { FileRegion } from './ext4/plan-ext4.js';
+import type { WindowPiece, WindowReply } from './window-worker.js';
+
+/** The unit of an incremental EBS snapshot, in which differences are counted. */
+export const DIFF_CHUNK = 512 * 1024;
+const BLOCK = 4096;
+
+/** A laid-out filesystem ready to be written: metadata blocks, file runs, freed runs. */
+export interface FsLayout {
+  readonly blocksCount: number;
+  readonly meta: ReadonlyMap<number, Buffer>;
+  readonly files: readonly FileRegion[];
+  readonly freed: readonly Run[];
+}
+
+export interface WriteFsOptions {
+  /** Where file contents are: the path of an object by its hash (a local store). */
+  readonly objectPath: (hash: string) => string;
+  /** The previous render: its bytes fill every block this layout does not write. */
+  readonly base?: DiskImage;
+  /** Zero the blocks the base used and this layout frees (default: they keep their old bytes). */
+  readonly zeroFreed?: boolean;
+  /** Worker threads reading file contents (default 2; memory: about 4 MiB of windows each). */
+  readonly concurrency?: number;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+export interface WriteFsResult {
+  /** 512 KiB chunks that hold anything but zeros. */
+  readonly dataChunks: number;
+  /** 512 KiB chunks whose bytes differ from the base (all data chunks without a base). */
+  readonly changedChunks: number;
+  readonly totalChunks: number;
+  readonly fileSize: number;
+}
+
+interface Piece {
+  readonly region: FileRegion;
+  /** Byte range of this window holding file bytes (not the padding after the file's end). */
+  readonly at: number;
+  readonly length: number;
+  readonly fileOffset: number;
+}
+
+interface Window {
+  readonly offset: number;
+  readonly length: number;
+  readonly buf: Buffer;
+  readonly base: Buffer | null;
+  readonly pieces: Piece[];
+}
+
+function corrupt(hash: string): FerryError {
+  return new FerryError(
+    'FERRY_STORE_OBJECT_CORRUPT',
+    `Cannot render: the stored object ${hash.slice(0, 16)}… does not hash to its name`,
+    { details: { id: hash } },
+  );
+}
+
+/**
+ * Writes a laid-out filesystem through a disk writer in 2 MiB windows, in
+ * order: the base's bytes (or zeros), then metadata and file contents on
+ * top. File contents are read from the store's object files and every file
+ * is hashed as it goes by, so a corrupted object fails the render instead of
+ * landing in an image. Windows with nothing in them are never written.
+ * Counts the 512 KiB chunks that differ from the base.
+ */
+export async function writeFsImage(
+  layout: FsLayout,
+  writer: DiskWriter,
+  options: WriteFsOptions,
+): Promise<WriteFsResult> {
+  const size = layout.blocksCount * BLOCK;
+  const metaBlocks = [...layout.meta.keys()].sort((a, b) => a - b);
+  const baseData = options.base
+    ? (await collectExtents(options.base.extents(options.signal))).filter((e) => e.kind === 'data')
+    : [];
+  const blocksPerWindow = WRITE_CHUNK / BLOCK;
+
+  let mi = 0;
+  let fi = 0;
+  let bi = 0;
+  let ri = 0;
+  function* windows(): Generator<{
+    offset: number;
+    length: number;
+    meta: number[];
+    regions: FileRegion[];
+    baseHas: boolean;
+    freed: Run[];
+  }> {
+    for (let offset = 0; offset < size; offset += WRITE_CHUNK) {
+      const length = Math.min(WRITE_CHUNK, size - offset);
+      const wb = offset / BLOCK;
+      const we = wb + blocksPerWindow;
+      const meta: number[] = [];
+      while (mi < metaBlocks.length && metaBlocks[mi]! < we) meta.push(metaBlocks[mi++]!);
+      while (fi < layout.files.length && layout.files[fi]!.block + layout.files[fi]!.blocks <= wb)
+        fi++;
+      const regions: FileRegion[] = [];
+      for (let k = fi; k < layout.files.length && layout.files[k]!.block < we; k++)
+        regions.push(layout.files[k]!);
+      while (bi < baseData.length && baseData[bi]!.offset + baseData[bi]!.length <= offset) bi++;
+      const baseHas = bi < baseData.length && baseData[bi]!.offset < offset + length;
+      while (
+        ri < layout.freed.length &&
+        layout.freed[ri]!.physical + layout.freed[ri]!.length <= wb
+      )
+        ri++;
+      const freed: Run[] = [];
+      for (let k = ri; k < layout.freed.length && layout.freed[k]!.physical < we; k++)
+        freed.push(layout.freed[k]!);
+      if (meta.length === 0 && regions.length === 0 && !baseHas) continue;
+      yield { offset, length, meta, regions, baseHas, freed };
+    }
+  }
+
+  const prepare = async (
+    w: ReturnType<typeof windows> extends Generator<infer T> ? T : never,
+  ): Promise<Window> => {
+    const wb = w.offset / BLOCK;
+    let base: Buffer | null = null;
+    const buf = Buffer.from(new ArrayBuffer(w.length));
+    if (w.baseHas && options.base) {
+      const n = Math.min(w.length, Math.max(0, options.base.virtualSize - w.offset));
+      base = Buffer.alloc(w.length);
+      if (n > 0) (await options.base.read(w.offset, n, options.signal)).copy(base);
+      base.copy(buf);
+    }
+    if (options.zeroFreed === true)
+      for (const r of w.freed) {
+        const s = Math.max(r.physical, wb);
+        const e = Math.min(r.physical + r.length, wb + blocksPerWindow);
+        if (e > s) buf.fill(0, (s - wb) * BLOCK, (e - wb) * BLOCK);
+      }
+    for (const b of w.meta) layout.meta.get(b)!.copy(buf, (b - wb) * BLOCK);
+    const pieces: Piece[] = [];
+    const tasks: WindowPiece[] = [];
+    for (const r of w.regions) {
+      const s = Math.max(r.block, wb);
+      const e = Math.min(r.block + r.blocks, wb + blocksPerWindow);
+      const fileOffset = r.offset + (s - r.block) * BLOCK;
+      const length = Math.max(0, Math.min((e - s) * BLOCK, r.size - fileOffset));
+      const at = (s - wb) * BLOCK;
+      const whole = fileOffset === 0 && length === r.size;
+      tasks.push({
+        path: options.objectPath(r.hash),
+        hash: r.hash,
+        at,
+        end: (e - wb) * BLOCK,
+        length,
+        fileOffset,
+        whole,
+      });
+      // Files split across windows are hashed here, in order; whole ones by the worker.
+      if (!whole) pieces.push({ region: r, at, length, fileOffset });
+    }
+    const filled = tasks.length === 0 ? buf : await pool.run(buf, tasks);
+    return { offset: w.offset, length: w.length, buf: filled, base, pieces };
+  };
+
+  const pool = new WindowPool(options.concurrency ?? 2);
+  const hashes = new Map<number, { hash: Hash; next: number }>();
+  let dataChunks = 0;
+  let changedChunks = 0;
+  let fileSize = 0;
+  try {
+    for await (const w of orderedPool(windows(), 2 * pool.size + 2, prepare)) {
+      if (options.signal?.aborted === true)
+        throw new FerryError('FERRY_ABORTED', 'Cannot render: the operation was aborted');
+      for (const p of w.pieces) {
+        const r = p.region;
+        let h = hashes.get(r.ino);
+        if (h === undefined) {
+          if (p.fileOffset !== 0)
+            throw new FerryError('FERRY_INTERNAL', 'Cannot render: a file run is out of order');
+          h = { hash: createHash('sha512'), next: 0 };
+          hashes.set(r.ino, h);
+        }
+        if (p.fileOffset !== h.next)
+          throw new FerryError('FERRY_INTERNAL', 'Cannot render: a file run is out of order');
+        h.hash.update(w.buf.subarray(p.at, p.at + p.length));
+        h.next += p.length;
+        if (h.next === r.size) {
+          if (h.hash.digest('hex') !== r.hash) throw corrupt(r.hash);
+          hashes.delete(r.ino);
+        }
+      }
+      for (let c = 0; c < w.length; c += DIFF_CHUNK) {
+        const now = w.buf.subarray(c, c + DIFF_CHUNK);
+        const zero = isZero(now);
+        if (!zero) dataChunks++;
+        const was = w.base?.subarray(c, c + DIFF_CHUNK);
+        if (was === undefined ? !zero : !now.equals(was)) changedChunks++;
+      }
+      await writer.write(w.offset, w.buf, options.signal);
+      options.onProgress?.(w.offset + w.length, size);
+    }
+    if (hashes.size > 0)
+      throw new FerryError('FERRY_INTERNAL', 'Cannot render: a file was not written whole');
+    fileSize = (await writer.finish(options.signal)).fileSize;
+  } catch (error) {
+    await writer.abort();
+    throw error;
+  } finally {
+    await pool.close();
+  }
+  // Chunks the base had data in and this layout never visits (the base was longer) count as changed.
+  if (options.base) {
+    for (const e of baseData) {
+      const from = Math.max(e.offset, size);
+      const to = e.offset + e.length;
+      if (to > from) changedChunks += Math.ceil(to / DIFF_CHUNK) - Math.floor(from / DIFF_CHUNK);
+    }
+  }
+  return { dataChunks, changedChunks, totalChunks: Math.ceil(size / DIFF_CHUNK), fileSize };
+}
+
+/** A few worker threads that fill windows with file contents (see window-worker.ts). */
+class WindowPool {
+  readonly size: number;
+  readonly #workers: Worker[] = [];
+  readonly #idle: Worker[] = [];
+  readonly #queue: (() => void)[] = [];
+  readonly #waiting = new Map<
+    number,
+    { resolve: (b: Buffer) => void; reject: (e: unknown) => void }
+  >();
+  #next = 0;
+  #closing = false;
+  #broken: unknown = null;
+
+  constructor(size: number) {
+    this.size = Math.max(1, Math.min(size, availableParallelism()));
+    for (let i = 0; i < this.size; i++) {
+      // No inherited flags: a parent run with -e or --input-type would hand them to the worker.
+      const w = new Worker(new URL('./window-worker.js', import.meta.url), { execArgv: [] });
+      w.on('message', (reply: WindowReply) => this.#reply(w, reply));
+      const fail = (error: unknown): void => {
+        for (const p of this.#waiting.values()) p.reject(error);
+        this.#waiting.clear();
+        this.#broken = error;
+        for (const q of this.#queue.splice(0)) q();
+      };
+      w.on('error', fail);
+      w.on('exit', (code) => {
+        if (!this.#closing)
+          fail(
+            new FerryError(
+              'FERRY_INTERNAL',
+              `Cannot render: a reader thread exited (code ${code})`,
+            ),
+          );
+      });
+      this.#workers.push(w);
+      this.#idle.push(w);
+    }
+  }
+
+  #reply(w: Worker, reply: WindowReply): void {
+    const p = this.#waiting.get(reply.id);
+    this.#waiting.delete(reply.id);
+    this.#idle.push(w);
+    this.#queue.shift()?.();
+    if (p === undefined) return;
+    if (reply.error === undefined) p.resolve(Buffer.from(reply.buf));
+    else if (reply.error.code === 'FERRY_STORE_NOT_FOUND')
+      p.reject(
+        new FerryError(
+          'FERRY_STORE_NOT_FOUND',
+          `Cannot render: the store has no object ${reply.error.hash.slice(0, 16)}…`,
+          {
+            details: { id: reply.error.hash },
+          },
+        ),
+      );
+    else p.reject(corrupt(reply.error.hash));
+  }
+
+  async run(buf: Buffer, pieces: WindowPiece[]): Promise<Buffer> {
+    while (this.#idle.length === 0 && this.#broken === null)
+      await new Promise<void>((r) => this.#queue.push(r));
+    if (this.#broken !== null) throw this.#broken;
+    const w = this.#idle.pop()!;
+    const id = this.#next++;
+    const ab = buf.buffer as ArrayBuffer;
+    return new Promise<Buffer>((resolve, reject) => {
+      this.#waiting.set(id, { resolve, reject });
+      w.postMessage({ id, buf: ab, pieces }, [ab]);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    await Promise.all(this.#workers.map((w) => w.terminate()));
+  }
+}
