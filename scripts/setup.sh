@@ -24,6 +24,9 @@
 #   swift swift-proxy swift-object swift-container swift-account python3-swift memcached
 #                     a real S3 server on loopback (OpenStack Swift with s3api) for the
 #                     store's S3 backend, started by scripts/swift-s3.sh
+#   ovmf busybox-static
+#                     render's boot tests: UEFI firmware for QEMU (SeaBIOS comes with
+#                     qemu-system-x86), and a static busybox for the small boot revision
 #   libguestfs-tools linux-image-cloud-amd64
 #                     virt-inspector, the second opinion on the corpus's OS facts and
 #                     inspect's benchmark peer (its appliance boots the host's kernel)
@@ -34,7 +37,7 @@ packages=(qemu-utils tar time python3-libvhdi e2fsprogs xfsprogs dosfstools mtoo
   cryptsetup-bin xorriso ntfs-3g fuse3 libhivex-bin fdisk gdisk util-linux grub-pc-bin
   syslinux-common extlinux mbr grub-efi-amd64-bin debootstrap libguestfs-tools
   linux-image-cloud-amd64 swift swift-proxy swift-object swift-container swift-account
-  python3-swift memcached curl)
+  python3-swift memcached curl ovmf busybox-static)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

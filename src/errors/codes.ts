@@ -128,6 +128,8 @@ export const ERROR_CODES = {
   // Render
   FERRY_RENDER_INPUT:
     'A revision cannot be rendered as asked: an entry the filesystem cannot hold (a name too long, a bad ACL), or a --base image that is not a ferry render.',
+  FERRY_RENDER_TOOL_MISSING:
+    'A tool a render runs (grub-mkimage and GRUB boot images) is missing or failed; the hint names the package.',
   FERRY_RENDER_LIMIT:
     'A render exceeds a filesystem limit: too many inodes or extents, attributes larger than one block, a fixed size too small for the contents.',
 

@@ -101,12 +101,18 @@ function limit(reason: string): FerryError {
   return new FerryError('FERRY_RENDER_LIMIT', `Cannot lay out the filesystem: ${reason}`);
 }
 
-function derive(label: string, revision: string): Buffer {
+/** 16 bytes derived from a label and a revision id: how a render names things without randomness. */
+export function derive(label: string, revision: string): Buffer {
   return createHash('sha256').update(`ferry ext4 ${label}\0${revision}`).digest().subarray(0, 16);
 }
 
+/** The filesystem UUID a render of `revision` gets (a base passes its own on). */
+export function ext4Uuid(revision: string, base?: Ext4Map): Buffer {
+  return base ? Buffer.from(base.uuid, 'hex') : uuidFrom(derive('uuid', revision));
+}
+
 /** An RFC 4122 version-4-shaped UUID from 16 derived bytes (so tools that check the variant accept it). */
-function uuidFrom(bytes: Buffer): Buffer {
+export function uuidFrom(bytes: Buffer): Buffer {
   const u = Buffer.from(bytes);
   u[6] = ((u[6] ?? 0) & 0x0f) | 0x40;
   u[8] = ((u[8] ?? 0) & 0x3f) | 0x80;
@@ -151,7 +157,7 @@ function treeTime(m: Manifest): number {
  */
 export function planExt4(manifest: Manifest, options: Ext4PlanOptions): Ext4Plan {
   const base = options.base;
-  const uuid = base ? Buffer.from(base.uuid, 'hex') : uuidFrom(derive('uuid', options.revision));
+  const uuid = ext4Uuid(options.revision, base);
   const hashSeed = base
     ? Buffer.from(base.hashSeed, 'hex')
     : uuidFrom(derive('hash-seed', options.revision));
@@ -169,7 +175,17 @@ export function planExt4(manifest: Manifest, options: Ext4PlanOptions): Ext4Plan
     ? base.journal.reduce((s, r) => s + r.length, 0)
     : journalBlocksFor(options.blocks ?? dataBlocks);
 
-  const fixed = options.blocks;
+  let fixed = options.blocks;
+  if (fixed !== undefined) {
+    // A last group too small for its own bitmaps and inode table is left out, as mke2fs does.
+    const tail = fixed % BLOCKS_PER_GROUP;
+    if (
+      tail > 0 &&
+      tail < 1 + GDT_RESERVE + 2 + (32768 * INODE_SIZE) / BLOCK_SIZE + 64 &&
+      fixed > BLOCKS_PER_GROUP
+    )
+      fixed -= tail;
+  }
   let groups =
     fixed !== undefined
       ? Math.ceil(fixed / BLOCKS_PER_GROUP)
@@ -442,7 +458,10 @@ function attempt(
     if (n.xattrBlock === 0 && n.xattrs.length > 0 && inlineXattrArea(n.xattrs) === null)
       n.xattrBlock = alloc.allocate(1)[0]!.physical;
   }
-  const blocksCount = options.blocks ?? Math.max(alloc.end(), layouts[layouts.length - 1]!.metaEnd);
+  const blocksCount =
+    options.blocks !== undefined
+      ? geo.capacity
+      : Math.max(alloc.end(), layouts[layouts.length - 1]!.metaEnd);
   if (blocksCount > geo.capacity) throw new OutOfSpace();
 
   // Metadata.
