@@ -18,6 +18,8 @@ Commands:
   gc [--keep N]           remove revisions beyond N per stream and unreferenced objects
   serve                   the store over HTTP(S), with bearer tokens
   replicate --from --to   copy missing revisions between stores (directories or URLs)
+  build STREAM --layout fs|disk --out FILE
+                          render a revision as a filesystem or a bootable disk, deterministically
   demo [DIR]              make a sample image and run it through every format
 
 Options:
@@ -78,6 +80,10 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
     const m = await import('./commands/serve.js');
     return { help: m.replicateHelp, run: m.replicateCommand };
   },
+  build: async () => {
+    const m = await import('./commands/build.js');
+    return { help: m.buildHelp, run: m.buildCommand };
+  },
   demo: async () => {
     const m = await import('./commands/demo.js');
     return { help: m.demoHelp, run: m.demoCommand };
@@ -122,6 +128,19 @@ export async function main(argv: string[]): Promise<number> {
         'tls-key': { type: 'string' },
         'client-ca': { type: 'string' },
         watch: { type: 'string' },
+        layout: { type: 'string' },
+        out: { type: 'string' },
+        format: { type: 'string' },
+        size: { type: 'string' },
+        fs: { type: 'string' },
+        boot: { type: 'string' },
+        firmware: { type: 'string' },
+        table: { type: 'string' },
+        base: { type: 'string' },
+        'zero-freed': { type: 'boolean' },
+        label: { type: 'string' },
+        'kernel-out': { type: 'string' },
+        'initrd-out': { type: 'string' },
       },
     });
     mode = parseOutputMode(values.output);

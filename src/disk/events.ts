@@ -8,7 +8,7 @@ export type DiskEvent =
     }
   | {
       readonly type: 'progress';
-      readonly operation: 'convert' | 'compare';
+      readonly operation: 'convert' | 'compare' | 'render';
       readonly done: number;
       readonly total: number;
     }
