@@ -1,4 +1,10 @@
-import { XFS_ACL_NAMES, xfsAclMaxEntries, xfsAclToVfs } from '../posix-acl.js';
+import {
+  ACL_XATTR_ACCESS,
+  ACL_XATTR_DEFAULT,
+  XFS_ACL_NAMES,
+  xfsAclMaxEntries,
+  xfsAclToVfs,
+} from '../posix-acl.js';
 import { type Xattr, XattrList } from '../xattr-list.js';
 
 /**
@@ -62,30 +68,27 @@ export async function readXfsAttrs(src: AttrForkSource): Promise<Xattr[]> {
   return list.list();
 }
 
-/** Adds one decoded attribute under its Linux name, or skips one Linux does not show. */
-function add(
-  src: AttrForkSource,
-  list: XattrList,
-  flags: number,
-  name: Buffer,
-  value: Buffer,
-): void {
-  if (flags & (FLAG_PARENT | FLAG_INCOMPLETE)) return;
+/**
+ * The Linux name of an attribute (with its namespace prefix; the ACL names
+ * for SGI_ACL_*), or null for one Linux does not show.
+ */
+function linuxName(list: XattrList, flags: number, name: Buffer): string | null {
+  if (flags & (FLAG_PARENT | FLAG_INCOMPLETE)) return null;
   if (name.length === 0) throw list.error('FERRY_FS_CORRUPT', 'an attribute has an empty name');
   const ns = flags & (FLAG_ROOT | FLAG_SECURE);
   const raw = name.toString('utf8');
   if (ns === (FLAG_ROOT | FLAG_SECURE))
     throw list.error('FERRY_FS_CORRUPT', `the attribute ${raw.slice(0, 80)} is in two namespaces`);
-  if (ns === FLAG_ROOT) {
-    const acl = XFS_ACL_NAMES[raw];
-    if (acl !== undefined) {
-      const fail = (reason: string) => list.error('FERRY_FS_CORRUPT', reason);
-      list.add(acl, xfsAclToVfs(value, xfsAclMaxEntries(src.v5), fail));
-      return;
-    }
-    list.add(`trusted.${raw}`, value);
-  } else if (ns === FLAG_SECURE) list.add(`security.${raw}`, value);
-  else list.add(`user.${raw}`, value);
+  if (ns === FLAG_ROOT) return XFS_ACL_NAMES[raw] ?? `trusted.${raw}`;
+  return ns === FLAG_SECURE ? `security.${raw}` : `user.${raw}`;
+}
+
+/** Adds one attribute under its Linux name; ACL values turn into the VFS form. */
+function add(src: AttrForkSource, list: XattrList, name: string, value: Buffer): void {
+  if (name === ACL_XATTR_ACCESS || name === ACL_XATTR_DEFAULT) {
+    const fail = (reason: string) => list.error('FERRY_FS_CORRUPT', reason);
+    list.add(name, xfsAclToVfs(value, xfsAclMaxEntries(src.v5), fail));
+  } else list.add(name, value);
 }
 
 /** Short-form attributes: a 4-byte header (total size, count), then name and value per entry. */
@@ -109,8 +112,8 @@ function shortform(src: AttrForkSource, list: XattrList): void {
     const end = p + 3 + nameLen + valueLen;
     if (end > total)
       throw list.error('FERRY_FS_CORRUPT', 'a short-form attribute entry overruns the fork');
-    const name = f.subarray(p + 3, p + 3 + nameLen);
-    add(src, list, flags, name, Buffer.from(f.subarray(p + 3 + nameLen, end)));
+    const name = linuxName(list, flags, f.subarray(p + 3, p + 3 + nameLen));
+    if (name !== null) add(src, list, name, Buffer.from(f.subarray(p + 3 + nameLen, end)));
     p = end;
   }
 }
@@ -220,8 +223,8 @@ async function leaf(
       const nameLen = b[nameIdx + 2]!;
       const end = nameIdx + 3 + nameLen + valueLen;
       if (end > bs) throw list.error('FERRY_FS_CORRUPT', 'an attribute value overruns its block');
-      const name = b.subarray(nameIdx + 3, nameIdx + 3 + nameLen);
-      add(src, list, flags, name, Buffer.from(b.subarray(nameIdx + 3 + nameLen, end)));
+      const name = linuxName(list, flags, b.subarray(nameIdx + 3, nameIdx + 3 + nameLen));
+      if (name !== null) add(src, list, name, Buffer.from(b.subarray(nameIdx + 3 + nameLen, end)));
     } else {
       if (nameIdx + 9 > bs)
         throw list.error('FERRY_FS_CORRUPT', 'an attribute leaf entry is truncated');
@@ -230,11 +233,10 @@ async function leaf(
       const nameLen = b[nameIdx + 8]!;
       if (nameIdx + 9 + nameLen > bs)
         throw list.error('FERRY_FS_CORRUPT', 'an attribute name overruns its block');
-      const name = b.subarray(nameIdx + 9, nameIdx + 9 + nameLen);
-      if (flags & FLAG_PARENT) continue;
-      list.checkValueSize(name.toString('utf8'), valueLen);
-      const value = await remoteValue(src, list, valueBlk, valueLen, readLogical);
-      add(src, list, flags, name, value);
+      const name = linuxName(list, flags, b.subarray(nameIdx + 9, nameIdx + 9 + nameLen));
+      if (name === null) continue;
+      list.checkValueSize(name, valueLen);
+      add(src, list, name, await remoteValue(src, list, valueBlk, valueLen, readLogical));
     }
   }
 }
