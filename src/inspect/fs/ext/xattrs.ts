@@ -11,11 +11,13 @@ import {
 } from './xattr-entries.js';
 
 /**
- * Name prefixes by name index, as e2fsprogs and the kernel assign them. The
- * indexes the kernel has no handler for (5 Lustre, 9 encryption context,
- * anything unknown) are not listed by llistxattr on a mounted filesystem and
- * are skipped here too. Index 7 holds system.data, the inline-data marker,
- * which is skipped by name.
+ * Name prefixes by name index, as e2fsprogs assigns them. Index 7 holds
+ * system.data, the inline-data marker, which the kernel never lists and is
+ * skipped by name. Other index-7 names and index 8 (richacl) have no handler
+ * in Linux either, so a mounted filesystem would not list them; they are
+ * kept under their e2fsprogs names rather than dropped (exporting them to a
+ * directory will likely be refused). Indexes with no name at all (5 Lustre,
+ * 9 the encryption context, unknown ones) are skipped.
  */
 const PREFIXES: Readonly<Record<number, string>> = {
   1: 'user.',

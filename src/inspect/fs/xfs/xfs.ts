@@ -8,7 +8,8 @@ import { readXfsAttrs } from './attr-fork.js';
  * A read-only XFS reader (v4 and v5 superblocks): inodes in every AG,
  * extent-list and B+tree data forks, short-form, block, leaf and node
  * directories (data blocks are scanned linearly; hash indexes are not
- * needed for reading), local and remote symlinks. All on-disk integers are
+ * needed for reading), local and remote symlinks, and the attribute fork
+ * (attr-fork.ts). All on-disk integers are
  * big-endian. Nothing is trusted: every offset, count and level is checked.
  */
 
