@@ -30,7 +30,9 @@ function corrupt(message: string): FerryError {
  * filesystem drivers: nothing is mounted, nothing runs, every structure is
  * bounds-checked by the driver. A directory reached twice (a cycle in a
  * hostile filesystem) or a name that is not a plain name is an error.
- * Extended attributes are not read from images yet.
+ * Extended attributes come from the drivers that read them (ext2/3/4, XFS),
+ * named and encoded as a directory ingest of the mounted filesystem would
+ * record them (POSIX ACLs in the VFS form); vfat and NTFS give none.
  */
 export async function ingestImage(
   store: LocalStore,
@@ -101,6 +103,19 @@ export async function ingestImage(
   }
 }
 
+/** A node's extended attributes as manifest xattrs (name -> base64, sorted), or undefined when it has none. */
+async function readXattrs(
+  d: FsTree['driver'],
+  ref: unknown,
+): Promise<Record<string, string> | undefined> {
+  if (d.readXattrs === undefined) return undefined;
+  const list = await d.readXattrs(ref);
+  if (list.length === 0) return undefined;
+  const out: Record<string, string> = {};
+  for (const x of list) out[x.name] = x.value.toString('base64');
+  return out;
+}
+
 async function walk(
   store: LocalStore,
   tree: FsTree,
@@ -121,6 +136,7 @@ async function walk(
     if (depth > MAX_DEPTH)
       throw corrupt(`the tree is deeper than ${MAX_DEPTH} directories at ${path}`);
     const st = await d.stat(ref);
+    const xattrs = await readXattrs(d, ref);
     const base = {
       path,
       mode: (st.mode ?? (st.kind === 'dir' ? 0o755 : 0o644)) & 0o7777,
@@ -128,6 +144,7 @@ async function walk(
       gid: st.gid ?? 0,
       mtime: st.mtimeNs ?? (BigInt(Math.trunc(st.mtime ?? 0)) * 1_000_000_000n).toString(),
       size: 0,
+      ...(xattrs === undefined ? {} : { xattrs }),
     };
     if (st.kind === 'dir') {
       if (seenDirs.has(ref))

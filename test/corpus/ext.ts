@@ -107,7 +107,8 @@ const DEFAULT_CAPS: WalkCaps = {
 
 /**
  * Walks a whole filesystem through FsTree and the driver: lists every
- * directory (each once), stats every entry, reads every file (capped),
+ * directory (each once), stats every entry and reads its extended
+ * attributes, reads every file (capped),
  * reads and resolves every symlink. Returns how many nodes it visited and how
  * many FerryErrors it tolerated.
  */
@@ -137,6 +138,7 @@ export async function walkFs(
       const p = `${path === '/' ? '' : path}/${e.name}`;
       await guard(async () => {
         const st = await driver.stat(e.ref);
+        await driver.readXattrs?.(e.ref);
         if (st.kind === 'file') await driver.readFile(e.ref, 0, Math.min(st.size, c.maxFileBytes));
         else if (st.kind === 'symlink') {
           await driver.readLink(e.ref);

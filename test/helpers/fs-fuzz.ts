@@ -5,7 +5,7 @@ import { FsTree } from '../../src/inspect/fs/fs-tree.js';
 import { bufferVolume, type Volume } from '../../src/inspect/volume.js';
 import { FUZZ_SECONDS } from './fuzz.js';
 
-/** Lists a tree recursively and reads every file, with caps; throws what the reader throws. */
+/** Lists a tree recursively, reads every file and every node's extended attributes, with caps; throws what the reader throws. */
 export async function walkTree(fs: FsTree, maxNodes = 2000): Promise<number> {
   let nodes = 0;
   const queue = ['/'];
@@ -15,6 +15,7 @@ export async function walkTree(fs: FsTree, maxNodes = 2000): Promise<number> {
       if (++nodes > maxNodes) break;
       const path = `${dir === '/' ? '' : dir}/${e.name}`;
       const st = await fs.lstat(path);
+      await fs.readXattrs(path);
       if (st?.kind === 'dir' && path.split('/').length < 12) queue.push(path);
       else if (st?.kind === 'file') await fs.readFile(path, 1024 * 1024);
       else if (st?.kind === 'symlink') await fs.readLink(path);

@@ -5,6 +5,16 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { convertImage } from '../../src/disk/index.js';
 import { ingestDirectory, ingestImage, LocalStore, type Manifest } from '../../src/store/index.js';
+import { writeXattrs, xattrsSupported } from '../../src/store/xattrs.js';
+import {
+  ACCESS_ACL,
+  DEFAULT_ACL,
+  extXattrImage,
+  haveXattrTools,
+  vfsAcl,
+  type XattrFixture,
+  xfsXattrImage,
+} from '../corpus/xattr-images.js';
 import { withTempDir } from '../helpers/qemu.js';
 
 const haveTools = spawnSync('sh', ['-c', 'command -v mke2fs && command -v sfdisk']).status === 0;
@@ -18,6 +28,40 @@ function comparable(m: Manifest, drop: (p: string) => boolean): string[] {
     .map((e) => JSON.stringify({ ...e, mtime: String(BigInt(e.mtime) / 1_000_000_000n) }));
 }
 
+const b64 = (s: string | Buffer): string => Buffer.from(s).toString('base64');
+
+/**
+ * Gives the source tree extended attributes in each namespace a directory
+ * ingest can read: user. (files and directories), trusted. (root only, also
+ * on a symlink) and POSIX ACLs in the VFS form. Returns the ones the host
+ * accepted, by path; mke2fs -d copies them into the image.
+ */
+function addXattrs(root: string): Map<string, Record<string, string>> {
+  const wanted: Array<[string, Record<string, string>]> = [
+    [
+      'etc/hosts',
+      {
+        'user.origin': b64('image ingest test'),
+        'trusted.t': b64(Buffer.from([0, 1, 255])),
+        'system.posix_acl_access': b64(vfsAcl(ACCESS_ACL)),
+      },
+    ],
+    ['usr', { 'user.big': b64(Buffer.alloc(700, 'b')) }],
+    ['usr/bin', { 'system.posix_acl_default': b64(vfsAcl(DEFAULT_ACL)) }],
+    ['usr/bin/bash', { 'trusted.link': b64('on the symlink') }],
+  ];
+  const accepted = new Map<string, Record<string, string>>();
+  if (!xattrsSupported()) return accepted;
+  for (const [path, attrs] of wanted) {
+    const refused = new Set(writeXattrs(join(root, path), attrs));
+    const ok = Object.fromEntries(Object.entries(attrs).filter(([n]) => !refused.has(n)));
+    if (Object.keys(ok).length > 0) accepted.set(path, ok);
+  }
+  // A hard link shares its inode's attributes.
+  if (accepted.has('etc/hosts')) accepted.set('etc/hosts.bak', accepted.get('etc/hosts')!);
+  return accepted;
+}
+
 async function sparse(path: string, size: number): Promise<void> {
   const fh = await open(path, 'w');
   await fh.truncate(size);
@@ -25,7 +69,7 @@ async function sparse(path: string, size: number): Promise<void> {
 }
 
 describe('disk image ingest', { skip: haveTools ? false : 'mke2fs or sfdisk missing' }, () => {
-  it('reads the Linux root and its fstab mounts from a partitioned disk, in any format, as the tree they were made from', async () => {
+  it('reads the Linux root and its fstab mounts from a partitioned disk, in any format, as the tree they were made from', async (t) => {
     await withTempDir(async (dir) => {
       const root = join(dir, 'root');
       const boot = join(dir, 'boot');
@@ -47,6 +91,7 @@ describe('disk image ingest', { skip: haveTools ? false : 'mke2fs or sfdisk miss
         execFileSync('mknod', [join(root, 'dev/null'), 'c', '1', '3']);
       }
       await writeFile(join(boot, 'vmlinuz-6.1.0-test'), 'a kernel');
+      const xattrs = addXattrs(root);
       const rootFs = join(dir, 'root.ext4');
       const bootFs = join(dir, 'boot.ext4');
       await sparse(rootFs, 48 * 1024 * 1024);
@@ -86,6 +131,10 @@ describe('disk image ingest', { skip: haveTools ? false : 'mke2fs or sfdisk miss
       assert.equal(m.entries.find((e) => e.path === 'boot/vmlinuz-6.1.0-test')?.size, 8);
       assert.equal(m.entries.find((e) => e.path === 'etc/hosts.bak')?.link, 'etc/hosts');
       assert.equal(m.entries.find((e) => e.path === 'usr/bin/bash')?.target, '/usr/bin/sh');
+      // Extended attributes come through mke2fs -d and the image as the host stored them.
+      if (xattrs.size === 0) t.diagnostic('the host stores no extended attributes: not compared');
+      for (const [p, want] of xattrs)
+        assert.deepEqual(m.entries.find((e) => e.path === p)?.xattrs, want, p);
       if (process.getuid?.() === 0) {
         assert.deepEqual(m.entries.find((e) => e.path === 'dev/null')?.rdev, {
           major: 1,
@@ -106,6 +155,36 @@ describe('disk image ingest', { skip: haveTools ? false : 'mke2fs or sfdisk miss
       assert.deepEqual(comparable(m, noise), comparable(d, noise));
     });
   });
+
+  for (const kind of ['ext4', 'xfs-v5', 'xfs-v4'] as const) {
+    it(`records the extended attributes ${kind === 'ext4' ? 'debugfs' : 'xfs_db'} set on ${kind}`, {
+      skip: (kind === 'ext4' ? haveXattrTools.ext : haveXattrTools.xfs) ? false : 'tools missing',
+    }, async () => {
+      await withTempDir(async (dir) => {
+        const fx: XattrFixture =
+          kind === 'ext4' ? await extXattrImage(dir) : await xfsXattrImage(dir, kind === 'xfs-v4');
+        const store = await LocalStore.open(join(dir, 'store'));
+        const r = await ingestImage(store, fx.img);
+        const m = await store.getManifest(r.revision);
+        for (const path of fx.paths) {
+          const want = fx.expect.get(path);
+          const entry = m.entries.find((e) => e.path === path.slice(1));
+          assert.ok(entry !== undefined, path);
+          assert.deepEqual(
+            entry.xattrs,
+            want === undefined
+              ? undefined
+              : Object.fromEntries(
+                  Object.keys(want)
+                    .sort()
+                    .map((n) => [n, want[n]!.toString('base64')]),
+                ),
+            path,
+          );
+        }
+      });
+    });
+  }
 
   it('refuses an image with no Linux root, with a coded error', async () => {
     await withTempDir(async (dir) => {

@@ -1,4 +1,5 @@
 import type { Volume } from '../volume.js';
+import type { Xattr } from './xattr-list.js';
 
 /** Filesystems ferry detects. Only some have a reader (FsDriver). */
 export type FsType =
@@ -64,6 +65,14 @@ export interface FsDriver<R = unknown> {
   readFile(ref: R, offset: number, length: number): Promise<Buffer>;
   /** The target of a symlink, as stored. */
   readLink(ref: R): Promise<string>;
+  /**
+   * The extended attributes of a node (never following a symlink), sorted by
+   * name, named and encoded as llistxattr / lgetxattr would give them on a
+   * mounted copy: namespace prefixes spelled out, POSIX ACLs in the VFS
+   * form, attributes the kernel hides (ext4's system.data) left out. Capped
+   * by XATTR_LIMITS. Drivers of filesystems without them leave this out.
+   */
+  readXattrs?(ref: R): Promise<readonly Xattr[]>;
 }
 
 /** Opens a filesystem reader over a volume, or returns null when the bytes are not this filesystem. */

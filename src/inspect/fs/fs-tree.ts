@@ -1,5 +1,6 @@
 import { FerryError } from '../../errors/index.js';
 import type { DirEntry, FsDriver, FsType, NodeStat } from './fs-driver.js';
+import type { Xattr } from './xattr-list.js';
 
 /** Caps on walking a hostile filesystem. */
 export const FS_LIMITS = {
@@ -167,6 +168,17 @@ export class FsTree<R = unknown> {
     const node = await this.resolve(path, false);
     if (node === null || node.stat.kind !== 'symlink') return null;
     return this.readLinkRef(node.ref, node.stat);
+  }
+
+  /**
+   * The extended attributes at `path` (of a symlink itself unless `follow`);
+   * null when missing, empty when the filesystem has none or ferry does not
+   * read them for this filesystem.
+   */
+  async readXattrs(path: string, follow = false): Promise<readonly Xattr[] | null> {
+    const node = await this.resolve(path, follow);
+    if (node === null) return null;
+    return this.driver.readXattrs === undefined ? [] : this.driver.readXattrs(node.ref);
   }
 
   private async readLinkRef(ref: R, st: NodeStat): Promise<string> {

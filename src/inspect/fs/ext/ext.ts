@@ -2,6 +2,7 @@ import { FerryError } from '../../../errors/index.js';
 import type { Volume } from '../../volume.js';
 import type { DirEntry, FsDriver, NodeKind, NodeStat } from '../fs-driver.js';
 import { FS_LIMITS } from '../fs-tree.js';
+import type { Xattr, XattrList } from '../xattr-list.js';
 import { mapBlockMap } from './block-map.js';
 import type { BlockRun, MapContext } from './block-run.js';
 import { ByteBudgetCache } from './byte-budget-cache.js';
@@ -22,6 +23,7 @@ import {
   SUPERBLOCK_OFFSET,
   SUPERBLOCK_SIZE,
 } from './superblock.js';
+import { readExtXattrs } from './xattrs.js';
 
 /** The root directory's inode number. */
 export const EXT_ROOT_INODE = 2;
@@ -241,6 +243,34 @@ export class ExtDriver implements FsDriver<number> {
     return target.toString('utf8');
   }
 
+  async readXattrs(ref: number): Promise<Xattr[]> {
+    const inode = await this.inode(ref);
+    return readExtXattrs(
+      {
+        sb: this.superblock,
+        readBlock: (b) => this.#metaBlock(b),
+        readValueInode: (ino, size, list) => this.#readValueInode(ino, size, list),
+      },
+      inode,
+    );
+  }
+
+  /** The value an ea_inode holds: a regular file flagged EA_INODE whose size is the value's. */
+  async #readValueInode(ino: number, size: number, list: XattrList): Promise<Buffer> {
+    const inode = await this.inode(ino);
+    if (inode.kind !== 'file' || (inode.flags & INODE_FLAGS.eaInode) === 0)
+      throw list.error('FERRY_FS_CORRUPT', `a value inode (${ino}) is not an attribute inode`, {
+        valueInode: ino,
+      });
+    if (inode.size !== size)
+      throw list.error(
+        'FERRY_FS_CORRUPT',
+        `a value inode (${ino}) holds ${inode.size} bytes, not ${size}`,
+        { valueInode: ino, size: inode.size, expected: size },
+      );
+    return this.#readData(inode, 0, size);
+  }
+
   /** The decoded inode `ino` (cached). */
   async inode(ino: number): Promise<ExtInode> {
     const cached = this.#inodes.get(ino);
@@ -259,7 +289,11 @@ export class ExtDriver implements FsDriver<number> {
     }
     const raw = await this.#read(gd.inodeTable * sb.blockSize + index * sb.inodeSize, sb.inodeSize);
     const inode = parseInode(sb, ino, raw);
-    this.#inodes.set(ino, inode, 256 + (inode.inlineTail?.length ?? 0));
+    this.#inodes.set(
+      ino,
+      inode,
+      256 + (inode.inlineTail?.length ?? 0) + (inode.ibodyXattrs?.length ?? 0),
+    );
     return inode;
   }
 

@@ -1,6 +1,12 @@
 import { FerryError } from '../../../errors/index.js';
 import type { NodeKind } from '../fs-driver.js';
 import { type ExtSuperblock, INCOMPAT, RO_COMPAT } from './superblock.js';
+import {
+  EXT_XATTR_MAGIC,
+  type ExtXattrTable,
+  parseXattrEntries,
+  xattrValue,
+} from './xattr-entries.js';
 
 export const INODE_FLAGS = {
   encrypt: 0x800,
@@ -16,9 +22,8 @@ export const INODE_FLAGS = {
 export const I_BLOCK_SIZE = 60;
 
 const S_IFMT = 0xf000;
-const XATTR_MAGIC = 0xea020000;
 /** The "system." attribute name prefix index; inline data lives in system.data. */
-const XATTR_INDEX_SYSTEM = 7;
+export const XATTR_INDEX_SYSTEM = 7;
 
 export interface ExtInode {
   readonly ino: number;
@@ -39,6 +44,10 @@ export interface ExtInode {
   readonly iblock: Buffer;
   /** For inline-data inodes: the bytes after i_block (the system.data attribute), else null. */
   readonly inlineTail: Buffer | null;
+  /** The in-inode extended attribute area (from its magic to the end of the inode), or null. */
+  readonly ibodyXattrs: Buffer | null;
+  /** The block holding more extended attributes (i_file_acl), or 0. */
+  readonly fileAcl: number;
 }
 
 function corrupt(ino: number, message: string, details: Record<string, number> = {}): FerryError {
@@ -61,40 +70,37 @@ function kindOf(mode: number): NodeKind {
 }
 
 /**
- * Finds the system.data attribute in the in-inode extended attribute area
- * [start, raw.length). Returns its value, or null when the area holds none.
+ * The in-inode extended attribute area: the bytes after the extra fields,
+ * when they start with the attribute magic. Null when there is none.
  */
-function findInlineDataAttr(ino: number, raw: Buffer, start: number): Buffer | null {
-  const end = raw.length;
-  if (start + 4 > end || raw.readUInt32LE(start) !== XATTR_MAGIC) return null;
-  const first = start + 4;
-  let pos = first;
-  // Each entry takes at least 16 bytes, so this loop is bounded by the inode size.
-  while (pos + 4 <= end && raw.readUInt32LE(pos) !== 0) {
-    if (pos + 16 > end) throw corrupt(ino, 'an extended attribute entry is truncated');
-    const nameLen = raw[pos]!;
-    const nameIndex = raw[pos + 1]!;
-    const valueOffs = raw.readUInt16LE(pos + 2);
-    const valueInum = raw.readUInt32LE(pos + 4);
-    const valueSize = raw.readUInt32LE(pos + 8);
-    const entryLen = (16 + nameLen + 3) & ~3;
-    if (pos + entryLen > end) throw corrupt(ino, 'an extended attribute name overruns the inode');
-    if (
-      nameIndex === XATTR_INDEX_SYSTEM &&
-      nameLen === 4 &&
-      raw.toString('latin1', pos + 16, pos + 20) === 'data'
-    ) {
-      if (valueInum !== 0) throw corrupt(ino, 'its inline data is stored in another inode');
-      if (valueSize === 0) return Buffer.alloc(0);
-      if (first + valueOffs + valueSize > end) {
-        throw corrupt(ino, 'its inline data attribute overruns the inode', {
-          valueOffs,
-          valueSize,
-        });
-      }
-      return Buffer.from(raw.subarray(first + valueOffs, first + valueOffs + valueSize));
+function ibodyXattrArea(raw: Buffer, start: number): Buffer | null {
+  if (start + 4 > raw.length || raw.readUInt32LE(start) !== EXT_XATTR_MAGIC) return null;
+  return Buffer.from(raw.subarray(start));
+}
+
+/** The table of an in-inode attribute area (after its 4-byte magic); values are relative to its first entry. */
+export function ibodyXattrTable(
+  area: Buffer,
+  fail: (reason: string) => Error,
+): { table: ExtXattrTable; base: number } {
+  return { table: parseXattrEntries(area, 4, area.length, fail), base: 4 };
+}
+
+/** The value of the system.data attribute in an in-inode area, or null when the area holds none. */
+function findInlineDataAttr(ino: number, area: Buffer | null): Buffer | null {
+  if (area === null) return null;
+  const fail = (reason: string) => corrupt(ino, reason);
+  const { table, base } = ibodyXattrTable(area, fail);
+  for (const e of table.entries) {
+    if (e.nameIndex !== XATTR_INDEX_SYSTEM || e.name.toString('latin1') !== 'data') continue;
+    if (e.valueInum !== 0) throw corrupt(ino, 'its inline data is stored in another inode');
+    if (e.valueSize > area.length) {
+      throw corrupt(ino, 'its inline data attribute overruns the inode', {
+        valueOffs: e.valueOffs,
+        valueSize: e.valueSize,
+      });
     }
-    pos += entryLen;
+    return Buffer.from(xattrValue(area, table, e, base, area.length, fail));
   }
   return null;
 }
@@ -129,15 +135,18 @@ export function parseInode(sb: ExtSuperblock, ino: number, raw: Buffer): ExtInod
   const huge = (sb.roCompat & RO_COMPAT.hugeFile) !== 0;
   let sectors = raw.readUInt32LE(0x1c) + (huge ? raw.readUInt16LE(0x74) * 2 ** 32 : 0);
   if (huge && flags & INODE_FLAGS.hugeFile) sectors *= sb.blockSize / 512;
-  const fileAcl = raw.readUInt32LE(0x68) + raw.readUInt16LE(0x76) * 2 ** 32;
+  // i_file_acl_high counts only on 64-bit filesystems, as in the kernel.
+  const aclHigh = sb.incompat & INCOMPAT.is64bit ? raw.readUInt16LE(0x76) : 0;
+  const fileAcl = raw.readUInt32LE(0x68) + aclHigh * 2 ** 32;
   if (fileAcl !== 0) sectors = Math.max(0, sectors - sb.clusterSize / 512);
 
+  const ibodyXattrs = raw.length > 128 ? ibodyXattrArea(raw, 128 + extra) : null;
   let inlineTail: Buffer | null = null;
   if (flags & INODE_FLAGS.inlineData) {
     if (!(sb.incompat & INCOMPAT.inlineData)) {
       throw corrupt(ino, 'it has inline data but the filesystem does not enable inline_data');
     }
-    inlineTail = findInlineDataAttr(ino, raw, 128 + extra);
+    inlineTail = findInlineDataAttr(ino, ibodyXattrs);
     if (inlineTail === null) throw corrupt(ino, 'its inline data attribute is missing');
     if (kind !== 'dir' && size > I_BLOCK_SIZE + inlineTail.length) {
       throw corrupt(ino, 'its size is larger than its inline data', {
@@ -161,6 +170,8 @@ export function parseInode(sb: ExtSuperblock, ino: number, raw: Buffer): ExtInod
     dataSectors: sectors,
     iblock: Buffer.from(raw.subarray(0x28, 0x28 + I_BLOCK_SIZE)),
     inlineTail,
+    ibodyXattrs,
+    fileAcl,
   };
 }
 

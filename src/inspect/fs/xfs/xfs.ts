@@ -1,12 +1,15 @@
 import { FerryError } from '../../../errors/index.js';
 import type { Volume } from '../../volume.js';
 import type { DirEntry, FsDriver, NodeKind, NodeStat } from '../fs-driver.js';
+import type { Xattr } from '../xattr-list.js';
+import { readXfsAttrs } from './attr-fork.js';
 
 /**
  * A read-only XFS reader (v4 and v5 superblocks): inodes in every AG,
  * extent-list and B+tree data forks, short-form, block, leaf and node
  * directories (data blocks are scanned linearly; hash indexes are not
- * needed for reading), local and remote symlinks. All on-disk integers are
+ * needed for reading), local and remote symlinks, and the attribute fork
+ * (attr-fork.ts). All on-disk integers are
  * big-endian. Nothing is trusted: every offset, count and level is checked.
  */
 
@@ -37,6 +40,20 @@ export interface XfsInode {
   readonly format: number;
   /** The data fork bytes inside the inode. */
   readonly fork: Buffer;
+  readonly nextents: number;
+  /** The attribute fork bytes inside the inode (empty when it has none: di_forkoff 0). */
+  readonly attrFork: Buffer;
+  /** The attribute fork's format (di_aformat: 1 local, 2 extents, 3 B+tree). */
+  readonly aformat: number;
+  /** Extents of the attribute fork (di_anextents). */
+  readonly anextents: number;
+}
+
+/** One fork of an inode, as the extent mappers read it. */
+interface Fork {
+  readonly ino: bigint;
+  readonly format: number;
+  readonly bytes: Buffer;
   readonly nextents: number;
 }
 
@@ -232,6 +249,20 @@ export class XfsDriver implements FsDriver<bigint> {
     return Buffer.concat(parts).toString('utf8');
   }
 
+  async readXattrs(ino: bigint): Promise<Xattr[]> {
+    const i = await this.inode(ino);
+    return readXfsAttrs({
+      ino,
+      v5: this.sb.v5,
+      blockSize: this.sb.blockSize,
+      format: i.aformat,
+      fork: i.attrFork,
+      extents: () =>
+        this.#forkExtents({ ino, format: i.aformat, bytes: i.attrFork, nextents: i.anextents }),
+      readBlock: (b) => this.#readBlocks(b, 1),
+    });
+  }
+
   /** Byte offset on the volume of an fsblock number (AG number in the high bits). */
   #blockOffset(fsblock: number): number {
     const agno = Math.floor(fsblock / 2 ** this.sb.agBlkLog);
@@ -300,6 +331,9 @@ export class XfsDriver implements FsDriver<bigint> {
       format,
       fork: Buffer.from(b.subarray(core, forkEnd)),
       nextents: b.readUInt32BE(76),
+      attrFork: forkoff === 0 ? Buffer.alloc(0) : Buffer.from(b.subarray(forkEnd)),
+      aformat: forkoff === 0 ? 0 : b[83]!,
+      anextents: b.readUInt16BE(80),
     };
     if (format > 3)
       throw corrupt('an inode has an unknown fork format', { ino: ino.toString(), format });
@@ -320,14 +354,19 @@ export class XfsDriver implements FsDriver<bigint> {
     };
   }
 
-  /** The extent map of a data fork, sorted and checked for overlaps. */
-  async #extents(i: XfsInode): Promise<Extent[]> {
+  /** The extent map of an inode's data fork, sorted and checked for overlaps. */
+  #extents(i: XfsInode): Promise<Extent[]> {
+    return this.#forkExtents({ ino: i.ino, format: i.format, bytes: i.fork, nextents: i.nextents });
+  }
+
+  /** The extent map of a fork (data or attribute), sorted and checked for overlaps. */
+  async #forkExtents(i: Fork): Promise<Extent[]> {
     let out: Extent[] = [];
     if (i.format === 2) {
       const n = i.nextents;
-      if (n * 16 > i.fork.length)
+      if (n * 16 > i.bytes.length)
         throw corrupt('an inode claims more extents than fit in it', { ino: i.ino.toString() });
-      for (let k = 0; k < n; k++) out.push(XfsDriver.#parseExtent(i.fork, k * 16));
+      for (let k = 0; k < n; k++) out.push(XfsDriver.#parseExtent(i.bytes, k * 16));
     } else if (i.format === 3) {
       out = await this.#btreeExtents(i);
     } else {
@@ -342,8 +381,8 @@ export class XfsDriver implements FsDriver<bigint> {
     return out;
   }
 
-  async #btreeExtents(i: XfsInode): Promise<Extent[]> {
-    const f = i.fork;
+  async #btreeExtents(i: Fork): Promise<Extent[]> {
+    const f = i.bytes;
     if (f.length < 4) throw corrupt('a B+tree root is truncated');
     const level = f.readUInt16BE(0);
     const numrecs = f.readUInt16BE(2);
