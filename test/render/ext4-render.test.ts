@@ -121,10 +121,10 @@ describe('ext4 render', () => {
       assert.match(dumpe2fs, /metadata_csum/);
       assert.match(dumpe2fs, /has_journal/);
 
-      // Read back with ferry's own ext4 reader: the same entries (xattrs aside: image ingest does not read them yet).
+      // Read back with ferry's own ext4 reader: the same entries, extended attributes included.
       const back = await ingestImage(store, img);
       const readBack = await store.getManifest(back.revision);
-      assert.deepEqual(lines(readBack, false), lines(manifest, false));
+      assert.deepEqual(lines(readBack, true), lines(manifest, true));
       assert.ok(readBack.entries.some((e) => e.path === 'lost+found' && e.type === 'dir'));
       assert.notEqual(back.revision, '');
       void revision;
