@@ -9,11 +9,9 @@
  * Needs the corpus tree (scripts/make-debian-root.sh); without it the tree
  * is only the generated files.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { createCipheriv } from 'node:crypto';
-import { accessSync, constants, writeFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { homedir, tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -25,44 +23,17 @@ import {
   RemoteStore,
   replicate,
 } from '../src/store/index.js';
+import {
+  buildBenchTree,
+  canDrop,
+  changeOnePercent,
+  MiB,
+  seconds,
+  settle,
+  timedAsync,
+} from './bench-tree.js';
 
-const MiB = 1024 * 1024;
 const FERRY_CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-const DROP = '/proc/sys/vm/drop_caches';
-
-function canDrop(): boolean {
-  try {
-    accessSync(DROP, constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function settle(drop: boolean): void {
-  spawnSync('sync');
-  if (drop) writeFileSync(DROP, '1\n');
-}
-
-function seconds(fn: () => void): number {
-  const t = performance.now();
-  fn();
-  return (performance.now() - t) / 1000;
-}
-
-async function timedAsync<T>(fn: () => Promise<T>): Promise<[T, number]> {
-  const t = performance.now();
-  const r = await fn();
-  return [r, (performance.now() - t) / 1000];
-}
-
-/** Incompressible, reproducible bytes (AES-CTR of zeros under a fixed key). */
-function noise(length: number, seed: number): Buffer {
-  const iv = Buffer.alloc(16);
-  iv.writeUInt32BE(seed, 0);
-  const c = createCipheriv('aes-128-ctr', Buffer.alloc(16, 7), iv);
-  return c.update(Buffer.alloc(length));
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -76,31 +47,11 @@ async function main(): Promise<void> {
   const drop = values['no-drop-caches'] !== true && canDrop();
   const work = await mkdtemp(join(values.dir ?? tmpdir(), 'ferry-bench-store-'));
   try {
-    const tree = join(work, 'tree');
-    const cache = process.env.FERRY_CORPUS_CACHE ?? join(homedir(), '.cache', 'ferry');
-    const root = join(cache, 'debian-12-root');
-    let rootfs = false;
-    try {
-      accessSync(join(root, '.ferry-complete'));
-      execFileSync('cp', ['-a', root, tree]);
-      rootfs = true;
-    } catch {
-      await mkdir(tree, { recursive: true });
-    }
-    // Generated files: 1 MiB each, 64 per directory, plus small ones.
-    const extra = Number(values['extra-mib']);
-    for (let i = 0; i < extra; i++) {
-      const d = join(tree, 'srv', 'data', `d${Math.floor(i / 64)}`);
-      if (i % 64 === 0) await mkdir(d, { recursive: true });
-      await writeFile(join(d, `blob-${i}`), noise(MiB, i));
-      if (i % 4 === 0) await writeFile(join(d, `small-${i}.txt`), `file ${i}\n`.repeat(40));
-    }
-    const files = execFileSync('sh', ['-c', `find ${tree} -type f | wc -l`], {
-      encoding: 'utf8',
-    }).trim();
-    const treeBytes = Number(
-      execFileSync('du', ['-sb', tree], { encoding: 'utf8' }).split('\t')[0],
-    );
+    const built = await buildBenchTree(join(work, 'tree'), Number(values['extra-mib']));
+    const { tree, rootfs } = built;
+    const extra = built.extraMib;
+    const files = String(built.files);
+    const treeBytes = built.bytes;
     process.stderr.write(
       `bench: tree ${tree}: ${files} files, ${(treeBytes / MiB).toFixed(0)} MiB${rootfs ? ' (debootstrap root + generated)' : ''}\n`,
     );
@@ -140,15 +91,7 @@ async function main(): Promise<void> {
     });
 
     // ~1 % of the generated files change (rewritten with other bytes).
-    const changedCount = Math.max(1, Math.round(extra / 100));
-    let changedBytes = 0;
-    for (let k = 0; k < changedCount; k++) {
-      const i = Math.floor((k * extra) / changedCount);
-      const p = join(tree, 'srv', 'data', `d${Math.floor(i / 64)}`, `blob-${i}`);
-      const b = noise(MiB, 1_000_000 + i);
-      await writeFile(p, b);
-      changedBytes += b.length;
-    }
+    const { count: changedCount, bytes: changedBytes } = await changeOnePercent(built);
     settle(drop);
     let ingest2 = { revision: '', newObjects: 0, newBytes: 0, bytes: 0 };
     const ingest2S = seconds(() => {

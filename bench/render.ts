@@ -1,0 +1,217 @@
+/**
+ * bench/render: full render of a ~2 GiB root tree (the corpus's debootstrap
+ * root plus generated files) as a minimal ext4 filesystem, against the peer
+ * in the same run: mke2fs -d of the tree, then e2fsck -f and resize2fs -M
+ * (the minimum), each output synced. Then a second revision with ~1 % of
+ * the files changed, rendered with --base: its time and the 512 KiB chunks
+ * that differ from the first image, against a full render's data chunks.
+ *
+ *   npm run bench:render [-- --extra-mib 1600 --dir DIR --json --no-drop-caches]
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { buildBenchTree, canDrop, changeOnePercent, MiB, seconds, settle } from './bench-tree.js';
+
+const FERRY_CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const haveTime = spawnSync('sh', ['-c', 'test -x /usr/bin/time']).status === 0;
+
+interface BuildJson {
+  bytes: number;
+  dataChunks: number;
+  changedChunks: number;
+  totalChunks: number;
+  keptFiles: number;
+}
+
+/** Runs a command under GNU time when present; returns stdout and the peak RSS in KiB. */
+function timed(cmd: string, args: string[]): { out: string; rssKiB: number | null } {
+  if (!haveTime)
+    return {
+      out: execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 * MiB }),
+      rssKiB: null,
+    };
+  const r = spawnSync('/usr/bin/time', ['-f', 'FERRY-RSS %M', cmd, ...args], {
+    encoding: 'utf8',
+    maxBuffer: 64 * MiB,
+  });
+  if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr}`);
+  const m = /FERRY-RSS (\d+)/.exec(r.stderr);
+  return { out: r.stdout, rssKiB: m === null ? null : Number(m[1]) };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      'extra-mib': { type: 'string', default: '1600' },
+      dir: { type: 'string' },
+      json: { type: 'boolean' },
+      'no-drop-caches': { type: 'boolean' },
+    },
+  });
+  const drop = values['no-drop-caches'] !== true && canDrop();
+  const work = await mkdtemp(join(values.dir ?? tmpdir(), 'ferry-bench-render-'));
+  try {
+    const t = await buildBenchTree(join(work, 'tree'), Number(values['extra-mib']));
+    process.stderr.write(`bench: tree: ${t.files} files, ${(t.bytes / MiB).toFixed(0)} MiB\n`);
+    const store = join(work, 'store');
+    const add = () =>
+      execFileSync(
+        process.execPath,
+        [FERRY_CLI, 'image', 'add', 'bench/tree', t.tree, '--store', store, '--output', 'json'],
+        {
+          maxBuffer: 64 * MiB,
+        },
+      );
+    add();
+
+    // The peer: mke2fs -d (room to spare), e2fsck -f (resize2fs insists), resize2fs -M, sync.
+    const peerImg = join(work, 'peer.ext4');
+    const room = Math.ceil((t.bytes * 1.5) / MiB) + 256;
+    settle(drop);
+    const mkfsS = seconds(() =>
+      execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', t.tree, peerImg, `${room}M`]),
+    );
+    const fsckS = seconds(() => spawnSync('e2fsck', ['-fy', peerImg], { stdio: 'ignore' }));
+    const resizeS = seconds(() => execFileSync('resize2fs', ['-M', peerImg], { stdio: 'ignore' }));
+    const syncS = seconds(() => execFileSync('sync', [peerImg]));
+    const peerS = mkfsS + fsckS + resizeS + syncS;
+    const peerBytes = Number(execFileSync('stat', ['-c', '%s', peerImg], { encoding: 'utf8' }));
+    await rm(peerImg);
+
+    // ferry: the CLI, as a user runs it (its raw writer syncs as it goes).
+    const one = join(work, 'one.ext4');
+    settle(drop);
+    let full!: BuildJson;
+    let fullRss: number | null = null;
+    const fullS = seconds(() => {
+      const r = timed(process.execPath, [
+        FERRY_CLI,
+        'build',
+        'bench/tree',
+        '--layout',
+        'fs',
+        '--out',
+        one,
+        '--store',
+        store,
+        '--output',
+        'json',
+      ]);
+      full = JSON.parse(r.out) as BuildJson;
+      fullRss = r.rssKiB;
+    });
+    const fsckOk = spawnSync('e2fsck', ['-fn', one], { stdio: 'ignore' }).status === 0;
+
+    const changed = await changeOnePercent(t);
+    add();
+    const two = join(work, 'two.ext4');
+    settle(drop);
+    let inc!: BuildJson;
+    const incS = seconds(() => {
+      inc = JSON.parse(
+        execFileSync(
+          process.execPath,
+          [
+            FERRY_CLI,
+            'build',
+            'bench/tree',
+            '--layout',
+            'fs',
+            '--out',
+            two,
+            '--base',
+            one,
+            '--store',
+            store,
+            '--output',
+            'json',
+          ],
+          {
+            encoding: 'utf8',
+          },
+        ),
+      ) as BuildJson;
+    });
+    const incFsckOk = spawnSync('e2fsck', ['-fn', two], { stdio: 'ignore' }).status === 0;
+    const twoFull = join(work, 'two-full.ext4');
+    const full2 = JSON.parse(
+      execFileSync(
+        process.execPath,
+        [
+          FERRY_CLI,
+          'build',
+          'bench/tree',
+          '--layout',
+          'fs',
+          '--out',
+          twoFull,
+          '--store',
+          store,
+          '--output',
+          'json',
+        ],
+        {
+          encoding: 'utf8',
+        },
+      ),
+    ) as BuildJson;
+    const share = inc.changedChunks / full2.dataChunks;
+    const result = {
+      files: t.files,
+      treeBytes: t.bytes,
+      peer: {
+        seconds: peerS,
+        mkfsSeconds: mkfsS,
+        fsckSeconds: fsckS,
+        resizeSeconds: resizeS,
+        syncSeconds: syncS,
+        bytes: peerBytes,
+      },
+      full: {
+        seconds: fullS,
+        bytes: full.bytes,
+        dataChunks: full.dataChunks,
+        peakRssKiB: fullRss,
+        e2fsckClean: fsckOk,
+        ratio: peerS / fullS,
+      },
+      incremental: {
+        changedFiles: changed.count,
+        changedBytes: changed.bytes,
+        seconds: incS,
+        changedChunks: inc.changedChunks,
+        fullRenderDataChunks: full2.dataChunks,
+        share,
+        goal: 0.03,
+        withinGoal: share <= 0.03,
+        keptFiles: inc.keptFiles,
+        e2fsckClean: incFsckOk,
+      },
+      dropCaches: drop,
+    };
+    if (values.json === true) {
+      process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      return;
+    }
+    const f = (x: number) => x.toFixed(2);
+    process.stdout.write(
+      `${[
+        `tree: ${t.files} files, ${(t.bytes / MiB).toFixed(0)} MiB; page cache ${drop ? 'dropped' : 'kept'} before each timed step`,
+        '',
+        '| step | seconds | figures |',
+        '| --- | --: | --- |',
+        `| peer: mke2fs -d + e2fsck -f + resize2fs -M + sync | ${f(peerS)} | mke2fs ${f(mkfsS)}, e2fsck ${f(fsckS)}, resize2fs ${f(resizeS)}, sync ${f(syncS)}; ${(peerBytes / MiB).toFixed(0)} MiB |`,
+        `| ferry build --layout fs (rev 1) | ${f(fullS)} | ${(full.bytes / MiB).toFixed(0)} MiB, ${full.dataChunks} data chunks, peak RSS ${fullRss === null ? '?' : `${((fullRss as number) / 1024).toFixed(0)} MiB`}; e2fsck ${fsckOk ? 'clean' : 'NOT clean'}; ratio peer/ferry ${(peerS / fullS).toFixed(2)} |`,
+        `| ferry build --base (rev 2, ${changed.count} files changed) | ${f(incS)} | ${inc.changedChunks} chunks differ of ${full2.dataChunks} in a full render (${(share * 100).toFixed(2)} %; goal <= 3 %: ${share <= 0.03 ? 'met' : 'missed'}); e2fsck ${incFsckOk ? 'clean' : 'NOT clean'} |`,
+      ].join('\n')}\n`,
+    );
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+await main();
