@@ -9,9 +9,12 @@ import {
   type GcResult,
   type RevisionRecord,
 } from './local-store.js';
+import { MANIFEST_LIMITS, parseManifest } from './manifest.js';
 import { isObjectId, verifiedObject } from './object-store.js';
 import { io, notFound, S3Bucket, type S3Connection } from './s3-bucket.js';
+import { collectS3Garbage, type RecordKey } from './s3-gc.js';
 import { type MultipartSettings, multipartSettings, uploadInParts } from './s3-multipart.js';
+import { sweptIds } from './s3-sweeps.js';
 import type { StoreBackend } from './store-backend.js';
 
 export interface S3StoreOptions extends S3Connection {
@@ -34,7 +37,10 @@ const MAX_RECORD_BYTES = 1024 * 1024;
  *
  *   PREFIX/objects/ab/<hex>                      contents and manifests, by SHA-512
  *   PREFIX/streams/<name>/<created>-<id>.json    one key per revision record
+ *   PREFIX/streams/<name>/<created>-<id>.pending a commit on its way (readers skip it)
+ *   PREFIX/pins/<revision id>                    revisions GC keeps (published images)
  *   PREFIX/tmp/<random>                          single-request uploads being verified
+ *   PREFIX/gc/                                   what sweeping GCs announce (s3-sweeps.ts)
  *
  * Refs are append-only: a commit writes a new key and never rewrites one, so
  * concurrent writers cannot lose each other's revisions without conditional
@@ -69,6 +75,32 @@ export class S3Store implements StoreBackend {
     return keys;
   }
 
+  /** Every record and pending commit under streams/, in key order. */
+  async #recordKeys(signal?: AbortSignal): Promise<RecordKey[]> {
+    const base = `${this.#bucket.prefix}streams/`;
+    const out: RecordKey[] = [];
+    for await (const k of this.#bucket.list(base, signal)) {
+      const rest = k.key.slice(base.length);
+      const slash = rest.lastIndexOf('/');
+      const file = rest.slice(slash + 1);
+      const pending = file.endsWith('.pending');
+      if (slash <= 0 || !(pending || file.endsWith('.json'))) continue;
+      const stream = rest.slice(0, slash);
+      try {
+        checkStreamName(stream);
+      } catch {
+        continue;
+      }
+      out.push({ key: k.key, stream, pending, modified: k.modified });
+      if (out.length > MAX_KEYS)
+        throw new FerryError(
+          'FERRY_STORE_MANIFEST_INVALID',
+          `Cannot list ${this.name}: too many records`,
+        );
+    }
+    return out;
+  }
+
   /** A record's contents; null when malformed, undefined when the key is gone. */
   async #readRecord(key: string, signal?: AbortSignal): Promise<RevisionRecord | null | undefined> {
     const body = await this.#bucket.getSmall(key, MAX_RECORD_BYTES, signal);
@@ -82,23 +114,9 @@ export class S3Store implements StoreBackend {
   }
 
   async streams(signal?: AbortSignal): Promise<string[]> {
-    const base = `${this.#bucket.prefix}streams/`;
     const names = new Set<string>();
-    for (const key of await this.#keys(base, signal)) {
-      const rest = key.slice(base.length);
-      const slash = rest.lastIndexOf('/');
-      if (slash > 0 && rest.endsWith('.json')) names.add(rest.slice(0, slash));
-    }
-    return [...names]
-      .filter((n) => {
-        try {
-          checkStreamName(n);
-          return true;
-        } catch {
-          return false;
-        }
-      })
-      .sort();
+    for (const r of await this.#recordKeys(signal)) if (!r.pending) names.add(r.stream);
+    return [...names].sort();
   }
 
   async revisions(stream: string, signal?: AbortSignal): Promise<RevisionRecord[]> {
@@ -155,6 +173,51 @@ export class S3Store implements StoreBackend {
     yield* verifiedObject(id, body, this.name);
   }
 
+  /** A revision's manifest id and the objects its entries name, from its verified, canonical manifest. */
+  async #references(revision: string, signal?: AbortSignal): Promise<string[]> {
+    const parts: Buffer[] = [];
+    let n = 0;
+    for await (const c of this.readObject(revision, signal)) {
+      n += c.length;
+      if (n > MANIFEST_LIMITS.maxManifestBytes)
+        throw new FerryError(
+          'FERRY_STORE_MANIFEST_INVALID',
+          'Cannot read a manifest over the size cap',
+        );
+      parts.push(c);
+    }
+    const parsed = parseManifest(Buffer.concat(parts));
+    if (parsed.id !== revision)
+      throw new FerryError(
+        'FERRY_STORE_MANIFEST_INVALID',
+        `Cannot read revision ${revision.slice(0, 16)}…: its manifest is not canonical`,
+      );
+    const out = [revision];
+    for (const e of parsed.manifest.entries) if (e.hash !== undefined) out.push(e.hash);
+    return out;
+  }
+
+  /**
+   * After writing a key that makes `revision` reachable (a pending commit, a
+   * pin): fails when a GC sweep that may not have seen the key removed any
+   * object the revision names (s3-sweeps.ts). Cheap when no GC swept lately.
+   */
+  async #confirmWhole(revision: string, action: string, signal?: AbortSignal): Promise<void> {
+    const swept = await sweptIds(this.#bucket, signal);
+    if (swept.size === 0) return;
+    const atRisk = (await this.#references(revision, signal)).filter((id) => swept.has(id));
+    const lost = await this.missing(atRisk, signal);
+    if (lost.length > 0)
+      throw new FerryError(
+        'FERRY_STORE_NOT_FOUND',
+        `Cannot ${action}: a gc removed ${lost.length} of its objects meanwhile`,
+        {
+          details: { revision, lost: lost.length },
+          hint: 'Run it again: replication uploads whatever the bucket lacks',
+        },
+      );
+  }
+
   async putObject(
     id: string,
     size: number,
@@ -204,13 +267,17 @@ export class S3Store implements StoreBackend {
     }
   }
 
+  /**
+   * Appends a record in three writes: a pending key (GC keeps what it names,
+   * readers do not see it), the check that no sweep took any of the
+   * revision's objects meanwhile, then the record; the pending key goes last.
+   * Killed midway, it leaves at most a pending key, which GC removes a day later.
+   */
   async commit(stream: string, record: RevisionRecord, signal?: AbortSignal): Promise<void> {
     checkStreamName(stream);
+    const label = `commit ${stream}@${record.id.slice(0, 16)} to ${this.name}`;
     if ((await this.#bucket.head(this.#bucket.objectKey(record.id), signal)) === null) {
-      throw new FerryError(
-        'FERRY_STORE_NOT_FOUND',
-        `Cannot commit ${stream}@${record.id.slice(0, 16)} to ${this.name}: its manifest is missing`,
-      );
+      throw new FerryError('FERRY_STORE_NOT_FOUND', `Cannot ${label}: its manifest is missing`);
     }
     const existing = await this.revisions(stream, signal);
     if (existing.at(-1)?.id === record.id) return;
@@ -218,8 +285,66 @@ export class S3Store implements StoreBackend {
       typeof record.created === 'string' && !Number.isNaN(Date.parse(record.created))
         ? new Date(record.created).toISOString()
         : new Date().toISOString();
-    const key = `${this.#bucket.prefix}streams/${stream}/${created.replace(/[:.]/g, '')}-${record.id.slice(0, 32)}.json`;
+    const base = `${this.#bucket.prefix}streams/${stream}/${created.replace(/[:.]/g, '')}-${record.id.slice(0, 32)}`;
     const body = Buffer.from(`${JSON.stringify({ ...record, created })}\n`);
-    await this.#bucket.putSmall(key, body, signal);
+    await this.#bucket.putSmall(`${base}.pending`, body, signal);
+    try {
+      await this.#confirmWhole(record.id, label, signal);
+      await this.#bucket.putSmall(`${base}.json`, body, signal);
+    } finally {
+      await this.#bucket.deleteKey(`${base}.pending`).catch(() => {});
+    }
+  }
+
+  /** Marks a revision as in use outside the store (a published image): GC never removes it. */
+  async pin(id: string, reason: string, signal?: AbortSignal): Promise<void> {
+    if ((await this.#bucket.head(this.#bucket.objectKey(id), signal)) === null)
+      throw new FerryError(
+        'FERRY_STORE_NOT_FOUND',
+        `Cannot pin ${id.slice(0, 16)}… in ${this.name}: no such revision`,
+      );
+    const key = `${this.#bucket.prefix}pins/${id}`;
+    await this.#bucket.putSmall(key, Buffer.from(`${reason}\n`), signal, 'text/plain');
+    try {
+      await this.#confirmWhole(id, `pin ${id.slice(0, 16)}… in ${this.name}`, signal);
+    } catch (error) {
+      await this.#bucket.deleteKey(key).catch(() => {});
+      throw error;
+    }
+  }
+
+  async unpin(id: string, signal?: AbortSignal): Promise<void> {
+    if (!isObjectId(id))
+      throw new FerryError('FERRY_USAGE', 'Cannot unpin: give a full revision id');
+    await this.#bucket.deleteKey(`${this.#bucket.prefix}pins/${id}`, signal);
+  }
+
+  async pins(signal?: AbortSignal): Promise<string[]> {
+    const base = `${this.#bucket.prefix}pins/`;
+    return (await this.#keys(base, signal))
+      .map((k) => k.slice(base.length))
+      .filter(isObjectId)
+      .sort();
+  }
+
+  /**
+   * Drops revisions beyond `keep` per stream (never a pinned one) and the
+   * objects nothing kept names, as LocalStore.gc does; safe beside writers
+   * and when killed (see s3-gc.ts).
+   */
+  gc(options: GcOptions = {}): Promise<GcResult> {
+    return collectS3Garbage(
+      {
+        bucket: this.#bucket,
+        recordKeys: (signal) => this.#recordKeys(signal),
+        recordId: async (key, signal) => {
+          const r = await this.#readRecord(key, signal);
+          return r === undefined || r === null ? r : r.id;
+        },
+        pins: (signal) => this.pins(signal),
+        references: (id, signal) => this.#references(id, signal),
+      },
+      options,
+    );
   }
 }

@@ -23,7 +23,7 @@ import {
   S3Store,
 } from '../../src/store/index.js';
 import { withTempDir } from '../helpers/qemu.js';
-import { credentials, FaultyClient, startSwift, swiftSkip } from '../helpers/swift.js';
+import { credentials, FaultyClient, settle, startSwift, swiftSkip } from '../helpers/swift.js';
 
 const MiB = 1024 * 1024;
 const multipart = { threshold: 5 * MiB, partSize: 5 * MiB };
@@ -166,7 +166,7 @@ describe('S3 multipart uploads on Swift s3api', { skip: swiftSkip, timeout: 300_
     assert.deepEqual(await leftovers(bucket), { objects: [], open: [] });
   });
 
-  it('leaves an upload a killed process started invisible', async () => {
+  it('leaves an upload a killed process started invisible, and gc aborts it after the grace period', async () => {
     const bucket = await newBucket();
     // Dies as it is about to send part 3: parts 1 and 2 (in flight before) reach the server.
     const faults = new FaultyClient(endpoint).killAt('UploadPartCommand', 3);
@@ -180,5 +180,12 @@ describe('S3 multipart uploads on Swift s3api', { skip: swiftSkip, timeout: 300_
     const s3 = new S3Store({ url: `s3://${bucket}`, endpoint, credentials, multipart });
     assert.deepEqual(await s3.missing([id]), [id], 'no object under its name');
     assert.equal((await leftovers(bucket)).open.length, 1);
+    const young = await s3.gc({ graceSeconds: 3600 });
+    assert.equal(young.removedBytes, 0);
+    assert.equal((await leftovers(bucket)).open.length, 1, 'within the grace period');
+    await settle();
+    const old = await s3.gc({ graceSeconds: 0 });
+    assert.equal(old.removedBytes, 10 * MiB, 'the two parts it had sent');
+    assert.deepEqual(await leftovers(bucket), { objects: [], open: [] });
   });
 });
