@@ -23,6 +23,7 @@ import {
   replicate,
   S3Store,
 } from '../../src/store/index.js';
+import { runCli } from '../helpers/cli.js';
 import { withTempDir } from '../helpers/qemu.js';
 import { credentials, FaultyClient, settle, startSwift, swiftSkip } from '../helpers/swift.js';
 
@@ -443,4 +444,48 @@ describe('S3 gc on Swift s3api', { skip: swiftSkip, timeout: 600_000 }, () => {
       });
     });
   }
+
+  it('runs as ferry gc --store s3://… with --keep and --grace', async () => {
+    await withTempDir(async (dir) => {
+      const bucket = await newBucket();
+      const s3 = new S3Store({ url: `s3://${bucket}/team`, endpoint, credentials });
+      const p = await populate(dir, s3);
+      const want = await expected(p);
+      const env = {
+        FERRY_S3_ENDPOINT: endpoint,
+        AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+        AWS_REGION: 'us-east-1',
+      };
+      const url = `s3://${bucket}/team`;
+      const bad = await runCli(['gc', '--store', url, '--grace', 'soon'], env);
+      assert.equal(bad.code, 2);
+      await settle();
+      const young = await runCli(['gc', '--keep', '1', '--store', url, '--output', 'json'], env);
+      assert.equal(young.code, 0, young.stderr);
+      const y = JSON.parse(young.stdout) as { removedObjects: number; removedRevisions: unknown[] };
+      assert.deepEqual(
+        [y.removedRevisions.length, y.removedObjects],
+        [3, 0],
+        'within the default hour',
+      );
+      const r = await runCli(
+        ['gc', '--keep', '1', '--grace', '0', '--store', url, '--output', 'json'],
+        env,
+      );
+      assert.equal(r.code, 0, r.stderr);
+      const out = JSON.parse(r.stdout) as Record<string, unknown>;
+      assert.deepEqual(Object.keys(out).sort(), [
+        'keptObjects',
+        'removedBytes',
+        'removedObjects',
+        'removedRevisions',
+      ]);
+      // Unpinned this time: b1 goes too, with the objects only it names.
+      const kept = new Set([...(await p.refs('b3')), ...(await p.refs('a2'))]);
+      assert.equal(out.keptObjects, kept.size);
+      assert.ok((out.removedObjects as number) > want.removed.length);
+      assert.deepEqual((await keys(bucket, 'team/objects/')).length, kept.size);
+    });
+  });
 });
