@@ -49,7 +49,6 @@ async function main(): Promise<void> {
   try {
     const built = await buildBenchTree(join(work, 'tree'), Number(values['extra-mib']));
     const { tree, rootfs } = built;
-    const extra = built.extraMib;
     const files = String(built.files);
     const treeBytes = built.bytes;
     process.stderr.write(

@@ -13,7 +13,8 @@
 #   ntfs-3g fuse3 libhivex-bin
 #                     NTFS test volumes (filled through FUSE) and hivex, the oracle for hives
 #   fdisk gdisk util-linux
-#                     sfdisk/sgdisk build partition tables; sfdisk --json, partx, blkid check them
+#                     sfdisk/sgdisk build partition tables; sfdisk --json, partx, blkid check them;
+#                     flock lets parallel S3 test files share one scripts/swift-s3.sh server
 #   grub-pc-bin syslinux-common extlinux mbr
 #                     real boot code (GRUB 2, SYSLINUX/EXTLINUX, install-mbr); GRUB legacy's
 #                     stage1 is unpacked from its .deb by make-debian-root.sh, because the

@@ -9,8 +9,8 @@
 # DIR (default /tmp/ferry-swift) holds the rings, the configuration, the
 # object data and the pid files. Needs the packages swift swift-proxy
 # swift-object swift-container swift-account python3-swift memcached
-# (scripts/setup.sh installs them). Idempotent: "start" on a running
-# instance prints its endpoint.
+# and flock (util-linux) (scripts/setup.sh installs them). Idempotent: "start"
+# on a running instance prints its endpoint; concurrent starts take turns.
 set -euo pipefail
 
 cmd="${1:-start}"
@@ -36,6 +36,15 @@ if [ "$cmd" = stop ]; then
   exit 0
 fi
 
+if curl -fsS -o /dev/null "$ENDPOINT/healthcheck" 2>/dev/null; then
+  echo "$ENDPOINT"
+  exit 0
+fi
+# Test files run in parallel and each starts the server: one start at a time,
+# and whoever waited finds it running.
+mkdir -p "$DIR"
+exec 9>"$DIR/start.lock"
+flock 9
 if curl -fsS -o /dev/null "$ENDPOINT/healthcheck" 2>/dev/null; then
   echo "$ENDPOINT"
   exit 0
@@ -163,9 +172,10 @@ for ring in object container account; do
   fi
 done
 
-memcached -u "$USER_NAME" -l 127.0.0.1 -p "$MEMCACHED_PORT" -d -P "$DIR/run/memcached.pid"
+# The servers must not inherit the lock (fd 9): they outlive this script.
+memcached -u "$USER_NAME" -l 127.0.0.1 -p "$MEMCACHED_PORT" -d -P "$DIR/run/memcached.pid" 9>&-
 for s in object container account proxy; do
-  "swift-$s-server" "$DIR/etc/$s-server.conf" -v >"$DIR/log/$s.log" 2>&1 &
+  "swift-$s-server" "$DIR/etc/$s-server.conf" -v >"$DIR/log/$s.log" 2>&1 9>&- &
   echo $! >"$DIR/run/$s.pid"
 done
 

@@ -16,6 +16,7 @@ Commands:
   image add|ls|show|diff|export|rm
                           the image store: streams of revisions of root file trees
   gc [--keep N]           remove revisions beyond N per stream and unreferenced objects
+                          (local and S3 stores)
   serve                   the store over HTTP(S), with bearer tokens
   replicate --from --to   copy missing revisions between stores (directories or URLs)
   build STREAM --layout fs|disk --out FILE
@@ -120,6 +121,7 @@ export async function main(argv: string[]): Promise<number> {
         strict: { type: 'boolean' },
         store: { type: 'string' },
         keep: { type: 'string' },
+        grace: { type: 'string' },
         'dry-run': { type: 'boolean' },
         listen: { type: 'string' },
         tokens: { type: 'string' },

@@ -22,9 +22,12 @@ export async function storeBackend(
 ): Promise<StoreBackend> {
   if (/^https?:\/\//.test(where))
     return new RemoteStore(where, token === undefined ? {} : { token });
-  if (where.startsWith('s3://')) {
-    const ep = process.env.FERRY_S3_ENDPOINT;
-    return new S3Store({ url: where, ...(ep === undefined ? {} : { endpoint: ep }) });
-  }
+  if (where.startsWith('s3://')) return s3Store(where);
   return localBackend(await LocalStore.open(where));
+}
+
+/** s3://BUCKET[/PREFIX] with the SDK's credential chain and $FERRY_S3_ENDPOINT. */
+export function s3Store(where: string): S3Store {
+  const ep = process.env.FERRY_S3_ENDPOINT;
+  return new S3Store({ url: where, ...(ep === undefined ? {} : { endpoint: ep }) });
 }

@@ -35,6 +35,7 @@ export {
 export { isObjectId, LocalObjectStore } from './object-store.js';
 export { RemoteStore } from './remote-store.js';
 export { type ReplicateOptions, type ReplicateResult, replicate } from './replicate.js';
+export type { MultipartSettings } from './s3-multipart.js';
 export { S3Store, type S3StoreOptions } from './s3-store.js';
 export type { StoreBackend } from './store-backend.js';
 export { BackendReader, type ObjectReader, type StoreReader } from './store-reader.js';

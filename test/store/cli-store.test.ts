@@ -78,3 +78,22 @@ it('image add, ls, show, diff and export work on a store named by URL, through t
     }
   });
 });
+
+it('gc --grace sets how old an unreferenced object must be before it goes', async () => {
+  await withTempDir(async (dir) => {
+    const store = await LocalStore.open(join(dir, 'store'));
+    const orphan = await store.objects.put({ kind: 'stream', stream: [Buffer.from('orphan\n')] });
+    const run = async (...extra: string[]) => {
+      const r = await runCli(['gc', '--store', store.root, '--output', 'json', ...extra]);
+      assert.equal(r.code, 0, r.stderr);
+      return (JSON.parse(r.stdout) as { removedObjects: number }).removedObjects;
+    };
+    assert.equal(await run(), 0, 'younger than the default hour');
+    assert.equal(await run('--grace', '3600'), 0);
+    assert.equal(await store.objects.has(orphan.id), true);
+    assert.equal(await run('--grace', '0'), 1);
+    assert.equal(await store.objects.has(orphan.id), false);
+    for (const bad of ['-1', '1.5', '', 'soon'])
+      assert.equal((await runCli(['gc', '--store', store.root, '--grace', bad])).code, 2, bad);
+  });
+});

@@ -3,13 +3,10 @@
  * on loopback by scripts/swift-s3.sh (Debian's swift packages).
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
   ingestDirectory,
   LocalStore,
@@ -18,11 +15,7 @@ import {
   S3Store,
 } from '../../src/store/index.js';
 import { withTempDir } from '../helpers/qemu.js';
-
-const haveSwift =
-  spawnSync('sh', ['-c', 'command -v swift-proxy-server && command -v memcached']).status === 0;
-const SCRIPT = fileURLToPath(new URL('../../../scripts/swift-s3.sh', import.meta.url));
-const credentials = { accessKeyId: 'test:tester', secretAccessKey: 'testing' };
+import { credentials, startSwift, swiftSkip } from '../helpers/swift.js';
 
 async function tree(dir: string, n: number, variant: number): Promise<void> {
   await mkdir(join(dir, 'etc'), { recursive: true });
@@ -33,26 +26,12 @@ async function tree(dir: string, n: number, variant: number): Promise<void> {
     );
 }
 
-describe('S3 store on Swift s3api', {
-  skip: haveSwift ? false : 'OpenStack Swift (swift-proxy, memcached) not installed',
-  timeout: 300_000,
-}, () => {
+describe('S3 store on Swift s3api', { skip: swiftSkip, timeout: 300_000 }, () => {
   let endpoint = '';
   let client: S3Client;
-  const newBucket = async (): Promise<string> => {
-    const b = `ferry-${randomBytes(6).toString('hex')}`;
-    await client.send(new CreateBucketCommand({ Bucket: b }));
-    return b;
-  };
+  let newBucket: () => Promise<string>;
   before(() => {
-    endpoint = execFileSync('bash', [SCRIPT, 'start'], { encoding: 'utf8' }).trim();
-    client = new S3Client({
-      endpoint,
-      region: 'us-east-1',
-      forcePathStyle: true,
-      credentials,
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-    });
+    ({ endpoint, client, newBucket } = startSwift());
   });
 
   it('replicates into a bucket and back, sending only what is missing', async () => {

@@ -17,7 +17,7 @@ import {
   type StoreReader,
 } from '../../store/index.js';
 import { formatBytes, type OutputMode, printJson } from '../output.js';
-import { isStoreUrl, storeBackend } from '../store-location.js';
+import { isStoreUrl, s3Store, storeBackend } from '../store-location.js';
 
 export const imageHelp = `Usage: ferry image <subcommand> [--store DIR] [--output json]
 
@@ -38,16 +38,20 @@ The store is --store DIR|URL, else "store:" in ferry.yaml (./ferry.yaml or
 $FERRY_CONFIG), else $FERRY_STORE, else ~/.local/share/ferry/store.
 A URL is an image server (token in $FERRY_TOKEN) or s3://BUCKET[/PREFIX]:
 ls, show, diff and export read it directly; add ingests into the local store
-and pushes the stream to it; rm and gc work on local stores.
+and pushes the stream to it; rm works on local stores, gc on local and S3 ones.
 A revision is a full SHA-512 id or a prefix of at least 8 hex digits.`;
 
 export { storeLocation };
 
-export const gcHelp = `Usage: ferry gc [--keep N] [--store DIR] [--dry-run] [--output json]
+export const gcHelp = `Usage: ferry gc [--keep N] [--grace SECONDS] [--store DIR|s3://BUCKET[/PREFIX]]
+                [--dry-run] [--output json]
 
 Keeps the newest N revisions of every stream (default: all) and every pinned
-revision, then removes the objects nothing kept refers to. Safe to interrupt:
-refs are rewritten before any object is removed.`;
+revision, then removes the objects nothing kept refers to, sparing those
+written in the last SECONDS (default 3600): a writer may be about to commit
+them. Safe to interrupt: refs are rewritten before any object is removed.
+On S3 it is safe beside writers too, and also removes uploads that were
+never finished (incomplete multipart uploads) once older than the grace.`;
 
 type Flags = Record<string, string | boolean | string[] | undefined>;
 
@@ -62,7 +66,7 @@ async function openStore(flags: Flags): Promise<LocalStore> {
   if (isStoreUrl(dir)) {
     throw new FerryError(
       'FERRY_NOT_CAPABLE',
-      `Cannot change ${dir} in place: rm and gc work on a local store (replicate to it instead)`,
+      `Cannot change ${dir} in place: rm works on a local store and gc on a local or S3 one (replicate to it instead)`,
     );
   }
   return LocalStore.open(dir);
@@ -252,12 +256,25 @@ export async function gcCommand(
         'Cannot run gc: --keep takes a whole number of at least 1',
       );
   }
-  const store = await openStore(flags);
-  const r = await store.gc({
+  let graceSeconds: number | undefined;
+  if (typeof flags.grace === 'string') {
+    graceSeconds = Number(flags.grace);
+    if (flags.grace.trim() === '' || !Number.isSafeInteger(graceSeconds) || graceSeconds < 0)
+      throw new FerryError(
+        'FERRY_USAGE',
+        'Cannot run gc: --grace takes a whole number of seconds (0 or more)',
+      );
+  }
+  const options = {
     ...(keep === undefined ? {} : { keep }),
+    ...(graceSeconds === undefined ? {} : { graceSeconds }),
     dryRun: flags['dry-run'] === true,
     signal,
-  });
+  };
+  const where = await storeLocation(flags);
+  const r = where.startsWith('s3://')
+    ? await s3Store(where).gc(options)
+    : await (await openStore(flags)).gc(options);
   if (mode === 'json') printJson(r);
   else
     process.stdout.write(
