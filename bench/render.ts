@@ -78,9 +78,12 @@ async function main(): Promise<void> {
     const fsckS = seconds(() => {
       // 0: clean, 1: e2fsck tidied something (pass 3A directory optimisation): both fine for resize2fs.
       const r = spawnSync('e2fsck', ['-fy', peerImg], { encoding: 'utf8' });
-      if (r.status !== 0 && r.status !== 1) throw new Error(`e2fsck -fy failed (${r.status}): ${r.stdout}${r.stderr}`);
+      if (r.status !== 0 && r.status !== 1)
+        throw new Error(`e2fsck -fy failed (${r.status}): ${r.stdout}${r.stderr}`);
     });
-    const resizeS = seconds(() => execFileSync('resize2fs', ['-M', peerImg], { stdio: ['ignore', 'ignore', 'pipe'] }));
+    const resizeS = seconds(() =>
+      execFileSync('resize2fs', ['-M', peerImg], { stdio: ['ignore', 'ignore', 'pipe'] }),
+    );
     const syncS = seconds(() => execFileSync('sync', [peerImg]));
     const peerS = mkfsS + fsckS + resizeS + syncS;
     const peerBytes = Number(execFileSync('stat', ['-c', '%s', peerImg], { encoding: 'utf8' }));

@@ -12,8 +12,9 @@ export interface WindowPiece {
   /** Bytes of the file to copy there, from `fileOffset`. */
   readonly length: number;
   readonly fileOffset: number;
-  /** The whole file is this piece: the worker checks its hash itself. */
-  readonly whole: boolean;
+  /** This piece holds the file's start: the worker hashes the whole file (reading past the window if it goes on). */
+  readonly verify: boolean;
+  readonly size: number;
 }
 
 export interface WindowTask {
@@ -67,19 +68,38 @@ function run(task: WindowTask): WindowReply {
     } finally {
       closeSync(fd);
     }
-    if (p.whole) {
-      const h = createHash('sha512')
-        .update(buf.subarray(p.at, p.at + p.length))
-        .digest('hex');
-      if (h !== p.hash)
-        return {
-          id: task.id,
-          buf: task.buf,
-          error: { code: 'FERRY_STORE_OBJECT_CORRUPT', hash: p.hash, message: 'hash' },
-        };
+    if (p.verify && !verified(p, buf)) {
+      return {
+        id: task.id,
+        buf: task.buf,
+        error: { code: 'FERRY_STORE_OBJECT_CORRUPT', hash: p.hash, message: 'hash' },
+      };
     }
   }
   return { id: task.id, buf: task.buf };
+}
+
+/** Reused for the part of a file past its first window. */
+const scratch = Buffer.allocUnsafe(1024 * 1024);
+
+/** The file's SHA-512 is its name: the bytes in the window, then the rest read from the object. */
+function verified(p: WindowPiece, buf: Buffer): boolean {
+  const h = createHash('sha512').update(buf.subarray(p.at, p.at + p.length));
+  if (p.length < p.size) {
+    const fd = openSync(p.path, 'r');
+    try {
+      let at = p.length;
+      while (at < p.size) {
+        const n = readSync(fd, scratch, 0, Math.min(scratch.length, p.size - at), at);
+        if (n === 0) return false;
+        h.update(scratch.subarray(0, n));
+        at += n;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return h.digest('hex') === p.hash;
 }
 
 parentPort?.on('message', (task: WindowTask) => {

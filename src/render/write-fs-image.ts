@@ -1,4 +1,3 @@
-import { createHash, type Hash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { collectExtents, type DiskImage, type DiskWriter, WRITE_CHUNK } from '../disk/index.js';
@@ -43,20 +42,11 @@ export interface WriteFsResult {
   readonly fileSize: number;
 }
 
-interface Piece {
-  readonly region: FileRegion;
-  /** Byte range of this window holding file bytes (not the padding after the file's end). */
-  readonly at: number;
-  readonly length: number;
-  readonly fileOffset: number;
-}
-
 interface Window {
   readonly offset: number;
   readonly length: number;
   readonly buf: Buffer;
   readonly base: Buffer | null;
-  readonly pieces: Piece[];
 }
 
 function corrupt(hash: string): FerryError {
@@ -70,9 +60,11 @@ function corrupt(hash: string): FerryError {
 /**
  * Writes a laid-out filesystem through a disk writer in 2 MiB windows, in
  * order: the base's bytes (or zeros), then metadata and file contents on
- * top. File contents are read from the store's object files and every file
- * is hashed as it goes by, so a corrupted object fails the render instead of
- * landing in an image. Windows with nothing in them are never written.
+ * top. File contents are read from the store's object files by worker
+ * threads, and the worker that copies a file's first block hashes the whole
+ * file (reading on past its window when the file does), so a corrupted
+ * object fails the render instead of landing in an image and the main thread
+ * hashes nothing. Windows with nothing in them are never written.
  * Counts the 512 KiB chunks that differ from the base.
  */
 export async function writeFsImage(
@@ -144,7 +136,6 @@ export async function writeFsImage(
         if (e > s) buf.fill(0, (s - wb) * BLOCK, (e - wb) * BLOCK);
       }
     for (const b of w.meta) layout.meta.get(b)!.copy(buf, (b - wb) * BLOCK);
-    const pieces: Piece[] = [];
     const tasks: WindowPiece[] = [];
     for (const r of w.regions) {
       const s = Math.max(r.block, wb);
@@ -152,7 +143,8 @@ export async function writeFsImage(
       const fileOffset = r.offset + (s - r.block) * BLOCK;
       const length = Math.max(0, Math.min((e - s) * BLOCK, r.size - fileOffset));
       const at = (s - wb) * BLOCK;
-      const whole = fileOffset === 0 && length === r.size;
+      // The piece holding the file's start checks the whole file (reading the rest if it goes on).
+      const verify = fileOffset === 0;
       tasks.push({
         path: options.objectPath(r.hash),
         hash: r.hash,
@@ -160,17 +152,15 @@ export async function writeFsImage(
         end: (e - wb) * BLOCK,
         length,
         fileOffset,
-        whole,
+        verify,
+        size: r.size,
       });
-      // Files split across windows are hashed here, in order; whole ones by the worker.
-      if (!whole) pieces.push({ region: r, at, length, fileOffset });
     }
     const filled = tasks.length === 0 ? buf : await pool.run(buf, tasks);
-    return { offset: w.offset, length: w.length, buf: filled, base, pieces };
+    return { offset: w.offset, length: w.length, buf: filled, base };
   };
 
   const pool = new WindowPool(options.concurrency ?? 2);
-  const hashes = new Map<number, { hash: Hash; next: number }>();
   let dataChunks = 0;
   let changedChunks = 0;
   let fileSize = 0;
@@ -178,24 +168,6 @@ export async function writeFsImage(
     for await (const w of orderedPool(windows(), 2 * pool.size + 2, prepare)) {
       if (options.signal?.aborted === true)
         throw new FerryError('FERRY_ABORTED', 'Cannot render: the operation was aborted');
-      for (const p of w.pieces) {
-        const r = p.region;
-        let h = hashes.get(r.ino);
-        if (h === undefined) {
-          if (p.fileOffset !== 0)
-            throw new FerryError('FERRY_INTERNAL', 'Cannot render: a file run is out of order');
-          h = { hash: createHash('sha512'), next: 0 };
-          hashes.set(r.ino, h);
-        }
-        if (p.fileOffset !== h.next)
-          throw new FerryError('FERRY_INTERNAL', 'Cannot render: a file run is out of order');
-        h.hash.update(w.buf.subarray(p.at, p.at + p.length));
-        h.next += p.length;
-        if (h.next === r.size) {
-          if (h.hash.digest('hex') !== r.hash) throw corrupt(r.hash);
-          hashes.delete(r.ino);
-        }
-      }
       for (let c = 0; c < w.length; c += DIFF_CHUNK) {
         const now = w.buf.subarray(c, c + DIFF_CHUNK);
         const zero = isZero(now);
@@ -206,8 +178,6 @@ export async function writeFsImage(
       await writer.write(w.offset, w.buf, options.signal);
       options.onProgress?.(w.offset + w.length, size);
     }
-    if (hashes.size > 0)
-      throw new FerryError('FERRY_INTERNAL', 'Cannot render: a file was not written whole');
     fileSize = (await writer.finish(options.signal)).fileSize;
   } catch (error) {
     await writer.abort();
