@@ -296,6 +296,30 @@ export class S3Store implements StoreBackend {
     }
   }
 
+  /**
+   * Removes a revision from a stream: every record of it (two writers may
+   * have committed it twice) is deleted; its objects go at the next GC.
+   * Records are keys of their own, so other writers are never disturbed.
+   */
+  async removeRevision(stream: string, id: string, signal?: AbortSignal): Promise<void> {
+    checkStreamName(stream);
+    const base = `${this.#bucket.prefix}streams/${stream}/`;
+    const keys = (await this.#keys(base, signal)).filter(
+      (k) => !k.slice(base.length).includes('/') && k.endsWith('.json'),
+    );
+    const mine: string[] = [];
+    await workerPool(keys, this.#concurrency, async (k) => {
+      const r = await this.#readRecord(k, signal);
+      if (r?.id === id) mine.push(k);
+    });
+    if (mine.length === 0)
+      throw new FerryError(
+        'FERRY_STORE_NOT_FOUND',
+        `Cannot remove ${stream}@${id.slice(0, 16)} from ${this.name}: no such revision`,
+      );
+    await this.#bucket.deleteKeys(mine.sort(), signal);
+  }
+
   /** Marks a revision as in use outside the store (a published image): GC never removes it. */
   async pin(id: string, reason: string, signal?: AbortSignal): Promise<void> {
     if ((await this.#bucket.head(this.#bucket.objectKey(id), signal)) === null)

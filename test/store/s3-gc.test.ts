@@ -486,6 +486,31 @@ describe('S3 gc on Swift s3api', { skip: swiftSkip, timeout: 600_000 }, () => {
       assert.equal(out.keptObjects, kept.size);
       assert.ok((out.removedObjects as number) > want.removed.length);
       assert.deepEqual((await keys(bucket, 'team/objects/')).length, kept.size);
+
+      // image rm on S3: the revision leaves its stream (every record of it); gc then takes its objects.
+      const ls = await runCli(['image', 'ls', 'base', '--store', url, '--output', 'json'], env);
+      const before = JSON.parse(ls.stdout) as { revisions: { id: string }[] };
+      const gone = before.revisions.at(-1)!.id;
+      const rmRes = await runCli(
+        ['image', 'rm', `base@${gone.slice(0, 12)}`, '--store', url, '--output', 'json'],
+        env,
+      );
+      assert.equal(rmRes.code, 0, rmRes.stderr);
+      assert.deepEqual(JSON.parse(rmRes.stdout), { stream: 'base', removed: gone });
+      const after = JSON.parse(
+        (await runCli(['image', 'ls', '--store', url, '--output', 'json'], env)).stdout,
+      ) as {
+        streams: { stream: string }[];
+      };
+      assert.ok(
+        !after.streams.some((x) => x.stream === 'base'),
+        'base had one revision left, now none',
+      );
+      const again = await runCli(
+        ['image', 'rm', `base@${gone.slice(0, 12)}`, '--store', url, '--output', 'json'],
+        env,
+      );
+      assert.equal(again.code, 1);
     });
   });
 });

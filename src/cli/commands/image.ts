@@ -38,7 +38,7 @@ The store is --store DIR|URL, else "store:" in ferry.yaml (./ferry.yaml or
 $FERRY_CONFIG), else $FERRY_STORE, else ~/.local/share/ferry/store.
 A URL is an image server (token in $FERRY_TOKEN) or s3://BUCKET[/PREFIX]:
 ls, show, diff and export read it directly; add ingests into the local store
-and pushes the stream to it; rm works on local stores, gc on local and S3 ones.
+and pushes the stream to it; rm and gc work on local and S3 stores.
 A revision is a full SHA-512 id or a prefix of at least 8 hex digits.`;
 
 export { storeLocation };
@@ -66,7 +66,7 @@ async function openStore(flags: Flags): Promise<LocalStore> {
   if (isStoreUrl(dir)) {
     throw new FerryError(
       'FERRY_NOT_CAPABLE',
-      `Cannot change ${dir} in place: rm works on a local store and gc on a local or S3 one (replicate to it instead)`,
+      `Cannot change ${dir} in place: rm and gc work on local and S3 stores, not on an image server (replicate to it instead)`,
     );
   }
   return LocalStore.open(dir);
@@ -94,7 +94,7 @@ export async function imageCommand(
   const remote = isStoreUrl(where);
   // Adding to a store by URL: ingest into the local store (the cache), then push the stream there.
   const store =
-    sub === 'add' || sub === 'rm'
+    sub === 'add' || (sub === 'rm' && !where.startsWith('s3://'))
       ? remote && sub === 'add'
         ? await LocalStore.open(defaultStoreDir())
         : await openStore(flags)
@@ -232,7 +232,8 @@ export async function imageCommand(
       if (!rest[0]!.includes('@'))
         throw new FerryError('FERRY_USAGE', 'Cannot run image rm: name the revision as STREAM@REV');
       const { stream, record } = await store.resolve(rest[0]!);
-      await (store as LocalStore).removeRevision(stream, record.id, signal);
+      if (where.startsWith('s3://')) await s3Store(where).removeRevision(stream, record.id, signal);
+      else await (store as LocalStore).removeRevision(stream, record.id, signal);
       return out({ stream, removed: record.id }, `removed ${stream}@${record.id.slice(0, 16)}`);
     }
     default:
