@@ -5,6 +5,7 @@ export { type Detection, detectFormat } from './detect.js';
 export type { DiskEvent, DiskEventListener } from './events.js';
 export { allocatedBytes, collectExtents } from './extents.js';
 export { FileSource } from './file-source.js';
+export { createRawPatch } from './formats/raw/index.js';
 export { type ImageInfo, imageInfo } from './info.js';
 export { LIMITS, WRITE_CHUNK } from './limits.js';
 export { type OpenImageOptions, openImage, openImageSource } from './open.js';

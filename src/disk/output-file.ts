@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { type FileHandle, lstat, open, rename, unlink } from 'node:fs/promises';
+import { copyFile, type FileHandle, lstat, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { FerryError } from '../errors/index.js';
 import { ioError } from './file-source.js';
@@ -48,6 +48,36 @@ export class OutputFile {
       throw ioError('create', tempPath, error);
     }
     return new OutputFile(path, tempPath, handle);
+  }
+
+  /**
+   * Like `create`, but the temporary file starts as a copy of `source` (a
+   * reflink where the filesystem can, else an in-kernel copy): a writer that
+   * changes a few regions of a previous image writes only those.
+   */
+  static async createFromCopy(
+    path: string,
+    source: string,
+    overwrite = false,
+  ): Promise<OutputFile> {
+    const blank = await OutputFile.create(path, overwrite);
+    await blank.discard();
+    try {
+      await copyFile(source, blank.tempPath, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+    } catch (error) {
+      await unlink(blank.tempPath).catch(() => {});
+      throw ioError('copy', source, error);
+    }
+    let handle: FileHandle;
+    try {
+      handle = await open(blank.tempPath, constants.O_RDWR);
+    } catch (error) {
+      await unlink(blank.tempPath).catch(() => {});
+      throw ioError('open', blank.tempPath, error);
+    }
+    const out = new OutputFile(path, blank.tempPath, handle);
+    out.end = (await handle.stat()).size;
+    return out;
   }
 
   async write(data: Buffer, position: number): Promise<void> {

@@ -17,6 +17,7 @@ import {
 import type { Run } from './ext4/extents.js';
 import { derive, ext4Uuid, type FileRegion, planExt4, uuidFrom } from './ext4/plan-ext4.js';
 import { buildFat16 } from './fat/fat16-writer.js';
+import { openRenderOutput } from './open-output.js';
 import { formatUuid, mapPathOf } from './render-fs.js';
 import { editTree } from './tree-edits.js';
 import { writeFsImage } from './write-fs-image.js';
@@ -322,14 +323,18 @@ export async function renderDisk(
     const files: FileRegion[] = plan.files.map((f) => ({ ...f, block: f.block + shift }));
     const freed: Run[] = plan.freed.map((r) => ({ ...r, physical: r.physical + shift }));
     const bytes = totalSectors * SECTOR;
-    const writer = await writerFor(options.format ?? 'raw').create(options.out, {
-      virtualSize: bytes,
-      ...(options.overwrite === undefined ? {} : { overwrite: options.overwrite }),
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    });
+    const { writer, patch } = await openRenderOutput(
+      options.out,
+      options.format ?? 'raw',
+      bytes,
+      base === undefined ? undefined : { path: options.base!, image: base.image },
+      options.overwrite,
+      options.signal,
+    );
     const written = await writeFsImage({ blocksCount: bytes / 4096, meta, files, freed }, writer, {
       objectPath: (h) => store.objects.pathOf(h),
       ...(base === undefined ? {} : { base: base.image }),
+      patch,
       ...(options.zeroFreed === undefined ? {} : { zeroFreed: options.zeroFreed }),
       ...(options.signal === undefined ? {} : { signal: options.signal }),
       ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),

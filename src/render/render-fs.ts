@@ -7,6 +7,7 @@ import { writeFileAtomic } from '../store/local-store.js';
 import { type BootFiles, findBootFiles } from './boot-files.js';
 import { checkExt4Map, type Ext4Map } from './ext4/ext4-map.js';
 import { planExt4 } from './ext4/plan-ext4.js';
+import { openRenderOutput } from './open-output.js';
 import { writeFsImage } from './write-fs-image.js';
 
 export interface RenderFsOptions {
@@ -98,14 +99,18 @@ export async function renderFilesystem(
       ...(base === undefined ? {} : { base: base.map }),
     });
     const bytes = plan.blocksCount * 4096;
-    const writer = await writerFor(options.format ?? 'raw').create(options.out, {
-      virtualSize: bytes,
-      ...(options.overwrite === undefined ? {} : { overwrite: options.overwrite }),
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    });
+    const { writer, patch } = await openRenderOutput(
+      options.out,
+      options.format ?? 'raw',
+      bytes,
+      base === undefined ? undefined : { path: options.base!, image: base.image },
+      options.overwrite,
+      options.signal,
+    );
     const written = await writeFsImage(plan, writer, {
       objectPath: (h) => store.objects.pathOf(h),
       ...(base === undefined ? {} : { base: base.image }),
+      patch,
       ...(options.zeroFreed === undefined ? {} : { zeroFreed: options.zeroFreed }),
       ...(options.signal === undefined ? {} : { signal: options.signal }),
       ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),

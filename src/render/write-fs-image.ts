@@ -25,6 +25,11 @@ export interface WriteFsOptions {
   readonly objectPath: (hash: string) => string;
   /** The previous render: its bytes fill every block this layout does not write. */
   readonly base?: DiskImage;
+  /**
+   * The writer already holds the base's bytes (createRawPatch): windows this
+   * layout leaves as the base has them are neither read nor written.
+   */
+  readonly patch?: boolean;
   /** Zero the blocks the base used and this layout frees (default: they keep their old bytes). */
   readonly zeroFreed?: boolean;
   /** Worker threads reading file contents (default 2; memory: about 4 MiB of windows each). */
@@ -79,6 +84,7 @@ export async function writeFsImage(
     : [];
   const blocksPerWindow = WRITE_CHUNK / BLOCK;
 
+  let keptDataChunks = 0;
   let mi = 0;
   let fi = 0;
   let bi = 0;
@@ -113,6 +119,23 @@ export async function writeFsImage(
       for (let k = ri; k < layout.freed.length && layout.freed[k]!.physical < we; k++)
         freed.push(layout.freed[k]!);
       if (meta.length === 0 && regions.length === 0 && !baseHas) continue;
+      if (
+        options.patch === true &&
+        meta.length === 0 &&
+        regions.length === 0 &&
+        (freed.length === 0 || options.zeroFreed !== true)
+      ) {
+        // The base's bytes stay as they are: its allocated chunks here still hold data.
+        for (let c = offset; c < offset + length; c += DIFF_CHUNK) {
+          const end = Math.min(c + DIFF_CHUNK, offset + length);
+          for (let k = bi; k < baseData.length && baseData[k]!.offset < end; k++)
+            if (baseData[k]!.offset + baseData[k]!.length > c) {
+              keptDataChunks++;
+              break;
+            }
+        }
+        continue;
+      }
       yield { offset, length, meta, regions, baseHas, freed };
     }
   }
@@ -193,7 +216,12 @@ export async function writeFsImage(
       if (to > from) changedChunks += Math.ceil(to / DIFF_CHUNK) - Math.floor(from / DIFF_CHUNK);
     }
   }
-  return { dataChunks, changedChunks, totalChunks: Math.ceil(size / DIFF_CHUNK), fileSize };
+  return {
+    dataChunks: dataChunks + keptDataChunks,
+    changedChunks,
+    totalChunks: Math.ceil(size / DIFF_CHUNK),
+    fileSize,
+  };
 }
 
 /** A few worker threads that fill windows with file contents (see window-worker.ts). */

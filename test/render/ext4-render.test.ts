@@ -18,7 +18,7 @@ import { promisify } from 'node:util';
 import { checkExt4Map, mapPathOf, planExt4, renderFilesystem } from '../../src/render/index.js';
 import { ingestDirectory, ingestImage, LocalStore, type Manifest } from '../../src/store/index.js';
 import { writeXattrs, xattrsSupported } from '../../src/store/xattrs.js';
-import { withTempDir } from '../helpers/qemu.js';
+import { qemuCompare, withTempDir } from '../helpers/qemu.js';
 
 const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
@@ -254,6 +254,15 @@ describe('ext4 render', () => {
       assert.equal(second.result.changedChunks, real);
       assert.ok(real <= 8, `only metadata and the changed files' chunks differ (${real})`);
       assert.ok(real < first.result.dataChunks / 2);
+      // Through a writer that does not start from the base's bytes (qcow2): the same disk, the same count.
+      const twoQ = join(dir, 'two.qcow2');
+      const q = await renderFilesystem(store, second.revision, second.manifest, {
+        out: twoQ,
+        format: 'qcow2',
+        base: one,
+      });
+      assert.equal(q.changedChunks, real);
+      assert.equal((await qemuCompare(two, twoQ, 'raw', 'qcow2')).identical, true);
       // A full render of the same revision is independent of the base, and valid too.
       const full = join(dir, 'full.ext4');
       const r = await renderFilesystem(store, second.revision, second.manifest, { out: full });

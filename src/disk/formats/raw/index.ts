@@ -1,2 +1,2 @@
 export { RawImage, rawReader } from './raw-reader.js';
-export { rawWriter } from './raw-writer.js';
+export { createRawPatch, rawWriter } from './raw-writer.js';

@@ -11,15 +11,23 @@ class RawWriter implements DiskWriter {
   readonly #queue: WriteQueue;
   readonly #size: number;
 
-  constructor(out: OutputFile, size: number) {
+  /** The file started as a copy of another image: zeros must be written, not skipped. */
+  readonly #patch: boolean;
+
+  constructor(out: OutputFile, size: number, patch = false) {
     this.#out = out;
     this.#queue = new WriteQueue(out);
     this.#size = size;
+    this.#patch = patch;
   }
 
   async write(offset: number, data: Buffer, signal?: AbortSignal): Promise<void> {
     throwIfAborted(signal);
     this.#queue.throwFailure();
+    if (this.#patch) {
+      await this.#queue.write(data, offset);
+      return;
+    }
     for (const [from, to] of dataRuns(data)) {
       await this.#queue.write(data.subarray(from, to), offset + from);
     }
@@ -46,3 +54,18 @@ export const rawWriter: FormatWriter = {
     return new RawWriter(out, options.virtualSize);
   },
 };
+
+/**
+ * A raw writer over a copy of `base` (a raw image): the caller writes only
+ * the windows that change, and may skip windows that equal the base; the
+ * rest of the file is the base's bytes. Every write lands whole, zeros
+ * included. The result is cut or extended to `virtualSize`.
+ */
+export async function createRawPatch(
+  path: string,
+  base: string,
+  options: WriterOptions,
+): Promise<DiskWriter> {
+  const out = await OutputFile.createFromCopy(path, base, options.overwrite ?? false);
+  return new RawWriter(out, options.virtualSize, true);
+}
