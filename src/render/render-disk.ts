@@ -1,5 +1,5 @@
 import { readFile, unlink } from 'node:fs/promises';
-import { type DiskImage, openImage, type WritableFormat, writerFor } from '../disk/index.js';
+import { type DiskImage, openImage, type WritableFormat } from '../disk/index.js';
 import { FerryError } from '../errors/index.js';
 import type { LocalStore, Manifest } from '../store/index.js';
 import { writeFileAtomic } from '../store/local-store.js';
