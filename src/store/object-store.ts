@@ -34,7 +34,13 @@ function checkId(id: string): void {
 
 /** Where a put came from: a file to copy (ingest) or a stream (network, tar). */
 export type ObjectInput =
-  | { readonly kind: 'file'; readonly path: string; readonly size: number }
+  | {
+      readonly kind: 'file';
+      readonly path: string;
+      readonly size: number;
+      /** The hash the file most likely has (the previous revision's, same path, size and mtime). */
+      readonly likely?: string;
+    }
   | {
       readonly kind: 'stream';
       readonly stream: AsyncIterable<Buffer> | Iterable<Buffer>;
@@ -111,6 +117,16 @@ export class LocalObjectStore {
       const tmp = await this.#tmpPath();
       await writeFile(tmp, data, { flag: 'wx', mode: 0o444 });
       return this.#place(tmp, id, data.length, batch);
+    }
+    if (
+      input.kind === 'file' &&
+      expected === undefined &&
+      input.likely !== undefined &&
+      (await this.has(input.likely))
+    ) {
+      // Most likely stored already: hash first, so an unchanged file costs one read and no write.
+      const id = await hashFile(input.path, input.size, signal);
+      if (await this.#known(id, batch)) return { id, size: input.size, added: false };
     }
     if (input.kind === 'file')
       return this.#putLargeFile(input.path, input.size, expected, signal, batch);
@@ -427,6 +443,33 @@ export class ObjectBatch {
     const out = [...this.#pending].map(([id, tmp]) => ({ id, tmp }));
     this.#pending.clear();
     return out;
+  }
+}
+
+/** SHA-512 of a file opened without following a symlink; a file of another size is refused. */
+async function hashFile(path: string, size: number, signal?: AbortSignal): Promise<string> {
+  const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW).catch((error: unknown) => {
+    throw new FerryError('FERRY_IO', `Cannot store ${path}: ${(error as Error).message}`, {
+      cause: error,
+      details: { path },
+    });
+  });
+  try {
+    const hash = createHash('sha512');
+    const buf = Buffer.allocUnsafe(LARGE_CHUNK);
+    let n = 0;
+    for (;;) {
+      if (signal?.aborted === true) throw aborted();
+      const got = await readFull(fh, buf, n);
+      if (got === 0) break;
+      hash.update(buf.subarray(0, got));
+      n += got;
+      if (n > size) break;
+    }
+    if (n !== size) throw changed(path);
+    return hash.digest('hex');
+  } finally {
+    await fh.close();
   }
 }
 

@@ -209,6 +209,35 @@ describe('image store', () => {
     });
   });
 
+  it('takes the previous revision as a hint only: a file changed behind the same size and mtime still gets its new hash', async () => {
+    await withTempDir(async (dir) => {
+      const src = join(dir, 'src');
+      await makeTree(src);
+      const store = await LocalStore.open(join(dir, 'store'));
+      const first = await ingestDirectory(store, src);
+      const previous = await store.getManifest(first.revision);
+      const again = await ingestDirectory(store, src, { previous });
+      assert.equal(again.revision, first.revision);
+      assert.equal(again.newObjects, 0);
+      // Same size, same mtime, other bytes: the hint says "stored", the hash says otherwise.
+      const tool = join(src, 'usr/bin/tool');
+      const st = await lstat(tool);
+      const bytes = await readFile(tool);
+      bytes[1000] = (bytes[1000] ?? 0) ^ 0xff;
+      await writeFile(tool, bytes);
+      await utimes(tool, st.atime, st.mtime);
+      const third = await ingestDirectory(store, src, { previous });
+      assert.notEqual(third.revision, first.revision);
+      assert.equal(third.newObjects, 2, 'the changed file and the manifest');
+      const m = await store.getManifest(third.revision);
+      assert.equal(
+        m.entries.find((e) => e.path === 'usr/bin/tool')!.hash,
+        createHash('sha512').update(bytes).digest('hex'),
+      );
+      assert.deepEqual(await readdir(join(dir, 'store/tmp')).catch(() => []), []);
+    });
+  });
+
   it('detects a corrupted object on read and never writes it out as data', async () => {
     await withTempDir(async (dir) => {
       const src = join(dir, 'src');

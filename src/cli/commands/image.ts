@@ -116,8 +116,22 @@ export async function imageCommand(
         );
       }
       const local = store as LocalStore;
+      // The stream's newest revision tells which files are most likely stored already.
+      const newest = st.isDirectory()
+        ? await local.revisions(stream).then(
+            (r) => r.at(-1),
+            () => undefined,
+          )
+        : undefined;
+      const previous =
+        newest === undefined
+          ? undefined
+          : await local.getManifest(newest.id, signal).catch(() => undefined);
       const stats = st.isDirectory()
-        ? await ingestDirectory(local, source, { signal })
+        ? await ingestDirectory(local, source, {
+            signal,
+            ...(previous === undefined ? {} : { previous }),
+          })
         : (await looksLikeTarball(source))
           ? await ingestTarball(local, source, { signal })
           : await ingestImage(local, source, { signal });
