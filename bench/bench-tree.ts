@@ -9,6 +9,7 @@ import { accessSync, constants, writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 
 export const MiB = 1024 * 1024;
 const DROP = '/proc/sys/vm/drop_caches';
@@ -93,4 +94,27 @@ export async function changeOnePercent(t: BenchTree): Promise<{ count: number; b
     bytes += b.length;
   }
   return { count, bytes };
+}
+
+/** The options bench/store and bench/render share. */
+export function benchOptions(): {
+  extraMib: number;
+  dir: string | undefined;
+  json: boolean;
+  drop: boolean;
+} {
+  const { values } = parseArgs({
+    options: {
+      'extra-mib': { type: 'string', default: '1600' },
+      dir: { type: 'string' },
+      json: { type: 'boolean' },
+      'no-drop-caches': { type: 'boolean' },
+    },
+  });
+  return {
+    extraMib: Number(values['extra-mib']),
+    dir: values.dir,
+    json: values.json === true,
+    drop: values['no-drop-caches'] !== true && canDrop(),
+  };
 }

@@ -13,8 +13,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { buildBenchTree, canDrop, changeOnePercent, MiB, seconds, settle } from './bench-tree.js';
+import {
+  benchOptions,
+  buildBenchTree,
+  changeOnePercent,
+  MiB,
+  seconds,
+  settle,
+} from './bench-tree.js';
 
 const FERRY_CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const haveTime = spawnSync('sh', ['-c', 'test -x /usr/bin/time']).status === 0;
@@ -43,19 +49,35 @@ function timed(cmd: string, args: string[]): { out: string; rssKiB: number | nul
   return { out: r.stdout, rssKiB: m === null ? null : Number(m[1]) };
 }
 
+/** `ferry build bench/tree --layout fs --out OUT [...extra]` as a user runs it; its JSON and peak RSS. */
+function build(
+  store: string,
+  out: string,
+  extra: string[] = [],
+): { result: BuildJson; rssKiB: number | null } {
+  const r = timed(process.execPath, [
+    FERRY_CLI,
+    'build',
+    'bench/tree',
+    '--layout',
+    'fs',
+    '--out',
+    out,
+    '--store',
+    store,
+    '--output',
+    'json',
+    ...extra,
+  ]);
+  return { result: JSON.parse(r.out) as BuildJson, rssKiB: r.rssKiB };
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      'extra-mib': { type: 'string', default: '1600' },
-      dir: { type: 'string' },
-      json: { type: 'boolean' },
-      'no-drop-caches': { type: 'boolean' },
-    },
-  });
-  const drop = values['no-drop-caches'] !== true && canDrop();
-  const work = await mkdtemp(join(values.dir ?? tmpdir(), 'ferry-bench-render-'));
+  const options = benchOptions();
+  const drop = options.drop;
+  const work = await mkdtemp(join(options.dir ?? tmpdir(), 'ferry-bench-render-'));
   try {
-    const t = await buildBenchTree(join(work, 'tree'), Number(values['extra-mib']));
+    const t = await buildBenchTree(join(work, 'tree'), options.extraMib);
     process.stderr.write(`bench: tree: ${t.files} files, ${(t.bytes / MiB).toFixed(0)} MiB\n`);
     const store = join(work, 'store');
     const add = () =>
@@ -95,21 +117,7 @@ async function main(): Promise<void> {
     let full!: BuildJson;
     let fullRss: number | null = null;
     const fullS = seconds(() => {
-      const r = timed(process.execPath, [
-        FERRY_CLI,
-        'build',
-        'bench/tree',
-        '--layout',
-        'fs',
-        '--out',
-        one,
-        '--store',
-        store,
-        '--output',
-        'json',
-      ]);
-      full = JSON.parse(r.out) as BuildJson;
-      fullRss = r.rssKiB;
+      ({ result: full, rssKiB: fullRss } = build(store, one));
     });
     const fsckOk = spawnSync('e2fsck', ['-fn', one], { stdio: 'ignore' }).status === 0;
 
@@ -119,53 +127,11 @@ async function main(): Promise<void> {
     settle(drop);
     let inc!: BuildJson;
     const incS = seconds(() => {
-      inc = JSON.parse(
-        execFileSync(
-          process.execPath,
-          [
-            FERRY_CLI,
-            'build',
-            'bench/tree',
-            '--layout',
-            'fs',
-            '--out',
-            two,
-            '--base',
-            one,
-            '--store',
-            store,
-            '--output',
-            'json',
-          ],
-          {
-            encoding: 'utf8',
-          },
-        ),
-      ) as BuildJson;
+      inc = build(store, two, ['--base', one]).result;
     });
     const incFsckOk = spawnSync('e2fsck', ['-fn', two], { stdio: 'ignore' }).status === 0;
     const twoFull = join(work, 'two-full.ext4');
-    const full2 = JSON.parse(
-      execFileSync(
-        process.execPath,
-        [
-          FERRY_CLI,
-          'build',
-          'bench/tree',
-          '--layout',
-          'fs',
-          '--out',
-          twoFull,
-          '--store',
-          store,
-          '--output',
-          'json',
-        ],
-        {
-          encoding: 'utf8',
-        },
-      ),
-    ) as BuildJson;
+    const full2 = build(store, twoFull).result;
     const share = inc.changedChunks / full2.dataChunks;
     const result = {
       files: t.files,
@@ -200,7 +166,7 @@ async function main(): Promise<void> {
       },
       dropCaches: drop,
     };
-    if (values.json === true) {
+    if (options.json) {
       process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       return;
     }

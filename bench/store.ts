@@ -14,7 +14,6 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import {
   hashToken,
   ImageServer,
@@ -24,8 +23,8 @@ import {
   replicate,
 } from '../src/store/index.js';
 import {
+  benchOptions,
   buildBenchTree,
-  canDrop,
   changeOnePercent,
   MiB,
   seconds,
@@ -36,18 +35,11 @@ import {
 const FERRY_CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      'extra-mib': { type: 'string', default: '1600' },
-      dir: { type: 'string' },
-      json: { type: 'boolean' },
-      'no-drop-caches': { type: 'boolean' },
-    },
-  });
-  const drop = values['no-drop-caches'] !== true && canDrop();
-  const work = await mkdtemp(join(values.dir ?? tmpdir(), 'ferry-bench-store-'));
+  const options = benchOptions();
+  const drop = options.drop;
+  const work = await mkdtemp(join(options.dir ?? tmpdir(), 'ferry-bench-store-'));
   try {
-    const built = await buildBenchTree(join(work, 'tree'), Number(values['extra-mib']));
+    const built = await buildBenchTree(join(work, 'tree'), options.extraMib);
     const { tree, rootfs } = built;
     const files = String(built.files);
     const treeBytes = built.bytes;
@@ -158,7 +150,7 @@ async function main(): Promise<void> {
       },
       dropCaches: drop,
     };
-    if (values.json === true) {
+    if (options.json) {
       process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       return;
     }

@@ -1,5 +1,5 @@
-import { readFile, unlink } from 'node:fs/promises';
-import { type DiskImage, openImage, type WritableFormat } from '../disk/index.js';
+import { unlink } from 'node:fs/promises';
+import type { WritableFormat } from '../disk/index.js';
 import { FerryError } from '../errors/index.js';
 import type { LocalStore, Manifest } from '../store/index.js';
 import { writeFileAtomic } from '../store/local-store.js';
@@ -17,8 +17,9 @@ import {
 import type { Run } from './ext4/extents.js';
 import { derive, ext4Uuid, type FileRegion, planExt4, uuidFrom } from './ext4/plan-ext4.js';
 import { buildFat16 } from './fat/fat16-writer.js';
+import { loadBase, mapPathOf } from './load-base.js';
 import { openRenderOutput } from './open-output.js';
-import { formatUuid, mapPathOf } from './render-fs.js';
+import { formatUuid } from './render-fs.js';
 import { editTree } from './tree-edits.js';
 import { writeFsImage } from './write-fs-image.js';
 
@@ -92,32 +93,6 @@ function layout(
   return { parts, totalSectors };
 }
 
-async function loadBase(path: string): Promise<{ image: DiskImage; map: DiskMap }> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await readFile(mapPathOf(path), 'utf8'));
-  } catch (error) {
-    throw new FerryError(
-      'FERRY_RENDER_INPUT',
-      `Cannot use ${path} as a base: its block map ${mapPathOf(path)} is missing or not JSON`,
-      {
-        cause: error,
-        hint: 'A base must be a disk ferry rendered, with its .ferry-map.json beside it',
-      },
-    );
-  }
-  const map = checkDiskMap(raw);
-  const image = await openImage(path);
-  if (image.virtualSize < map.totalSectors * SECTOR) {
-    await image.close();
-    throw new FerryError(
-      'FERRY_RENDER_INPUT',
-      `Cannot use ${path} as a base: it is smaller than its block map says`,
-    );
-  }
-  return { image, map };
-}
-
 /** 4 KiB blocks of `data` placed at byte `offset` that hold anything, for the layout's metadata. */
 function addBlocks(meta: Map<number, Buffer>, offset: number, data: Buffer): void {
   if (offset % 4096 !== 0)
@@ -148,7 +123,13 @@ export async function renderDisk(
   if (table === 'mbr' && firmware !== 'bios')
     throw usage('an MBR disk boots with BIOS only; use --table gpt for UEFI');
   const bootWith = options.boot ?? 'grub';
-  const base = options.base === undefined ? undefined : await loadBase(options.base);
+  const base =
+    options.base === undefined
+      ? undefined
+      : await loadBase(options.base, 'a disk', (raw) => {
+          const map = checkDiskMap(raw);
+          return { map, bytes: map.totalSectors * SECTOR };
+        });
   try {
     if (base !== undefined && (base.map.table !== table || base.map.firmware !== firmware))
       throw new FerryError(

@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
-import { type DiskImage, openImage, type WritableFormat } from '../disk/index.js';
+import { open, rename, unlink } from 'node:fs/promises';
+import type { WritableFormat } from '../disk/index.js';
 import { FerryError } from '../errors/index.js';
 import type { LocalStore, Manifest } from '../store/index.js';
 import { writeFileAtomic } from '../store/local-store.js';
 import { type BootFiles, findBootFiles } from './boot-files.js';
-import { checkExt4Map, type Ext4Map } from './ext4/ext4-map.js';
+import { checkExt4Map } from './ext4/ext4-map.js';
 import { planExt4 } from './ext4/plan-ext4.js';
+import { loadBase, mapPathOf } from './load-base.js';
 import { openRenderOutput } from './open-output.js';
 import { writeFsImage } from './write-fs-image.js';
 
@@ -46,36 +47,7 @@ export interface RenderFsResult {
   readonly initrd: { readonly path: string } | null;
 }
 
-/** Where a render's block map lives. */
-export function mapPathOf(image: string): string {
-  return `${image}.ferry-map.json`;
-}
-
-async function loadBase(path: string): Promise<{ image: DiskImage; map: Ext4Map }> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await readFile(mapPathOf(path), 'utf8'));
-  } catch (error) {
-    throw new FerryError(
-      'FERRY_RENDER_INPUT',
-      `Cannot use ${path} as a base: its block map ${mapPathOf(path)} is missing or not JSON`,
-      {
-        cause: error,
-        hint: 'A base must be an image ferry rendered, with its .ferry-map.json beside it',
-      },
-    );
-  }
-  const map = checkExt4Map(raw);
-  const image = await openImage(path);
-  if (image.virtualSize < map.blocksCount * 4096) {
-    await image.close();
-    throw new FerryError(
-      'FERRY_RENDER_INPUT',
-      `Cannot use ${path} as a base: it is smaller than its block map says`,
-    );
-  }
-  return { image, map };
-}
+export { mapPathOf } from './load-base.js';
 
 /**
  * Renders a revision as a partitionless ext4 filesystem image: the smallest
@@ -89,7 +61,13 @@ export async function renderFilesystem(
   manifest: Manifest,
   options: RenderFsOptions,
 ): Promise<RenderFsResult> {
-  const base = options.base === undefined ? undefined : await loadBase(options.base);
+  const base =
+    options.base === undefined
+      ? undefined
+      : await loadBase(options.base, 'an image', (raw) => {
+          const map = checkExt4Map(raw);
+          return { map, bytes: map.blocksCount * 4096 };
+        });
   try {
     const blocks = options.size === undefined ? undefined : Math.floor(options.size / 4096);
     const plan = planExt4(manifest, {
