@@ -2,11 +2,16 @@ import assert from 'node:assert/strict';
 import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { runCli } from '../helpers/cli.js';
+import { CLI, runCli } from '../helpers/cli.js';
 import { MIXED_REGIONS, MIXED_SIZE, writeRawDisk } from '../helpers/disks.js';
 import { withTempDir } from '../helpers/qemu.js';
 
 describe('ferry CLI', () => {
+  it('is executable after a build, as npx ferry in a fresh checkout needs', async () => {
+    assert.notEqual((await stat(CLI)).mode & 0o111, 0);
+    assert.match(await readFile(CLI, 'utf8'), /^#!\/usr\/bin\/env node\n/);
+  });
+
   it('--version prints the package version', async () => {
     const pkg = JSON.parse(
       await readFile(new URL('../../../package.json', import.meta.url), 'utf8'),
