@@ -25,9 +25,10 @@
 #   swift swift-proxy swift-object swift-container swift-account python3-swift memcached
 #                     a real S3 server on loopback (OpenStack Swift with s3api) for the
 #                     store's S3 backend, started by scripts/swift-s3.sh
-#   ovmf busybox-static
-#                     render's boot tests: UEFI firmware for QEMU (SeaBIOS comes with
-#                     qemu-system-x86), and a static busybox for the small boot revision
+#   ovmf busybox-static faketime
+#                     render's tests: UEFI firmware for QEMU (SeaBIOS comes with
+#                     qemu-system-x86), a static busybox for the small boot revision,
+#                     and another clock for the determinism test
 #   libguestfs-tools linux-image-cloud-amd64
 #                     virt-inspector, the second opinion on the corpus's OS facts and
 #                     inspect's benchmark peer (its appliance boots the host's kernel)
@@ -38,7 +39,7 @@ packages=(qemu-utils tar time python3-libvhdi e2fsprogs xfsprogs dosfstools mtoo
   cryptsetup-bin xorriso ntfs-3g fuse3 libhivex-bin fdisk gdisk util-linux grub-pc-bin
   syslinux-common extlinux mbr grub-efi-amd64-bin debootstrap libguestfs-tools
   linux-image-cloud-amd64 swift swift-proxy swift-object swift-container swift-account
-  python3-swift memcached curl ovmf busybox-static)
+  python3-swift memcached curl ovmf busybox-static faketime)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmod,
@@ -173,7 +173,7 @@ describe('ext4 render', () => {
     });
   });
 
-  it('is deterministic: other temp directories, umask and time zone give the same bytes', async () => {
+  it('is deterministic: other temp directories, umask, time zone and clock give the same bytes', async () => {
     await withTempDir(async (dir) => {
       const src = join(dir, 'src');
       await makeTree(src);
@@ -181,38 +181,49 @@ describe('ext4 render', () => {
       const ing = await ingestDirectory(store, src);
       const script = `
         import { LocalStore } from ${JSON.stringify(new URL('../../src/store/index.js', import.meta.url).href)};
-        import { renderFilesystem } from ${JSON.stringify(new URL('../../src/render/index.js', import.meta.url).href)};
+        import { renderDisk, renderFilesystem } from ${JSON.stringify(new URL('../../src/render/index.js', import.meta.url).href)};
         const [storeDir, rev, out] = process.argv.slice(1);
         const s = await LocalStore.open(storeDir);
-        await renderFilesystem(s, rev, await s.getManifest(rev), { out });`;
-      const outs = [join(dir, 'a.img'), join(dir, 'b.img')];
+        const m = await s.getManifest(rev);
+        await renderFilesystem(s, rev, m, { out: out + '.ext4' });
+        await renderDisk(s, rev, m, { out: out + '.disk', boot: 'none' });`;
+      // The second run under another clock where faketime is installed (scripts/setup.sh installs it).
+      const faketime = spawnSync('sh', ['-c', 'command -v faketime']).status === 0;
+      const outs = [join(dir, 'a'), join(dir, 'b')];
       for (const [i, out] of outs.entries()) {
         await mkdir(join(dir, `tmp${i}`));
-        await run(
+        const node = [
           process.execPath,
-          ['--input-type=module', '-e', script, join(dir, 'store'), ing.revision, out],
-          {
-            env: {
-              ...process.env,
-              TMPDIR: join(dir, `tmp${i}`),
-              TZ: i === 0 ? 'UTC' : 'Pacific/Chatham',
-              FAKE_SEED: String(i),
-            },
+          '--input-type=module',
+          '-e',
+          script,
+          join(dir, 'store'),
+          ing.revision,
+          out,
+        ];
+        const argv = i === 1 && faketime ? ['faketime', '2001-02-03 04:05:06', ...node] : node;
+        await run(argv[0]!, argv.slice(1), {
+          env: {
+            ...process.env,
+            TMPDIR: join(dir, `tmp${i}`),
+            TZ: i === 0 ? 'UTC' : 'Pacific/Chatham',
           },
-        ).catch((error) => assert.fail(String(error)));
+        }).catch((error: { stderr?: string }) => assert.fail(String(error.stderr)));
         process.umask(i === 0 ? 0o022 : 0o077);
       }
       process.umask(0o022);
-      const [a, b] = await Promise.all(outs.map((o) => readFile(o)));
-      assert.ok(a!.equals(b!), 'two renders of one revision are bit-identical');
-      assert.equal(
-        createHash('sha256')
-          .update(await readFile(mapPathOf(outs[0]!)))
-          .digest('hex'),
-        createHash('sha256')
-          .update(await readFile(mapPathOf(outs[1]!)))
-          .digest('hex'),
-      );
+      for (const suffix of ['.ext4', '.disk']) {
+        const [a, b] = await Promise.all(outs.map((o) => readFile(o + suffix)));
+        assert.ok(a!.equals(b!), `two renders of one revision are bit-identical (${suffix})`);
+        assert.equal(
+          createHash('sha256')
+            .update(await readFile(mapPathOf(outs[0]! + suffix)))
+            .digest('hex'),
+          createHash('sha256')
+            .update(await readFile(mapPathOf(outs[1]! + suffix)))
+            .digest('hex'),
+        );
+      }
     });
   });
 
