@@ -105,6 +105,29 @@ describe('rendered disks boot under QEMU', {
     }
   });
 
+  it('boots a changed revision rendered with --base the first disk, which differs from it in few chunks', async () => {
+    const first = join(dir, 'busybox-1.img');
+    const one = await renderDisk(store, busybox.revision, busybox.manifest, { out: first });
+    // The next revision: the init prints another line.
+    const bb = join(dir, 'busybox-tree');
+    const init = await readFile(join(bb, 'sbin/init'), 'utf8');
+    await writeFile(join(bb, 'sbin/init'), init.replace('FERRY-BOOT-OK', 'FERRY-BOOT-TWO'));
+    const b = await ingestDirectory(store, bb);
+    await writeFile(join(bb, 'sbin/init'), init);
+    const second = join(dir, 'busybox-2.img');
+    const two = await renderDisk(store, b.revision, await store.getManifest(b.revision), {
+      out: second,
+      base: first,
+    });
+    assert.equal(two.rootUuid, one.rootUuid, 'the lineage keeps its root UUID');
+    assert.ok(
+      two.changedChunks > 0 && two.changedChunks <= 8,
+      `${two.changedChunks} chunks differ`,
+    );
+    const out = await bootAndWatch(second, 'bios', /FERRY-BOOT-TWO[^\n]*\n/, dir);
+    assert.match(out, new RegExp(`root=UUID=${two.rootUuid}`));
+  });
+
   it('boots the busybox revision from an MBR disk with SeaBIOS', async () => {
     const disk = join(dir, 'busybox-mbr.img');
     const r = await renderDisk(store, busybox.revision, busybox.manifest, {
