@@ -9,13 +9,13 @@ import {
   type GcResult,
   type RevisionRecord,
 } from './local-store.js';
-import { MANIFEST_LIMITS, parseManifest } from './manifest.js';
 import { isObjectId, verifiedObject } from './object-store.js';
 import { io, notFound, S3Bucket, type S3Connection } from './s3-bucket.js';
 import { collectS3Garbage, type RecordKey } from './s3-gc.js';
 import { type MultipartSettings, multipartSettings, uploadInParts } from './s3-multipart.js';
 import { sweptIds } from './s3-sweeps.js';
 import type { StoreBackend } from './store-backend.js';
+import { readManifest } from './store-reader.js';
 
 export interface S3StoreOptions extends S3Connection {
   /** HEAD requests in flight for a missing-objects query (default 16). */
@@ -175,25 +175,9 @@ export class S3Store implements StoreBackend {
 
   /** A revision's manifest id and the objects its entries name, from its verified, canonical manifest. */
   async #references(revision: string, signal?: AbortSignal): Promise<string[]> {
-    const parts: Buffer[] = [];
-    let n = 0;
-    for await (const c of this.readObject(revision, signal)) {
-      n += c.length;
-      if (n > MANIFEST_LIMITS.maxManifestBytes)
-        throw new FerryError(
-          'FERRY_STORE_MANIFEST_INVALID',
-          'Cannot read a manifest over the size cap',
-        );
-      parts.push(c);
-    }
-    const parsed = parseManifest(Buffer.concat(parts));
-    if (parsed.id !== revision)
-      throw new FerryError(
-        'FERRY_STORE_MANIFEST_INVALID',
-        `Cannot read revision ${revision.slice(0, 16)}…: its manifest is not canonical`,
-      );
+    const manifest = await readManifest((id, sig) => this.readObject(id, sig), revision, signal);
     const out = [revision];
-    for (const e of parsed.manifest.entries) if (e.hash !== undefined) out.push(e.hash);
+    for (const e of manifest.entries) if (e.hash !== undefined) out.push(e.hash);
     return out;
   }
 

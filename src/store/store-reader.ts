@@ -45,24 +45,37 @@ export class BackendReader implements StoreReader {
     return resolveRef(ref, (stream) => this.revisions(stream));
   }
 
-  async getManifest(id: string, signal?: AbortSignal): Promise<Manifest> {
-    const parts: Buffer[] = [];
-    let n = 0;
-    for await (const c of this.#backend.readObject(id, signal)) {
-      n += c.length;
-      if (n > MANIFEST_LIMITS.maxManifestBytes)
-        throw new FerryError(
-          'FERRY_STORE_MANIFEST_INVALID',
-          'Cannot read a manifest over the size cap',
-        );
-      parts.push(c);
-    }
-    const parsed = parseManifest(Buffer.concat(parts));
-    if (parsed.id !== id)
+  getManifest(id: string, signal?: AbortSignal): Promise<Manifest> {
+    return readManifest((i, sig) => this.#backend.readObject(i, sig), id, signal);
+  }
+}
+
+/**
+ * Reads revision `id`'s manifest through `read` (verified object bytes),
+ * capped at the manifest size limit, and checks it is canonical: its hash is
+ * its id.
+ */
+export async function readManifest(
+  read: (id: string, signal?: AbortSignal) => AsyncIterable<Buffer>,
+  id: string,
+  signal?: AbortSignal,
+): Promise<Manifest> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const c of read(id, signal)) {
+    n += c.length;
+    if (n > MANIFEST_LIMITS.maxManifestBytes)
       throw new FerryError(
         'FERRY_STORE_MANIFEST_INVALID',
-        `Cannot read revision ${id.slice(0, 16)}…: its manifest is not canonical`,
+        'Cannot read a manifest over the size cap',
       );
-    return parsed.manifest;
+    parts.push(c);
   }
+  const parsed = parseManifest(Buffer.concat(parts));
+  if (parsed.id !== id)
+    throw new FerryError(
+      'FERRY_STORE_MANIFEST_INVALID',
+      `Cannot read revision ${id.slice(0, 16)}…: its manifest is not canonical`,
+    );
+  return parsed.manifest;
 }
