@@ -1,8 +1,6 @@
-import { unlink } from 'node:fs/promises';
 import type { WritableFormat } from '../disk/index.js';
 import { FerryError } from '../errors/index.js';
 import type { LocalStore, Manifest } from '../store/index.js';
-import { writeFileAtomic } from '../store/local-store.js';
 import { grubBios, grubConfig, grubEfi } from './boot/grub.js';
 import { findBootFiles } from './boot-files.js';
 import { checkDiskMap, type DiskMap, type DiskMapPartition } from './disk/disk-map.js';
@@ -17,11 +15,11 @@ import {
 import type { Run } from './ext4/extents.js';
 import { derive, ext4Uuid, type FileRegion, planExt4, uuidFrom } from './ext4/plan-ext4.js';
 import { buildFat16 } from './fat/fat16-writer.js';
-import { loadBase, mapPathOf } from './load-base.js';
-import { openRenderOutput } from './open-output.js';
+import { loadBase } from './load-base.js';
 import { formatUuid } from './render-fs.js';
 import { editTree } from './tree-edits.js';
-import { writeFsImage } from './write-fs-image.js';
+import { newestMtime } from './tree-time.js';
+import { writeRender } from './write-render.js';
 
 export type Firmware = 'bios' | 'uefi' | 'both';
 
@@ -183,13 +181,9 @@ export async function renderDisk(
         );
     } else {
       fsBlocks = alignUp(Math.ceil(min * (1 + (options.margin ?? 0.25))), 256);
-      if (base !== undefined && base.map.fs.blocksCount >= min)
-        fsBlocks = Math.max(fsBlocks, base.map.fs.blocksCount);
     }
-    if (base !== undefined && base.map.fs.blocksCount !== fsBlocks) {
-      // The lineage keeps its disk size unless it no longer fits: the partitions stay where they are.
-      if (base.map.fs.blocksCount >= min) fsBlocks = base.map.fs.blocksCount;
-    }
+    // The lineage keeps its disk size unless it no longer fits: the partitions stay where they are.
+    if (base !== undefined && base.map.fs.blocksCount >= min) fsBlocks = base.map.fs.blocksCount;
     const plan = planExt4(tree, {
       revision,
       blocks: fsBlocks,
@@ -296,7 +290,7 @@ export async function renderDisk(
         files,
         espVolume,
         'EFI',
-        treeSeconds(tree),
+        Number(newestMtime(tree) / 1_000_000_000n),
         esp.firstLba,
       );
       addBlocks(meta, esp.firstLba * SECTOR, fat);
@@ -304,22 +298,6 @@ export async function renderDisk(
     const files: FileRegion[] = plan.files.map((f) => ({ ...f, block: f.block + shift }));
     const freed: Run[] = plan.freed.map((r) => ({ ...r, physical: r.physical + shift }));
     const bytes = totalSectors * SECTOR;
-    const { writer, patch } = await openRenderOutput(
-      options.out,
-      options.format ?? 'raw',
-      bytes,
-      base === undefined ? undefined : { path: options.base!, image: base.image },
-      options.overwrite,
-      options.signal,
-    );
-    const written = await writeFsImage({ blocksCount: bytes / 4096, meta, files, freed }, writer, {
-      objectPath: (h) => store.objects.pathOf(h),
-      ...(base === undefined ? {} : { base: base.image }),
-      patch,
-      ...(options.zeroFreed === undefined ? {} : { zeroFreed: options.zeroFreed }),
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-      ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
-    });
     const map: DiskMap = {
       format: 'ferry-disk-map',
       version: 1,
@@ -331,18 +309,21 @@ export async function renderDisk(
       partitions,
       fs: plan.map,
     };
-    const mapPath = mapPathOf(options.out);
-    try {
-      await writeFileAtomic(mapPath, `${JSON.stringify(map)}\n`);
-    } catch (error) {
-      await unlink(options.out).catch(() => {});
-      throw error;
-    }
+    const written = await writeRender({ blocksCount: bytes / 4096, meta, files, freed }, map, {
+      out: options.out,
+      format: options.format ?? 'raw',
+      objectPath: (h) => store.objects.pathOf(h),
+      ...(base === undefined ? {} : { base: { path: options.base!, image: base.image } }),
+      ...(options.overwrite === undefined ? {} : { overwrite: options.overwrite }),
+      ...(options.zeroFreed === undefined ? {} : { zeroFreed: options.zeroFreed }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+    });
     return {
       revision,
       bytes,
       fileSize: written.fileSize,
-      map: mapPath,
+      map: written.map,
       table,
       firmware,
       rootUuid,
@@ -356,10 +337,4 @@ export async function renderDisk(
   } finally {
     await base?.image.close();
   }
-}
-
-function treeSeconds(m: Manifest): number {
-  let max = 0n;
-  for (const e of m.entries) if (BigInt(e.mtime) > max) max = BigInt(e.mtime);
-  return Number(max / 1_000_000_000n);
 }

@@ -3,13 +3,11 @@ import { open, rename, unlink } from 'node:fs/promises';
 import type { WritableFormat } from '../disk/index.js';
 import { FerryError } from '../errors/index.js';
 import type { LocalStore, Manifest } from '../store/index.js';
-import { writeFileAtomic } from '../store/local-store.js';
 import { type BootFiles, findBootFiles } from './boot-files.js';
 import { checkExt4Map } from './ext4/ext4-map.js';
 import { planExt4 } from './ext4/plan-ext4.js';
-import { loadBase, mapPathOf } from './load-base.js';
-import { openRenderOutput } from './open-output.js';
-import { writeFsImage } from './write-fs-image.js';
+import { loadBase } from './load-base.js';
+import { writeRender } from './write-render.js';
 
 export interface RenderFsOptions {
   /** The image to write. */
@@ -77,29 +75,16 @@ export async function renderFilesystem(
       ...(base === undefined ? {} : { base: base.map }),
     });
     const bytes = plan.blocksCount * 4096;
-    const { writer, patch } = await openRenderOutput(
-      options.out,
-      options.format ?? 'raw',
-      bytes,
-      base === undefined ? undefined : { path: options.base!, image: base.image },
-      options.overwrite,
-      options.signal,
-    );
-    const written = await writeFsImage(plan, writer, {
+    const written = await writeRender(plan, plan.map, {
+      out: options.out,
+      format: options.format ?? 'raw',
       objectPath: (h) => store.objects.pathOf(h),
-      ...(base === undefined ? {} : { base: base.image }),
-      patch,
+      ...(base === undefined ? {} : { base: { path: options.base!, image: base.image } }),
+      ...(options.overwrite === undefined ? {} : { overwrite: options.overwrite }),
       ...(options.zeroFreed === undefined ? {} : { zeroFreed: options.zeroFreed }),
       ...(options.signal === undefined ? {} : { signal: options.signal }),
       ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
     });
-    const mapPath = mapPathOf(options.out);
-    try {
-      await writeFileAtomic(mapPath, `${JSON.stringify(plan.map)}\n`);
-    } catch (error) {
-      await unlink(options.out).catch(() => {});
-      throw error;
-    }
     const boot = findBootFiles(manifest);
     const kernel = await writeBootFile(store, boot, 'kernel', options.kernelOut, options.signal);
     const initrd = await writeBootFile(store, boot, 'initrd', options.initrdOut, options.signal);
@@ -109,7 +94,7 @@ export async function renderFilesystem(
       uuid: formatUuid(plan.uuid),
       bytes,
       fileSize: written.fileSize,
-      map: mapPath,
+      map: written.map,
       dataChunks: written.dataChunks,
       changedChunks: written.changedChunks,
       totalChunks: written.totalChunks,

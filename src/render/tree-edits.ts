@@ -1,5 +1,6 @@
 import type { LocalStore, Manifest, ManifestEntry } from '../store/index.js';
 import { comparePaths } from '../store/manifest.js';
+import { newestMtime } from './tree-time.js';
 
 /** A file a render writes into the tree (fstab): its path, contents and mode. */
 export interface GeneratedFile {
@@ -20,9 +21,7 @@ export async function editTree(
   files: readonly GeneratedFile[],
   dirs: readonly string[],
 ): Promise<Manifest> {
-  let newest = 0n;
-  for (const e of manifest.entries) if (BigInt(e.mtime) > newest) newest = BigInt(e.mtime);
-  const mtime = newest.toString();
+  const mtime = newestMtime(manifest).toString();
   const byPath = new Map<string, ManifestEntry>(manifest.entries.map((e) => [e.path, e]));
   const addDir = (path: string): void => {
     const parts = path.split('/');

@@ -47,6 +47,16 @@ export interface WriteFsResult {
   readonly fileSize: number;
 }
 
+/** What one 2 MiB window holds: its metadata blocks, file runs, whether the base has data there, freed runs. */
+interface WindowPlan {
+  readonly offset: number;
+  readonly length: number;
+  readonly meta: number[];
+  readonly regions: FileRegion[];
+  readonly baseHas: boolean;
+  readonly freed: Run[];
+}
+
 interface Window {
   readonly offset: number;
   readonly length: number;
@@ -89,14 +99,7 @@ export async function writeFsImage(
   let fi = 0;
   let bi = 0;
   let ri = 0;
-  function* windows(): Generator<{
-    offset: number;
-    length: number;
-    meta: number[];
-    regions: FileRegion[];
-    baseHas: boolean;
-    freed: Run[];
-  }> {
+  function* windows(): Generator<WindowPlan> {
     for (let offset = 0; offset < size; offset += WRITE_CHUNK) {
       const length = Math.min(WRITE_CHUNK, size - offset);
       const wb = offset / BLOCK;
@@ -140,9 +143,7 @@ export async function writeFsImage(
     }
   }
 
-  const prepare = async (
-    w: ReturnType<typeof windows> extends Generator<infer T> ? T : never,
-  ): Promise<Window> => {
+  const prepare = async (w: WindowPlan): Promise<Window> => {
     const wb = w.offset / BLOCK;
     let base: Buffer | null = null;
     const buf = Buffer.from(new ArrayBuffer(w.length));

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { FerryError } from '../../errors/index.js';
 import type { Manifest, ManifestEntry } from '../../store/index.js';
+import { newestMtime } from '../tree-time.js';
 import { BlockAllocator, OutOfSpace } from './allocator.js';
 import { ext4Crc, fsSeed, inodeSeed } from './checksum.js';
 import {
@@ -40,16 +41,12 @@ export interface Ext4PlanOptions {
 
 /** A run of file contents to copy from the store into the image. */
 export interface FileRegion {
-  /** The file's inode (regions of one file share it). */
-  readonly ino: number;
   readonly block: number;
   readonly blocks: number;
   readonly hash: string;
   /** Bytes of the file, and the byte offset of this run within it. */
   readonly size: number;
   readonly offset: number;
-  /** True for the file's last run (its hash can be checked once this is read). */
-  readonly last: boolean;
 }
 
 export interface Ext4Plan {
@@ -86,7 +83,10 @@ interface Node {
   ino: number;
   parent: Node | null;
   links: number;
-  readonly children: DirEntrySpec[];
+  /** Names in a directory and the nodes they name (inode numbers come later). */
+  readonly children: { readonly name: Buffer; readonly node: Node; readonly type: number }[];
+  /** The directory's entries once inode numbers are assigned. */
+  entries: DirEntrySpec[];
   subdirs: number;
   /** Blocks of data the node needs, and their contents where they are metadata. */
   dataBlocks: number;
@@ -133,18 +133,18 @@ function modeOf(e: ManifestEntry): number {
   return t | (e.mode & 0o7777);
 }
 
+function baseName(p: string): Buffer {
+  return Buffer.from(p.slice(p.lastIndexOf('/') + 1));
+}
+
 function parentPath(p: string): string {
   const i = p.lastIndexOf('/');
   return i < 0 ? '' : p.slice(0, i);
 }
 
-/** The newest mtime of the tree in seconds: the filesystem's own timestamps. */
+/** The newest mtime of the tree in seconds (clamped to 32 bits): the filesystem's own timestamps. */
 function treeTime(m: Manifest): number {
-  let max = 0n;
-  for (const e of m.entries) {
-    const s = BigInt(e.mtime) / 1_000_000_000n;
-    if (s > max) max = s;
-  }
+  const max = newestMtime(m) / 1_000_000_000n;
   return Number(max > 0xffffffffn ? 0xffffffffn : max);
 }
 
@@ -199,7 +199,7 @@ export function planExt4(manifest: Manifest, options: Ext4PlanOptions): Ext4Plan
     if (fixed !== undefined) capacity = Math.min(capacity, fixed);
     try {
       if (groups * ipg < maxIno || groups * ipg > MAX_INODES) throw new OutOfSpace();
-      return attempt(manifest, nodes, options, {
+      return attempt(nodes, options, {
         groups,
         ipg,
         capacity,
@@ -231,6 +231,7 @@ function prepareNodes(manifest: Manifest, time: number, base: Ext4Map | undefine
     parent: null,
     links: 1,
     children: [],
+    entries: [],
     subdirs: 0,
     dataBlocks: 0,
     runs: [],
@@ -275,12 +276,7 @@ function prepareNodes(manifest: Manifest, time: number, base: Ext4Map | undefine
       if (parent === undefined)
         throw new FerryError('FERRY_RENDER_INPUT', `Cannot lay out ${e.path}: no parent directory`);
       byPath.set(e.path, primary);
-      parent.children.push({
-        name: Buffer.from(e.path.slice(e.path.lastIndexOf('/') + 1)),
-        ino: -1,
-        type: FT.file,
-        ...{ link: primary },
-      } as DirEntrySpec);
+      parent.children.push({ name: baseName(e.path), node: primary, type: FT.file });
       continue;
     }
     const n = make(e.path, e);
@@ -289,12 +285,7 @@ function prepareNodes(manifest: Manifest, time: number, base: Ext4Map | undefine
       if (parent === undefined || parent.entry.type !== 'dir')
         throw new FerryError('FERRY_RENDER_INPUT', `Cannot lay out ${e.path}: no parent directory`);
       n.parent = parent;
-      parent.children.push({
-        name: Buffer.from(e.path.slice(e.path.lastIndexOf('/') + 1)),
-        ino: -1,
-        type: ftOf(e.type),
-        ...{ link: n },
-      } as DirEntrySpec);
+      parent.children.push({ name: baseName(e.path), node: n, type: ftOf(e.type) });
       if (e.type === 'dir') parent.subdirs++;
     }
     byPath.set(e.path, n);
@@ -327,16 +318,11 @@ function prepareNodes(manifest: Manifest, time: number, base: Ext4Map | undefine
   }
   if (next > MAX_INODES) throw limit('the tree has more than 2^32 inodes');
   for (const n of nodes) {
-    for (const c of n.children) {
-      const target = (c as unknown as { link: Node }).link;
-      (c as { ino: number }).ino = target.ino;
-      delete (c as unknown as { link?: Node }).link;
-    }
+    n.entries = n.children.map((c) => ({ name: c.name, ino: c.node.ino, type: c.type }));
     const e = n.entry;
     if (e.type === 'file') n.dataBlocks = Math.ceil(e.size / BLOCK_SIZE);
     else if (e.type === 'dir')
-      n.dataBlocks =
-        n.path === 'lost+found' && !hasLostFound ? 4 : packDirectory(n.children).length;
+      n.dataBlocks = n.path === 'lost+found' && !hasLostFound ? 4 : packDirectory(n.entries).length;
     else if (e.type === 'symlink') {
       const t = Buffer.byteLength(e.target ?? '');
       if (t >= BLOCK_SIZE)
@@ -373,13 +359,7 @@ function groupLayout(
   return { start, bb, ib: bb + 1, it: bb + 2, metaEnd: bb + 2 + itb };
 }
 
-function attempt(
-  manifest: Manifest,
-  nodes: Node[],
-  options: Ext4PlanOptions,
-  geo: Geometry,
-): Ext4Plan {
-  void manifest;
+function attempt(nodes: Node[], options: Ext4PlanOptions, geo: Geometry): Ext4Plan {
   const base = options.base;
   const alloc = new BlockAllocator(geo.capacity);
   const gdt = gdtBlocks(geo.groups);
@@ -535,7 +515,7 @@ function attempt(
       if (links >= 65000) links = 1;
       const g = Math.floor((n.ino - 1) / geo.ipg);
       dirsPerGroup[g] = (dirsPerGroup[g] ?? 0) + 1;
-      const packed = packDirectory(n.children);
+      const packed = packDirectory(n.entries);
       while (packed.length < n.dataBlocks) packed.push([]);
       const blocks = encodeDirectory(packed, n.ino, n.parent?.ino ?? n.ino, iseed);
       const phys = extents.flatMap(runBlocks);
@@ -545,18 +525,10 @@ function attempt(
       else {
         if (inPlace.has(n)) rewrittenFiles++;
         let offset = 0;
-        extents.forEach((x, i) => {
-          files.push({
-            ino: n.ino,
-            block: x.physical,
-            blocks: x.length,
-            hash: e.hash!,
-            size: e.size,
-            offset,
-            last: i === extents.length - 1,
-          });
+        for (const x of extents) {
+          files.push({ block: x.physical, blocks: x.length, hash: e.hash!, size: e.size, offset });
           offset += x.length * BLOCK_SIZE;
-        });
+        }
       }
     } else if (e.type === 'symlink') {
       const t = Buffer.from(e.target ?? '');

@@ -1,0 +1,56 @@
+import { unlink } from 'node:fs/promises';
+import { createRawPatch, type DiskImage, type WritableFormat, writerFor } from '../disk/index.js';
+import { writeFileAtomic } from '../store/local-store.js';
+import { mapPathOf } from './load-base.js';
+import { type FsLayout, type WriteFsResult, writeFsImage } from './write-fs-image.js';
+
+export interface WriteRenderOptions {
+  readonly out: string;
+  readonly format: WritableFormat;
+  /** Where file contents are: the path of a local store object by its hash. */
+  readonly objectPath: (hash: string) => string;
+  readonly base?: { readonly path: string; readonly image: DiskImage };
+  readonly overwrite?: boolean;
+  readonly zeroFreed?: boolean;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * Writes a laid-out image and then its block map beside it (the base for
+ * the next render); if the map cannot be written the image goes too. A raw
+ * render over a raw base starts as a copy of the base (a reflink where the
+ * filesystem has them), so only the windows that change are read and written.
+ */
+export async function writeRender(
+  layout: FsLayout,
+  map: unknown,
+  options: WriteRenderOptions,
+): Promise<WriteFsResult & { readonly map: string }> {
+  const { out, format, base, signal } = options;
+  const writerOptions = {
+    virtualSize: layout.blocksCount * 4096,
+    ...(options.overwrite === undefined ? {} : { overwrite: options.overwrite }),
+    ...(signal === undefined ? {} : { signal }),
+  };
+  const patch = format === 'raw' && base !== undefined && base.image.format === 'raw';
+  const writer = patch
+    ? await createRawPatch(out, base.path, writerOptions)
+    : await writerFor(format).create(out, writerOptions);
+  const written = await writeFsImage(layout, writer, {
+    objectPath: options.objectPath,
+    ...(base === undefined ? {} : { base: base.image }),
+    patch,
+    ...(options.zeroFreed === undefined ? {} : { zeroFreed: options.zeroFreed }),
+    ...(signal === undefined ? {} : { signal }),
+    ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+  });
+  const mapPath = mapPathOf(out);
+  try {
+    await writeFileAtomic(mapPath, `${JSON.stringify(map)}\n`);
+  } catch (error) {
+    await unlink(out).catch(() => {});
+    throw error;
+  }
+  return { ...written, map: mapPath };
+}
