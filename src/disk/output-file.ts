@@ -3,17 +3,22 @@ import { constants } from 'node:fs';
 import { copyFile, type FileHandle, lstat, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { FerryError } from '../errors/index.js';
+import { DirectHandle } from './direct-io.js';
 import { ioError } from './file-source.js';
 
 /**
  * A file being written: bytes go to a temporary file beside the destination
  * and reach the destination only through `commit` (fsync + rename), so an
  * interrupted or failed write never leaves a half-written image in its place.
+ * Large aligned writes bypass the page cache through a second, O_DIRECT
+ * handle where the file system allows (see DirectHandle); set
+ * FERRY_NO_DIRECT_IO=1 to write everything buffered.
  */
 export class OutputFile {
   readonly path: string;
   readonly tempPath: string;
   readonly #handle: FileHandle;
+  #direct: DirectHandle | null = null;
   #done = false;
   /** Highest byte offset written so far (end of the furthest write). */
   end = 0;
@@ -47,7 +52,9 @@ export class OutputFile {
     } catch (error) {
       throw ioError('create', tempPath, error);
     }
-    return new OutputFile(path, tempPath, handle);
+    const out = new OutputFile(path, tempPath, handle);
+    out.#direct = await DirectHandle.open(tempPath);
+    return out;
   }
 
   /**
@@ -76,12 +83,21 @@ export class OutputFile {
       throw ioError('open', blank.tempPath, error);
     }
     const out = new OutputFile(path, blank.tempPath, handle);
+    out.#direct = await DirectHandle.open(blank.tempPath);
     out.end = (await handle.stat()).size;
     return out;
   }
 
   async write(data: Buffer, position: number): Promise<void> {
     let done = 0;
+    const direct = this.#direct?.directPart(position, data.length) ?? 0;
+    if (direct > 0) {
+      try {
+        done = await this.#direct!.write(data, position, direct);
+      } catch (error) {
+        throw ioError('write', this.tempPath, error);
+      }
+    }
     while (done < data.length) {
       let n: number;
       try {
@@ -103,6 +119,28 @@ export class OutputFile {
   async writev(buffers: Buffer[], position: number): Promise<void> {
     let total = 0;
     for (const b of buffers) total += b.length;
+    const direct = this.#direct?.directPart(position, total) ?? 0;
+    if (direct > 0) {
+      let done: number;
+      try {
+        done = await this.#direct!.write(buffers, position, direct);
+      } catch (error) {
+        throw ioError('write', this.tempPath, error);
+      }
+      // The unaligned tail (or what the kernel would not take direct) goes buffered.
+      let skip = done;
+      for (const b of buffers) {
+        if (skip >= b.length) {
+          skip -= b.length;
+          continue;
+        }
+        await this.write(b.subarray(skip), position + done);
+        done += b.length - skip;
+        skip = 0;
+      }
+      this.end = Math.max(this.end, position + total);
+      return;
+    }
     try {
       const { bytesWritten } = await this.#handle.writev(buffers, position);
       if (bytesWritten !== total) {
@@ -158,6 +196,7 @@ export class OutputFile {
       throw new FerryError('FERRY_INTERNAL', `Cannot commit ${this.path}: already finished`);
     this.#done = true;
     try {
+      await this.#direct?.close();
       await this.#handle.sync();
       await this.#handle.close();
       await rename(this.tempPath, this.path);
@@ -171,6 +210,7 @@ export class OutputFile {
   async discard(): Promise<void> {
     if (this.#done) return;
     this.#done = true;
+    await this.#direct?.close().catch(() => {});
     await this.#handle.close().catch(() => {});
     await unlink(this.tempPath).catch(() => {});
   }
