@@ -36,6 +36,7 @@ export interface RenderDiskOptions {
   /** Kernel arguments after root=UUID=... (default: ro console=tty0 console=ttyS0,115200). */
   readonly kernelArgs?: string;
   readonly label?: string;
+  /** A previous disk render (its map beside it), or that map alone (a path ending in .json). */
   readonly base?: string;
   readonly zeroFreed?: boolean;
   readonly overwrite?: boolean;
@@ -188,7 +189,7 @@ export async function renderDisk(
       revision,
       blocks: fsBlocks,
       ...(options.label === undefined ? {} : { label: options.label }),
-      ...(base === undefined ? {} : { base: base.map.fs }),
+      ...(base === undefined ? {} : { base: base.map.fs, writeKept: base.image === null }),
     });
     const { parts, totalSectors } = layout(table, firmware, fsBlocks * 8);
     const roleGuid = (role: string, i: number): string =>
@@ -313,7 +314,15 @@ export async function renderDisk(
       out: options.out,
       format: options.format ?? 'raw',
       objectPath: (h) => store.objects.pathOf(h),
-      ...(base === undefined ? {} : { base: { path: options.base!, image: base.image } }),
+      ...(base === undefined
+        ? {}
+        : {
+            base: {
+              path: options.base!,
+              image: base.image,
+              ...(base.chunks === undefined ? {} : { chunks: base.chunks }),
+            },
+          }),
       ...(options.overwrite === undefined ? {} : { overwrite: options.overwrite }),
       ...(options.zeroFreed === undefined ? {} : { zeroFreed: options.zeroFreed }),
       ...(options.signal === undefined ? {} : { signal: options.signal }),
@@ -335,6 +344,6 @@ export async function renderDisk(
       keptFiles: plan.stats.keptFiles,
     };
   } finally {
-    await base?.image.close();
+    await base?.image?.close();
   }
 }

@@ -16,7 +16,10 @@ export interface RenderFsOptions {
   /** Filesystem size in bytes; absent: the smallest that holds the tree. */
   readonly size?: number;
   readonly label?: string;
-  /** A previous render of the same lineage (its map sits beside it as IMAGE.ferry-map.json). */
+  /**
+   * A previous render of the same lineage (its map sits beside it as
+   * IMAGE.ferry-map.json), or that map alone (a path ending in .json).
+   */
   readonly base?: string;
   /** With a base: zero the blocks freed since it (default: they keep the old bytes). */
   readonly zeroFreed?: boolean;
@@ -72,14 +75,22 @@ export async function renderFilesystem(
       revision,
       ...(blocks === undefined ? {} : { blocks }),
       ...(options.label === undefined ? {} : { label: options.label }),
-      ...(base === undefined ? {} : { base: base.map }),
+      ...(base === undefined ? {} : { base: base.map, writeKept: base.image === null }),
     });
     const bytes = plan.blocksCount * 4096;
     const written = await writeRender(plan, plan.map, {
       out: options.out,
       format: options.format ?? 'raw',
       objectPath: (h) => store.objects.pathOf(h),
-      ...(base === undefined ? {} : { base: { path: options.base!, image: base.image } }),
+      ...(base === undefined
+        ? {}
+        : {
+            base: {
+              path: options.base!,
+              image: base.image,
+              ...(base.chunks === undefined ? {} : { chunks: base.chunks }),
+            },
+          }),
       ...(options.overwrite === undefined ? {} : { overwrite: options.overwrite }),
       ...(options.zeroFreed === undefined ? {} : { zeroFreed: options.zeroFreed }),
       ...(options.signal === undefined ? {} : { signal: options.signal }),
@@ -104,7 +115,7 @@ export async function renderFilesystem(
       initrd: initrd === null ? null : { path: initrd },
     };
   } finally {
-    await base?.image.close();
+    await base?.image?.close();
   }
 }
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
+import { chunkDigests } from './chunk-digest.js';
 
 /** One file run to copy into a window (block offsets relative to the window, in bytes). */
 export interface WindowPiece {
@@ -24,7 +25,13 @@ export interface WindowTask {
 }
 
 export type WindowReply =
-  | { readonly id: number; readonly buf: ArrayBuffer; readonly error?: undefined }
+  | {
+      readonly id: number;
+      readonly buf: ArrayBuffer;
+      /** SHA-256 of each 512 KiB chunk of the filled window, null where all zeros. */
+      readonly digests: (string | null)[];
+      readonly error?: undefined;
+    }
   | {
       readonly id: number;
       readonly buf: ArrayBuffer;
@@ -35,7 +42,8 @@ export type WindowReply =
  * Copies file runs into a window with synchronous reads: a render reads
  * thousands of small files, and one worker doing open/pread/close without a
  * promise per call beats the main thread's async calls several times over.
- * Files that lie wholly in the window are hashed here too.
+ * Files that lie wholly in the window are hashed here too, and so are
+ * the window's 512 KiB chunks once filled.
  */
 function run(task: WindowTask): WindowReply {
   const buf = Buffer.from(task.buf);
@@ -76,7 +84,7 @@ function run(task: WindowTask): WindowReply {
       };
     }
   }
-  return { id: task.id, buf: task.buf };
+  return { id: task.id, buf: task.buf, digests: chunkDigests(buf) };
 }
 
 /** Reused for the part of a file past its first window. */

@@ -1,15 +1,15 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { collectExtents, type DiskImage, type DiskWriter, WRITE_CHUNK } from '../disk/index.js';
-import { isZero } from '../disk/zero.js';
 import { FerryError } from '../errors/index.js';
 import { orderedPool } from '../util/ordered-pool.js';
+import { chunkDigests, DIFF_CHUNK } from './chunk-digest.js';
 import type { Run } from './ext4/extents.js';
 import type { FileRegion } from './ext4/plan-ext4.js';
 import type { WindowPiece, WindowReply } from './window-worker.js';
 
-/** The unit of an incremental EBS snapshot, in which differences are counted. */
-export const DIFF_CHUNK = 512 * 1024;
+export { DIFF_CHUNK } from './chunk-digest.js';
+
 const BLOCK = 4096;
 
 /** A laid-out filesystem ready to be written: metadata blocks, file runs, freed runs. */
@@ -30,6 +30,12 @@ export interface WriteFsOptions {
    * layout leaves as the base has them are neither read nor written.
    */
   readonly patch?: boolean;
+  /**
+   * The chunk digests of the base's map. Without the base image they decide
+   * which chunks changed; with a patch they are carried over for windows
+   * left as the base has them.
+   */
+  readonly baseChunks?: ReadonlyMap<number, string>;
   /** Zero the blocks the base used and this layout frees (default: they keep their old bytes). */
   readonly zeroFreed?: boolean;
   /** Worker threads reading file contents (default 2; memory: about 4 MiB of windows each). */
@@ -45,6 +51,11 @@ export interface WriteFsResult {
   readonly changedChunks: number;
   readonly totalChunks: number;
   readonly fileSize: number;
+  /**
+   * SHA-256 (base64) of every chunk holding data, by chunk index; null when
+   * a patch skipped windows of a base whose map had no digests.
+   */
+  readonly chunks: ReadonlyMap<number, string> | null;
 }
 
 /** What one 2 MiB window holds: its metadata blocks, file runs, whether the base has data there, freed runs. */
@@ -61,6 +72,7 @@ interface Window {
   readonly offset: number;
   readonly length: number;
   readonly buf: Buffer;
+  readonly digests: (string | null)[];
   readonly base: Buffer | null;
 }
 
@@ -95,6 +107,8 @@ export async function writeFsImage(
   const blocksPerWindow = WRITE_CHUNK / BLOCK;
 
   let keptDataChunks = 0;
+  const chunks = new Map<number, string>();
+  let chunksComplete = true;
   let mi = 0;
   let fi = 0;
   let bi = 0;
@@ -129,7 +143,10 @@ export async function writeFsImage(
         (freed.length === 0 || options.zeroFreed !== true)
       ) {
         // The base's bytes stay as they are: its allocated chunks here still hold data.
+        if (options.baseChunks === undefined) chunksComplete = false;
         for (let c = offset; c < offset + length; c += DIFF_CHUNK) {
+          const kept = options.baseChunks?.get(c / DIFF_CHUNK);
+          if (kept !== undefined) chunks.set(c / DIFF_CHUNK, kept);
           const end = Math.min(c + DIFF_CHUNK, offset + length);
           for (let k = bi; k < baseData.length && baseData[k]!.offset < end; k++)
             if (baseData[k]!.offset + baseData[k]!.length > c) {
@@ -180,8 +197,9 @@ export async function writeFsImage(
         size: r.size,
       });
     }
-    const filled = tasks.length === 0 ? buf : await pool.run(buf, tasks);
-    return { offset: w.offset, length: w.length, buf: filled, base };
+    const filled =
+      tasks.length === 0 ? { buf, digests: chunkDigests(buf) } : await pool.run(buf, tasks);
+    return { offset: w.offset, length: w.length, ...filled, base };
   };
 
   const pool = new WindowPool(options.concurrency ?? 2);
@@ -192,12 +210,21 @@ export async function writeFsImage(
     for await (const w of orderedPool(windows(), 2 * pool.size + 2, prepare)) {
       if (options.signal?.aborted === true)
         throw new FerryError('FERRY_ABORTED', 'Cannot render: the operation was aborted');
-      for (let c = 0; c < w.length; c += DIFF_CHUNK) {
-        const now = w.buf.subarray(c, c + DIFF_CHUNK);
-        const zero = isZero(now);
-        if (!zero) dataChunks++;
+      for (let c = 0, k = 0; c < w.length; c += DIFF_CHUNK, k++) {
+        const digest = w.digests[k] ?? null;
+        const index = (w.offset + c) / DIFF_CHUNK;
+        if (digest !== null) {
+          dataChunks++;
+          chunks.set(index, digest);
+        }
         const was = w.base?.subarray(c, c + DIFF_CHUNK);
-        if (was === undefined ? !zero : !now.equals(was)) changedChunks++;
+        const changed =
+          was !== undefined
+            ? !w.buf.subarray(c, c + DIFF_CHUNK).equals(was)
+            : options.baseChunks !== undefined
+              ? digest !== (options.baseChunks.get(index) ?? null)
+              : digest !== null;
+        if (changed) changedChunks++;
       }
       await writer.write(w.offset, w.buf, options.signal);
       options.onProgress?.(w.offset + w.length, size);
@@ -216,13 +243,22 @@ export async function writeFsImage(
       const to = e.offset + e.length;
       if (to > from) changedChunks += Math.ceil(to / DIFF_CHUNK) - Math.floor(from / DIFF_CHUNK);
     }
+  } else if (options.baseChunks !== undefined) {
+    for (const index of options.baseChunks.keys()) if (index * DIFF_CHUNK >= size) changedChunks++;
   }
   return {
     dataChunks: dataChunks + keptDataChunks,
     changedChunks,
     totalChunks: Math.ceil(size / DIFF_CHUNK),
     fileSize,
+    chunks: chunksComplete ? chunks : null,
   };
+}
+
+/** A window filled with file contents, and its chunks' digests. */
+interface FilledWindow {
+  readonly buf: Buffer;
+  readonly digests: (string | null)[];
 }
 
 /** A few worker threads that fill windows with file contents (see window-worker.ts). */
@@ -233,7 +269,7 @@ class WindowPool {
   readonly #queue: (() => void)[] = [];
   readonly #waiting = new Map<
     number,
-    { resolve: (b: Buffer) => void; reject: (e: unknown) => void }
+    { resolve: (r: FilledWindow) => void; reject: (e: unknown) => void }
   >();
   #next = 0;
   #closing = false;
@@ -272,7 +308,8 @@ class WindowPool {
     this.#idle.push(w);
     this.#queue.shift()?.();
     if (p === undefined) return;
-    if (reply.error === undefined) p.resolve(Buffer.from(reply.buf));
+    if (reply.error === undefined)
+      p.resolve({ buf: Buffer.from(reply.buf), digests: reply.digests });
     else if (reply.error.code === 'FERRY_STORE_NOT_FOUND')
       p.reject(
         new FerryError(
@@ -286,14 +323,14 @@ class WindowPool {
     else p.reject(corrupt(reply.error.hash));
   }
 
-  async run(buf: Buffer, pieces: WindowPiece[]): Promise<Buffer> {
+  async run(buf: Buffer, pieces: WindowPiece[]): Promise<FilledWindow> {
     while (this.#idle.length === 0 && this.#broken === null)
       await new Promise<void>((r) => this.#queue.push(r));
     if (this.#broken !== null) throw this.#broken;
     const w = this.#idle.pop()!;
     const id = this.#next++;
     const ab = buf.buffer as ArrayBuffer;
-    return new Promise<Buffer>((resolve, reject) => {
+    return new Promise<FilledWindow>((resolve, reject) => {
       this.#waiting.set(id, { resolve, reject });
       w.postMessage({ id, buf: ab, pieces }, [ab]);
     });

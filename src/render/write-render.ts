@@ -1,6 +1,7 @@
 import { unlink } from 'node:fs/promises';
 import { createRawPatch, type DiskImage, type WritableFormat, writerFor } from '../disk/index.js';
 import { writeFileAtomic } from '../store/local-store.js';
+import { chunksToJson } from './chunk-digest.js';
 import { mapPathOf } from './load-base.js';
 import { type FsLayout, type WriteFsResult, writeFsImage } from './write-fs-image.js';
 
@@ -9,7 +10,12 @@ export interface WriteRenderOptions {
   readonly format: WritableFormat;
   /** Where file contents are: the path of a local store object by its hash. */
   readonly objectPath: (hash: string) => string;
-  readonly base?: { readonly path: string; readonly image: DiskImage };
+  /** The previous render: its image (null when only its map is at hand) and its chunk digests. */
+  readonly base?: {
+    readonly path: string;
+    readonly image: DiskImage | null;
+    readonly chunks?: ReadonlyMap<number, string>;
+  };
   readonly overwrite?: boolean;
   readonly zeroFreed?: boolean;
   readonly signal?: AbortSignal;
@@ -21,6 +27,9 @@ export interface WriteRenderOptions {
  * the next render); if the map cannot be written the image goes too. A raw
  * render over a raw base starts as a copy of the base (a reflink where the
  * filesystem has them), so only the windows that change are read and written.
+ * With only the base's map, every block is written and the chunk digests
+ * the map keeps decide which chunks changed. The new map records the
+ * digest of every chunk holding data.
  */
 export async function writeRender(
   layout: FsLayout,
@@ -33,13 +42,15 @@ export async function writeRender(
     ...(options.overwrite === undefined ? {} : { overwrite: options.overwrite }),
     ...(signal === undefined ? {} : { signal }),
   };
-  const patch = format === 'raw' && base !== undefined && base.image.format === 'raw';
+  const image = base?.image ?? null;
+  const patch = format === 'raw' && base !== undefined && image !== null && image.format === 'raw';
   const writer = patch
-    ? await createRawPatch(out, base.path, writerOptions)
+    ? await createRawPatch(out, base!.path, writerOptions)
     : await writerFor(format).create(out, writerOptions);
   const written = await writeFsImage(layout, writer, {
     objectPath: options.objectPath,
-    ...(base === undefined ? {} : { base: base.image }),
+    ...(image === null ? {} : { base: image }),
+    ...(base?.chunks === undefined ? {} : { baseChunks: base.chunks }),
     patch,
     ...(options.zeroFreed === undefined ? {} : { zeroFreed: options.zeroFreed }),
     ...(signal === undefined ? {} : { signal }),
@@ -47,7 +58,9 @@ export async function writeRender(
   });
   const mapPath = mapPathOf(out);
   try {
-    await writeFileAtomic(mapPath, `${JSON.stringify(map)}\n`);
+    const withChunks =
+      written.chunks === null ? map : { ...(map as object), chunks: chunksToJson(written.chunks) };
+    await writeFileAtomic(mapPath, `${JSON.stringify(withChunks)}\n`);
   } catch (error) {
     await unlink(out).catch(() => {});
     throw error;

@@ -116,6 +116,31 @@ describe('ferry build', () => {
       const { stdout } = await run('sgdisk', ['-v', join(dir, 'disk.img')]);
       assert.match(stdout, /No problems found/);
 
+      // The disk's map alone as the base: the same revision comes out the same, no chunk differs.
+      const again = await runCli([
+        'build',
+        'cli/test',
+        '--layout',
+        'disk',
+        '--out',
+        join(dir, 'disk2.img'),
+        '--store',
+        store,
+        '--boot',
+        'none',
+        '--base',
+        join(dir, 'disk.img.ferry-map.json'),
+        '--output',
+        'json',
+      ]);
+      assert.equal(again.code, 0, again.stderr);
+      const a = JSON.parse(again.stdout) as { changedChunks: number; dataChunks: number };
+      assert.equal(a.changedChunks, 0);
+      assert.ok(a.dataChunks > 0);
+      assert.ok(
+        (await readFile(join(dir, 'disk2.img'))).equals(await readFile(join(dir, 'disk.img'))),
+      );
+
       // Human output names what it did.
       const human = await runCli([
         'build',

@@ -102,6 +102,23 @@ async function differingChunks(a: string, b: string): Promise<number> {
   return count;
 }
 
+/** The map's chunk digests are the SHA-256 of the image's chunks that hold data, every one of them. */
+async function assertChunkDigests(image: string): Promise<void> {
+  const bytes = await readFile(image);
+  const want: Record<string, string> = {};
+  const chunk = 512 * 1024;
+  for (let off = 0; off < bytes.length; off += chunk) {
+    const c = bytes.subarray(off, off + chunk);
+    if (c.some((b) => b !== 0))
+      want[String(off / chunk)] = createHash('sha256').update(c).digest('base64');
+  }
+  const map = JSON.parse(await readFile(mapPathOf(image), 'utf8')) as {
+    chunks: { size: number; sha256: Record<string, string> };
+  };
+  assert.equal(map.chunks.size, chunk);
+  assert.deepEqual(map.chunks.sha256, want, `chunk digests of ${image}`);
+}
+
 describe('ext4 render', () => {
   it('writes a filesystem e2fsck passes, whose tree reads back as the revision (ferry and debugfs)', async () => {
     await withTempDir(async (dir) => {
@@ -231,6 +248,8 @@ describe('ext4 render', () => {
     await withTempDir(async (dir) => {
       const src = join(dir, 'src');
       await makeTree(src);
+      // 16 MiB of one file: whole 2 MiB windows a patched render leaves as they are.
+      await writeFile(join(src, 'usr/bin/large'), Buffer.alloc(16 * 1024 * 1024, 0x5a));
       const store = await LocalStore.open(join(dir, 'store'));
       const one = join(dir, 'one.ext4');
       const first = await renderTree(dir, store, src, one);
@@ -274,6 +293,28 @@ describe('ext4 render', () => {
       });
       assert.equal(q.changedChunks, real);
       assert.equal((await qemuCompare(two, twoQ, 'raw', 'qcow2')).identical, true);
+      // Both maps carry the digest of every data chunk, the patched render's included
+      // (windows it left as the base had them keep the base's digests).
+      await assertChunkDigests(one);
+      await assertChunkDigests(two);
+      // The base's map alone: the same files keep their blocks, every block is written,
+      // and the digests say how many chunks differ from the first image, exactly.
+      const twoM = join(dir, 'two-from-map.ext4');
+      const fromMap = await renderFilesystem(store, second.revision, second.manifest, {
+        out: twoM,
+        base: mapPathOf(one),
+      });
+      await e2fsck(twoM);
+      assert.equal(fromMap.uuid, second.result.uuid);
+      assert.equal(fromMap.keptFiles, second.result.keptFiles);
+      assert.equal(fromMap.changedChunks, await differingChunks(one, twoM));
+      assert.ok(fromMap.changedChunks <= real + 2, 'freed blocks now zero add at most a little');
+      const backM = await ingestImage(store, twoM);
+      assert.deepEqual(
+        lines(await store.getManifest(backM.revision), false),
+        lines(second.manifest, false),
+      );
+      await assertChunkDigests(twoM);
       // A full render of the same revision is independent of the base, and valid too.
       const full = join(dir, 'full.ext4');
       const r = await renderFilesystem(store, second.revision, second.manifest, { out: full });
@@ -310,6 +351,25 @@ describe('ext4 render', () => {
           code: 'FERRY_RENDER_INPUT',
         },
       );
+      // A map alone must carry chunk digests, well formed.
+      const good = join(dir, 'good.ext4');
+      await renderFilesystem(store, ing.revision, m, { out: good });
+      const goodMap = JSON.parse(await readFile(mapPathOf(good), 'utf8')) as Record<
+        string,
+        unknown
+      >;
+      const noChunks = join(dir, 'old.ferry-map.json');
+      await writeFile(noChunks, JSON.stringify({ ...goodMap, chunks: undefined }));
+      const badChunks = join(dir, 'bad.ferry-map.json');
+      await writeFile(
+        badChunks,
+        JSON.stringify({ ...goodMap, chunks: { size: 524288, sha256: { '99999999': 'x' } } }),
+      );
+      for (const base of [noChunks, badChunks, join(dir, 'missing.json')])
+        await assert.rejects(renderFilesystem(store, ing.revision, m, { out, base }), {
+          code: 'FERRY_RENDER_INPUT',
+        });
+      await assert.rejects(stat(out), { code: 'ENOENT' });
       const tool = m.entries.find((e) => e.path === 'usr/bin/tool')!;
       const path = store.objects.pathOf(tool.hash!);
       await chmod(path, 0o644);

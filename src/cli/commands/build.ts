@@ -10,7 +10,7 @@ import { storeLocation } from './image.js';
 export const buildHelp = `Usage: ferry build STREAM[@REV] --layout fs|disk --out FILE [--store DIR]
                    [--format raw|qcow2|vmdk|vhd|vhdx] [--size auto|SIZE] [--fs ext4]
                    [--boot grub|none] [--firmware bios|uefi|both] [--table gpt|mbr]
-                   [--base PREVIOUS_IMAGE] [--zero-freed] [--label NAME]
+                   [--base IMAGE|MAP] [--zero-freed] [--label NAME]
                    [--kernel-out FILE] [--initrd-out FILE] [--overwrite] [--output json]
 
 Renders a revision as the bytes a cloud boots, deterministically: the same
@@ -29,7 +29,11 @@ revision and options give the same image on any machine.
                   reports how many 512 KiB chunks differ from IMAGE (the unit of an
                   incremental EBS snapshot). Freed blocks keep their old bytes
                   unless --zero-freed.
-Every render writes FILE.ferry-map.json, the base for the next one.`;
+  --base MAP      the same from that render's map alone (a .json path), when the
+                  image itself is gone (uploaded, say): every block is written,
+                  and the chunk digests in MAP say which chunks changed.
+Every render writes FILE.ferry-map.json, the base for the next one: where each
+path's inode and blocks are, and the SHA-256 of every 512 KiB chunk that holds data.`;
 
 type Flags = Record<string, string | boolean | string[] | undefined>;
 

@@ -37,6 +37,8 @@ export interface Ext4PlanOptions {
   readonly label?: string;
   /** The block map of a previous render: unchanged files keep their inodes and blocks. */
   readonly base?: Ext4Map;
+  /** The base's bytes are not at hand (its map alone): list kept files among those to write too. */
+  readonly writeKept?: boolean;
 }
 
 /** A run of file contents to copy from the store into the image. */
@@ -54,7 +56,7 @@ export interface Ext4Plan {
   readonly uuid: Buffer;
   /** Metadata blocks (4 KiB each) by block number. */
   readonly meta: ReadonlyMap<number, Buffer>;
-  /** File contents to write, by block. With a base, only files whose blocks changed. */
+  /** File contents to write, by block. With a base, only files whose blocks changed (unless writeKept). */
   readonly files: readonly FileRegion[];
   /** Blocks the base used that this render frees (zeroed when asked). */
   readonly freed: readonly Run[];
@@ -522,8 +524,8 @@ function attempt(nodes: Node[], options: Ext4PlanOptions, geo: Geometry): Ext4Pl
       for (const [i, b] of blocks.entries()) meta.set(phys[i]!, b);
     } else if (e.type === 'file') {
       if (n.kept) keptFiles++;
-      else {
-        if (inPlace.has(n)) rewrittenFiles++;
+      else if (inPlace.has(n)) rewrittenFiles++;
+      if (!n.kept || options.writeKept === true) {
         let offset = 0;
         for (const x of extents) {
           files.push({ block: x.physical, blocks: x.length, hash: e.hash!, size: e.size, offset });
