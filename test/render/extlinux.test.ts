@@ -1,0 +1,229 @@
+/**
+ * EXTLINUX installed by the disk render without mounting anything: the
+ * image is read back with e2fsprogs and the partition tables' own tools,
+ * and the patched ldlinux.sys must point, sector by sector, at its own
+ * bytes in the filesystem. (The QEMU boots are in boot.test.ts.)
+ */
+import assert from 'node:assert/strict';
+import { execFile, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import {
+  EXTLINUX_BIN,
+  extractExtlinux,
+  LDLINUX_MAGIC,
+  loadExtlinux,
+  readExtlinuxInstall,
+} from '../../src/render/boot/extlinux.js';
+import { mapPathOf, renderDisk } from '../../src/render/index.js';
+import { ingestDirectory, LocalStore } from '../../src/store/index.js';
+import { withTempDir } from '../helpers/qemu.js';
+
+const run = promisify(execFile);
+const KERNEL = 'boot/vmlinuz-6.1.0-10-amd64';
+const INITRD = 'boot/initrd.img-6.1.0-10-amd64';
+
+function missingTools(): string | false {
+  if (!existsSync(EXTLINUX_BIN)) return 'extlinux not installed';
+  for (const t of ['e2fsck', 'debugfs', 'sgdisk', 'sfdisk'])
+    if (spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0) return `${t} missing`;
+  return false;
+}
+
+async function tree(dir: string, hostname = 'extlinux'): Promise<void> {
+  await mkdir(join(dir, 'etc'), { recursive: true });
+  await mkdir(join(dir, 'boot'), { recursive: true });
+  await writeFile(join(dir, 'etc/hostname'), `${hostname}\n`);
+  await writeFile(join(dir, KERNEL), Buffer.alloc(300_000, 7));
+  await writeFile(join(dir, INITRD), Buffer.alloc(200_000, 9));
+}
+
+interface DiskMapLike {
+  partitions: { role: string; firstLba: number; lastLba: number }[];
+  fs: { nodes: Record<string, { runs: { logical: number; physical: number; length: number }[] }> };
+}
+
+async function debugfs(part: string, request: string): Promise<Buffer> {
+  const { stdout } = await run('debugfs', ['-R', request, part], {
+    encoding: 'buffer',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return stdout;
+}
+
+/** Checks a rendered EXTLINUX disk from its bytes; returns ldlinux.sys's blocks. */
+async function checkDisk(
+  dir: string,
+  disk: string,
+  table: 'gpt' | 'mbr',
+  rootUuid: string,
+): Promise<number[]> {
+  const bytes = await readFile(disk);
+  const map = JSON.parse(await readFile(mapPathOf(disk), 'utf8')) as DiskMapLike;
+  assert.deepEqual(
+    map.partitions.map((p) => p.role),
+    ['root'],
+    'EXTLINUX needs no BIOS boot partition',
+  );
+  const root = map.partitions[0]!;
+  const rootBytes = bytes.subarray(root.firstLba * 512, (root.lastLba + 1) * 512);
+  const part = join(dir, `${table}-root.part`);
+  await writeFile(part, rootBytes);
+  await run('e2fsck', ['-fn', part]);
+
+  // ldlinux.sys as the filesystem has it, and the blocks it lies in.
+  const file = await debugfs(part, 'cat /boot/extlinux/ldlinux.sys');
+  const blocks = (await debugfs(part, 'blocks /boot/extlinux/ldlinux.sys'))
+    .toString()
+    .trim()
+    .split(/\s+/)
+    .map(Number);
+  assert.equal(blocks.length, Math.ceil(file.length / 4096));
+  const install = readExtlinuxInstall(file, rootBytes.subarray(0, 512));
+  // The negative checksum: the image's dwords sum to the magic.
+  let sum = 0;
+  for (let i = 0; i < install.dataSectors * 128; i++) sum = (sum + file.readUInt32LE(i * 4)) >>> 0;
+  assert.equal(sum, LDLINUX_MAGIC, 'ldlinux.sys checksum');
+  assert.equal(install.checksumOk, true);
+  assert.equal(install.sectors.length, install.dataSectors + 2);
+  assert.equal(file.length, (install.dataSectors + 2) * 512, 'the image and two ADV sectors');
+  // Every sector the boot code loads is the file's own, in order: the first, the extents, the ADVs.
+  const fileSectors = blocks.flatMap((b) => Array.from({ length: 8 }, (_, i) => b * 8 + i));
+  assert.deepEqual(install.sectors, fileSectors.slice(0, install.sectors.length));
+  install.sectors.forEach((s, i) => {
+    assert.ok(
+      rootBytes.subarray(s * 512, s * 512 + 512).equals(file.subarray(i * 512, i * 512 + 512)),
+      `sector ${i} of ldlinux.sys at ${s}`,
+    );
+  });
+  assert.equal(install.dir, '/boot/extlinux');
+  assert.equal(
+    install.hiddenSectors,
+    root.firstLba,
+    'the boot sector knows where its partition is',
+  );
+  assert.equal(rootBytes.readUInt16LE(510), 0xaa55);
+  // The two ADV copies are intact (head, checksum, tail) and equal.
+  const adv = file.subarray(install.dataSectors * 512);
+  assert.equal(adv.readUInt32LE(0), 0x5a2d2fa5);
+  assert.equal(adv.readUInt32LE(508), 0xdd28bf64);
+  assert.ok(adv.subarray(0, 512).equals(adv.subarray(512)));
+
+  const conf = (await debugfs(part, 'cat /boot/extlinux/extlinux.conf')).toString();
+  assert.match(conf, new RegExp(`^\\s*LINUX /${KERNEL}$`, 'm'));
+  assert.match(conf, new RegExp(`^\\s*INITRD /${INITRD}$`, 'm'));
+  assert.match(conf, new RegExp(`APPEND root=UUID=${rootUuid} `));
+  assert.deepEqual(
+    await debugfs(part, 'cat /boot/extlinux/ldlinux.c32'),
+    await readFile('/usr/lib/syslinux/modules/bios/ldlinux.c32'),
+  );
+
+  // The MBR code, and the root marked for it.
+  const code = await readFile(`/usr/lib/EXTLINUX/${table === 'mbr' ? 'mbr' : 'gptmbr'}.bin`);
+  assert.ok(bytes.subarray(0, code.length).equals(code), `${table}: the MBR holds EXTLINUX's code`);
+  if (table === 'mbr') {
+    const { stdout } = await run('sfdisk', ['--json', disk]);
+    const t = JSON.parse(stdout) as { partitiontable: { partitions: { bootable?: boolean }[] } };
+    assert.equal(t.partitiontable.partitions[0]!.bootable, true);
+  } else {
+    assert.match((await run('sgdisk', ['-v', disk])).stdout, /No problems found/);
+    assert.match((await run('sgdisk', ['-i', '1', disk])).stdout, /Attribute flags: 0+4\n/);
+  }
+  return blocks;
+}
+
+describe('EXTLINUX on rendered disks', { skip: missingTools() }, () => {
+  it('patches ldlinux.sys for its own blocks on MBR and GPT disks that e2fsck finds clean', async () => {
+    await withTempDir(async (dir) => {
+      const src = join(dir, 'src');
+      await tree(src);
+      const store = await LocalStore.open(join(dir, 'store'));
+      const { revision } = await ingestDirectory(store, src);
+      const manifest = await store.getManifest(revision);
+      for (const table of ['mbr', 'gpt'] as const) {
+        const disk = join(dir, `${table}.img`);
+        const r = await renderDisk(store, revision, manifest, {
+          out: disk,
+          table,
+          boot: 'extlinux',
+        });
+        assert.equal(r.firmware, 'bios');
+        assert.equal(r.bootloader, 'extlinux');
+        assert.equal(r.kernel, KERNEL);
+        await checkDisk(dir, disk, table, r.rootUuid);
+      }
+    });
+  });
+
+  it('renders bit-identical disks twice, and a changed revision over a base keeps ldlinux.sys in place', async () => {
+    await withTempDir(async (dir) => {
+      const src = join(dir, 'src');
+      await tree(src);
+      const store = await LocalStore.open(join(dir, 'store'));
+      const one = await ingestDirectory(store, src);
+      const m1 = await store.getManifest(one.revision);
+      const hashes: string[] = [];
+      let rootUuid = '';
+      for (const name of ['a.img', 'b.img']) {
+        ({ rootUuid } = await renderDisk(store, one.revision, m1, {
+          out: join(dir, name),
+          boot: 'extlinux',
+        }));
+        hashes.push(
+          createHash('sha256')
+            .update(await readFile(join(dir, name)))
+            .digest('hex'),
+        );
+      }
+      assert.equal(hashes[0], hashes[1]);
+      const first = await checkDisk(dir, join(dir, 'a.img'), 'gpt', rootUuid);
+
+      await tree(src, 'changed');
+      const two = await ingestDirectory(store, src);
+      const next = join(dir, 'next.img');
+      const r = await renderDisk(store, two.revision, await store.getManifest(two.revision), {
+        out: next,
+        boot: 'extlinux',
+        base: join(dir, 'a.img'),
+      });
+      assert.equal(r.rootUuid, rootUuid);
+      assert.ok(r.keptFiles > 0);
+      assert.deepEqual(await checkDisk(dir, next, 'gpt', r.rootUuid), first);
+    });
+  });
+
+  it('refuses UEFI with a usage error, and an unrecognised extlinux as a missing tool', async () => {
+    await withTempDir(async (dir) => {
+      const src = join(dir, 'src');
+      await tree(src);
+      const store = await LocalStore.open(join(dir, 'store'));
+      const { revision } = await ingestDirectory(store, src);
+      const manifest = await store.getManifest(revision);
+      for (const firmware of ['uefi', 'both'] as const)
+        await assert.rejects(
+          renderDisk(store, revision, manifest, {
+            out: join(dir, 'x.img'),
+            boot: 'extlinux',
+            firmware,
+          }),
+          { code: 'FERRY_USAGE', message: /EXTLINUX boots with BIOS only/ },
+        );
+      assert.equal(existsSync(join(dir, 'x.img')), false);
+      await assert.rejects(loadExtlinux(join(dir, 'no-extlinux')), {
+        code: 'FERRY_RENDER_TOOL_MISSING',
+      });
+      assert.throws(() => extractExtlinux(Buffer.alloc(100_000, 0x90)), {
+        code: 'FERRY_RENDER_TOOL_MISSING',
+      });
+      // The real binary: one boot sector and one ldlinux.sys of whole sectors.
+      const x = extractExtlinux(await readFile(EXTLINUX_BIN));
+      assert.equal(x.bootSector.length, 512);
+      assert.equal(x.image.length % 512, 0);
+      assert.match(x.version, /^SYSLINUX 6\./);
+    });
+  });
+});
