@@ -2,7 +2,7 @@
  * Rendered disks boot: a small busybox revision and the Debian revision of
  * the test corpus (scripts/make-debian-root.sh), each with SeaBIOS and with
  * OVMF under QEMU (TCG), asserted from what the image prints on the serial
- * console. The busybox tree's /sbin/init is a script that prints a line
+ * console; the busybox revision with EXTLINUX too (SeaBIOS, MBR and GPT). The busybox tree's /sbin/init is a script that prints a line
  * with the kernel command line and powers off.
  */
 import assert from 'node:assert/strict';
@@ -147,6 +147,23 @@ describe('rendered disks boot under QEMU', {
     const out = await bootAndWatch(disk, 'bios', /FERRY-BOOT-OK[^\n]*\n/, dir);
     assert.match(out, new RegExp(`root=UUID=${r.rootUuid}`));
   });
+
+  for (const table of ['mbr', 'gpt'] as const)
+    it(`boots the busybox revision with EXTLINUX from ${table === 'mbr' ? 'an MBR' : 'a GPT'} disk with SeaBIOS`, async () => {
+      const disk = join(dir, `busybox-extlinux-${table}.img`);
+      const r = await renderDisk(store, busybox.revision, busybox.manifest, {
+        out: disk,
+        table,
+        boot: 'extlinux',
+      });
+      assert.equal(r.firmware, 'bios');
+      const out = await bootAndWatch(disk, 'bios', /FERRY-BOOT-OK[^\n]*\n/, dir);
+      assert.match(out, /SYSLINUX 6\.\d+/, 'EXTLINUX loaded the kernel');
+      const line = /FERRY-BOOT-OK cmdline=\[([^\]]*)\] root=(\S+)/.exec(out)!;
+      assert.ok(line[1]!.includes(`root=UUID=${r.rootUuid}`), line[1]);
+      assert.ok(line[1]!.includes(`BOOT_IMAGE=/${r.kernel}`), line[1]);
+      assert.equal(line[2], 'ext2/ext3');
+    });
 
   it('boots the Debian revision with SeaBIOS and with OVMF to systemd', async () => {
     const disk = join(dir, 'debian.img');
