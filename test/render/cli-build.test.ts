@@ -147,6 +147,18 @@ describe('ferry build', () => {
           'uefi',
         ],
         ['build', 'cli/test', '--layout', 'disk', '--out', join(dir, 'x'), '--size', 'lots'],
+        [
+          'build',
+          'cli/test',
+          '--layout',
+          'disk',
+          '--out',
+          join(dir, 'x'),
+          '--boot',
+          'extlinux',
+          '--firmware',
+          'both',
+        ],
       ]) {
         const res = await runCli([...bad, '--store', store, '--output', 'json']);
         assert.equal(res.code, 2, `${bad.join(' ')}: ${res.stderr}`);
