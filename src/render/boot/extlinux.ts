@@ -211,6 +211,12 @@ export interface ExtlinuxEntry {
 
 /** extlinux.conf: the serial console first (SERIAL must come first), then one entry, booted at once. */
 export function extlinuxConfig(e: ExtlinuxEntry): string {
+  for (const path of [e.kernel, e.initrd])
+    if (path !== null && /[\s]/.test(path))
+      throw new FerryError(
+        'FERRY_RENDER_INPUT',
+        `Cannot install EXTLINUX: its configuration cannot name ${path} (it has white space)`,
+      );
   return [
     '# Written by ferry build.',
     'SERIAL 0 115200',
