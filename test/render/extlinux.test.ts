@@ -21,6 +21,7 @@ import {
 } from '../../src/render/boot/extlinux.js';
 import { mapPathOf, renderDisk } from '../../src/render/index.js';
 import { ingestDirectory, LocalStore } from '../../src/store/index.js';
+import { runCli } from '../helpers/cli.js';
 import { withTempDir } from '../helpers/qemu.js';
 
 const run = promisify(execFile);
@@ -155,6 +156,13 @@ describe('EXTLINUX on rendered disks', { skip: missingTools() }, () => {
         assert.equal(r.bootloader, 'extlinux');
         assert.equal(r.kernel, KERNEL);
         await checkDisk(dir, disk, table, r.rootUuid);
+        // ferry's own inspector names what it finds.
+        const inspect = await runCli(['inspect', disk, '--output', 'json']);
+        assert.equal(inspect.code, 0, inspect.stderr);
+        assert.deepEqual((JSON.parse(inspect.stdout) as { bootloader: unknown }).bootloader, {
+          type: 'extlinux',
+          firmware: ['bios'],
+        });
       }
     });
   });
