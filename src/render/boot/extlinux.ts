@@ -31,6 +31,8 @@ export interface ExtlinuxFiles {
   readonly bootSector: Buffer;
   /** ldlinux.sys without its ADV, unpatched, a whole number of sectors. */
   readonly image: Buffer;
+  /** Offset of the patch area in `image`. */
+  readonly patchArea: number;
   readonly ldlinuxC32: Buffer;
   /** 440 bytes of MBR boot code: mbr.bin (MBR tables) and gptmbr.bin (GPT). */
   readonly mbr: Buffer;
@@ -110,11 +112,10 @@ function findAll(hay: Buffer, needle: Buffer): number[] {
  * image in its last non-zero sector. The boot sector checks ldlinux.sys's
  * per-build instance value, so both must carry the same one.
  */
-export function extractExtlinux(bin: Buffer): {
-  bootSector: Buffer;
-  image: Buffer;
-  version: string;
-} {
+export function extractExtlinux(
+  bin: Buffer,
+  name = EXTLINUX_BIN,
+): { bootSector: Buffer; image: Buffer; patchArea: number; version: string } {
   const magic = Buffer.alloc(4);
   magic.writeUInt32LE(LDLINUX_MAGIC);
   const hits = findAll(bin, magic);
@@ -130,7 +131,7 @@ export function extractExtlinux(bin: Buffer): {
         bin[s] === 0xeb,
     );
   if (sectors.length !== 1)
-    throw missing(`${EXTLINUX_BIN} holds ${sectors.length} EXTLINUX boot sectors, not one`);
+    throw missing(`${name} holds ${sectors.length} EXTLINUX boot sectors, not one`);
   const bootSector = Buffer.from(bin.subarray(sectors[0]!, sectors[0]! + SECTOR));
   // bin2c's length and mtime constants sit side by side (in either order); the boot sector's length is 512.
   const u32 = (q: number): number => (q >= 0 && q + 4 <= bin.length ? bin.readUInt32LE(q) : 0);
@@ -138,7 +139,7 @@ export function extractExtlinux(bin: Buffer): {
     .filter((p) => p % 4 === 0)
     .flatMap((p) => [u32(p - 4), u32(p + 4)].filter((t) => t !== 0).map((t) => ({ p, t })));
   const banner = Buffer.from('\r\nSYSLINUX ');
-  const found: { image: Buffer; version: string }[] = [];
+  const found: { image: Buffer; patchArea: number; version: string }[] = [];
   for (const start of findAll(bin, banner)) {
     const pa = hits.find((h) => h > start && h - start <= 64 && (h - start) % 4 === 0);
     if (pa === undefined) continue;
@@ -161,22 +162,25 @@ export function extractExtlinux(bin: Buffer): {
         .subarray(2, nameEnd < 0 ? 32 : Math.min(nameEnd, 40))
         .toString('latin1')
         .trim();
-      found.push({ image: Buffer.from(image), version });
+      found.push({ image: Buffer.from(image), patchArea: pa - start, version });
     }
   }
   if (found.length !== 1)
     throw missing(
-      `${EXTLINUX_BIN} holds ${found.length === 0 ? 'no' : found.length} recognisable ldlinux.sys image${found.length === 1 ? '' : 's'}`,
+      `${name} holds ${found.length === 0 ? 'no' : found.length} recognisable ldlinux.sys image${found.length === 1 ? '' : 's'}`,
     );
-  const { image, version } = found[0]!;
+  const { image, patchArea, version } = found[0]!;
   if (!/^SYSLINUX 6\./.test(version))
-    throw missing(`${EXTLINUX_BIN} is ${version}; ferry installs syslinux 6.x`);
-  return { bootSector, image, version };
+    throw missing(`${name} is ${version}; ferry installs syslinux 6.x`);
+  return { bootSector, image, patchArea, version };
 }
 
 /** Everything an EXTLINUX install writes, from the installed packages. */
 export async function loadExtlinux(bin = EXTLINUX_BIN): Promise<ExtlinuxFiles> {
-  const { bootSector, image, version } = extractExtlinux(await readTool(bin, 'extlinux'));
+  const { bootSector, image, patchArea, version } = extractExtlinux(
+    await readTool(bin, 'extlinux'),
+    bin,
+  );
   const ldlinuxC32 = await readTool(C32, 'ldlinux.c32');
   if (ldlinuxC32.subarray(0, 4).toString('latin1') !== '\x7fELF')
     throw missing(`${C32} is not a syslinux 6 module`);
@@ -185,7 +189,15 @@ export async function loadExtlinux(bin = EXTLINUX_BIN): Promise<ExtlinuxFiles> {
   if (mbr.length > 440 || gptmbr.length > 440)
     throw missing('mbr.bin or gptmbr.bin is longer than the 440 bytes of MBR boot code');
   const pad = (b: Buffer): Buffer => Buffer.concat([b, Buffer.alloc(440 - b.length)]);
-  return { bootSector, image, ldlinuxC32, mbr: pad(mbr), gptmbr: pad(gptmbr), version };
+  return {
+    bootSector,
+    image,
+    patchArea,
+    ldlinuxC32,
+    mbr: pad(mbr),
+    gptmbr: pad(gptmbr),
+    version,
+  };
 }
 
 /** Two copies of an empty auxiliary data vector, as a fresh install writes them. */
@@ -260,8 +272,7 @@ export function patchExtlinux(
   p: ExtlinuxPatch,
 ): { ldlinux: Buffer; bootSector: Buffer } {
   const image = Buffer.from(files.image);
-  const pa = image.indexOf(Buffer.from([0xfe, 0x02, 0xb2, 0x3e]));
-  const l = pa < 0 ? null : patchLayout(image, pa);
+  const l = patchLayout(image, files.patchArea);
   if (l === null) throw missing('its ldlinux.sys has no patch area');
   const dataSectors = image.length / SECTOR;
   const nsect = dataSectors + 2;
