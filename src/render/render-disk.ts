@@ -4,6 +4,7 @@ import type { LocalStore, Manifest } from '../store/index.js';
 import {
   extlinuxConfig,
   loadExtlinux,
+  loadSyslinuxEfi,
   patchExtlinux,
   readExtlinuxInstall,
   unpatchedLdlinux,
@@ -21,7 +22,7 @@ import {
 } from './disk/partition-table.js';
 import type { Run } from './ext4/extents.js';
 import { derive, ext4Uuid, type FileRegion, planExt4, uuidFrom } from './ext4/plan-ext4.js';
-import { buildFat16 } from './fat/fat16-writer.js';
+import { buildFat16, type FatFile } from './fat/fat16-writer.js';
 import { loadBase } from './load-base.js';
 import { formatUuid } from './render-fs.js';
 import { editTree } from './tree-edits.js';
@@ -39,7 +40,11 @@ export interface RenderDiskOptions {
   readonly margin?: number;
   readonly table?: 'gpt' | 'mbr';
   readonly firmware?: Firmware;
-  /** GRUB (BIOS and UEFI), EXTLINUX (BIOS only, installed into /boot/extlinux) or no boot loader. */
+  /**
+   * GRUB; EXTLINUX, installed into /boot/extlinux (BIOS; firmware defaults to
+   * bios), with syslinux.efi and copies of the kernel and initrd on the ESP for
+   * UEFI; or no boot loader.
+   */
   readonly boot?: 'grub' | 'extlinux' | 'none';
   /** Kernel arguments after root=UUID=... (default: ro console=tty0 console=ttyS0,115200). */
   readonly kernelArgs?: string;
@@ -118,8 +123,9 @@ function addBlocks(meta: Map<number, Buffer>, offset: number, data: Buffer): voi
  * Renders a revision as a bootable disk: GPT (BIOS boot partition and/or
  * EFI system partition) or MBR, the root filesystem from the ext4 writer,
  * an /etc/fstab by UUID, and GRUB built with a configuration that finds the
- * root by UUID and boots the newest kernel, or EXTLINUX (BIOS only) installed
- * into /boot/extlinux of the root filesystem. Deterministic like the
+ * root by UUID and boots the newest kernel, or EXTLINUX installed into
+ * /boot/extlinux of the root filesystem (and syslinux.efi on the ESP for
+ * UEFI). Deterministic like the
  * filesystem: disk and partition GUIDs derive from the revision id (or come
  * from the base, which keeps its identity).
  */
@@ -135,8 +141,6 @@ export async function renderDisk(
     options.firmware ?? (table === 'mbr' || bootWith === 'extlinux' ? 'bios' : 'both');
   if (table === 'mbr' && firmware !== 'bios')
     throw usage('an MBR disk boots with BIOS only; use --table gpt for UEFI');
-  if (bootWith === 'extlinux' && firmware !== 'bios')
-    throw usage('EXTLINUX boots with BIOS only; use --firmware bios, or --boot grub for UEFI');
   // GRUB's core goes in a BIOS boot partition; EXTLINUX lives in the root filesystem.
   const biosBoot = bootWith !== 'extlinux';
   const base =
@@ -176,8 +180,11 @@ export async function renderDisk(
       '',
     ].join('\n');
     const cmdline = `root=UUID=${rootUuid} ${options.kernelArgs ?? DEFAULT_ARGS}`;
-    // EXTLINUX: its files go into the tree; ldlinux.sys is patched once its blocks are known.
-    const extlinux = bootWith === 'extlinux' ? await loadExtlinux() : null;
+    // EXTLINUX for BIOS: its files go into the tree; ldlinux.sys is patched once its blocks are known.
+    const extlinux = bootWith === 'extlinux' && firmware !== 'uefi' ? await loadExtlinux() : null;
+    // For UEFI, syslinux.efi on the ESP, which boots copies of the kernel and initrd from there.
+    const syslinuxEfi =
+      bootWith === 'extlinux' && firmware !== 'bios' ? await loadSyslinuxEfi() : null;
     const bootTree =
       extlinux === null || boot === null
         ? []
@@ -191,8 +198,8 @@ export async function renderDisk(
             {
               path: `${EXTLINUX_DIR}/extlinux.conf`,
               content: extlinuxConfig({
-                kernel: boot.kernel.path,
-                initrd: boot.initrd?.path ?? null,
+                kernel: `/${boot.kernel.path}`,
+                initrd: boot.initrd === null ? null : `/${boot.initrd.path}`,
                 cmdline,
               }),
               mode: 0o644,
@@ -332,7 +339,12 @@ export async function renderDisk(
     addBlocks(meta, 0, head);
     const esp = partitions.find((p) => p.role === 'esp');
     if (esp !== undefined) {
-      const files = efi === null ? [] : [{ path: 'EFI/BOOT/BOOTX64.EFI', data: efi }];
+      const files =
+        syslinuxEfi !== null && boot !== null
+          ? await syslinuxEspFiles(store, syslinuxEfi, boot, cmdline, options.signal)
+          : efi === null
+            ? []
+            : [{ path: 'EFI/BOOT/BOOTX64.EFI', data: efi }];
       const fat = buildFat16(
         esp.lastLba - esp.firstLba + 1,
         files,
@@ -448,4 +460,42 @@ function installExtlinux(
       );
     return !inside;
   });
+}
+
+/**
+ * The ESP for syslinux.efi: the loader, ldlinux.e64, its configuration, and
+ * copies of the kernel and initrd (syslinux.efi reads only its own FAT
+ * partition, so a kernel the guest installs later is not booted until the
+ * next render).
+ */
+async function syslinuxEspFiles(
+  store: LocalStore,
+  efi: Awaited<ReturnType<typeof loadSyslinuxEfi>>,
+  boot: NonNullable<ReturnType<typeof findBootFiles>>,
+  cmdline: string,
+  signal: AbortSignal | undefined,
+): Promise<FatFile[]> {
+  const room = ESP_SECTORS * SECTOR - 4 * 1024 * 1024;
+  const bytes = boot.kernel.size + (boot.initrd?.size ?? 0) + efi.loader.length;
+  if (bytes > room)
+    throw new FerryError(
+      'FERRY_RENDER_LIMIT',
+      `Cannot install EXTLINUX for UEFI: the kernel and initrd (${bytes} bytes with the loader) do not fit the ${ESP_SECTORS * SECTOR} byte EFI system partition`,
+      { hint: 'Use --firmware bios, or --boot grub, which reads the kernel from the root' },
+    );
+  const kernel = await store.objects.readAll(boot.kernel.hash!, room, signal);
+  const initrd =
+    boot.initrd === null ? null : await store.objects.readAll(boot.initrd.hash!, room, signal);
+  const config = extlinuxConfig({
+    kernel: '/EFI/BOOT/VMLINUZ',
+    initrd: initrd === null ? null : '/EFI/BOOT/INITRD.IMG',
+    cmdline,
+  });
+  return [
+    { path: 'EFI/BOOT/BOOTX64.EFI', data: efi.loader },
+    { path: 'EFI/BOOT/LDLINUX.E64', data: efi.ldlinuxE64 },
+    { path: 'EFI/BOOT/SYSLINUX.CFG', data: Buffer.from(config) },
+    { path: 'EFI/BOOT/VMLINUZ', data: kernel },
+    ...(initrd === null ? [] : [{ path: 'EFI/BOOT/INITRD.IMG', data: initrd }]),
+  ];
 }

@@ -23,9 +23,10 @@ revision and options give the same image on any machine.
                   a BIOS boot partition and an EFI system partition (--firmware
                   both, the default), or MBR (--table mbr, BIOS only); GRUB finds
                   the root by UUID; /etc/fstab is written by UUID
-  --boot extlinux EXTLINUX in /boot/extlinux instead of GRUB: BIOS only (the
-                  default firmware then; uefi or both is refused), no BIOS boot
-                  partition on GPT (gptmbr.bin boots the root partition)
+  --boot extlinux EXTLINUX in /boot/extlinux instead of GRUB; the firmware
+                  defaults to bios (no BIOS boot partition on GPT: gptmbr.bin
+                  boots the root); --firmware uefi or both adds syslinux.efi
+                  with copies of the kernel and initrd on the ESP
   --size auto     (default) disk: the contents plus 25 % free; fs: the minimum
   --base IMAGE    a previous render of this lineage (its FILE.ferry-map.json beside
                   it): unchanged files keep their inodes and blocks, and the output

@@ -8,12 +8,17 @@ import { FerryError } from '../../errors/index.js';
  * lays the filesystem out itself, so it knows the file's blocks after planning
  * and does the patching here. The boot sector and ldlinux.sys are the images
  * built into /usr/bin/extlinux (it carries them as arrays); ldlinux.c32 comes
- * from syslinux-common; the MBR code from the extlinux package.
+ * from syslinux-common; the MBR code from the extlinux package. For UEFI,
+ * syslinux.efi (syslinux-efi) and ldlinux.e64 go on the EFI system partition
+ * with a copy of the kernel and initrd: syslinux.efi reads only its own
+ * partition.
  */
 
 export const EXTLINUX_BIN = '/usr/bin/extlinux';
 const MBR_DIR = '/usr/lib/EXTLINUX';
 const C32 = '/usr/lib/syslinux/modules/bios/ldlinux.c32';
+const SYSLINUX_EFI = '/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi';
+const E64 = '/usr/lib/syslinux/modules/efi64/ldlinux.e64';
 
 /** The patch area's signature, at the start of ldlinux.sys's patch area and near the boot sector's end. */
 export const LDLINUX_MAGIC = 0x3eb202fe;
@@ -41,19 +46,38 @@ export interface ExtlinuxFiles {
   readonly version: string;
 }
 
-function missing(reason: string, cause?: unknown): FerryError {
+const HINT = 'Install the extlinux and syslinux-common packages (syslinux 6.x)';
+
+function missing(reason: string, cause?: unknown, hint = HINT): FerryError {
   return new FerryError('FERRY_RENDER_TOOL_MISSING', `Cannot install EXTLINUX: ${reason}`, {
-    hint: 'Install the extlinux and syslinux-common packages (syslinux 6.x)',
+    hint,
     ...(cause === undefined ? {} : { cause }),
   });
 }
 
-async function readTool(path: string, what: string): Promise<Buffer> {
+async function readTool(path: string, what: string, hint = HINT): Promise<Buffer> {
   try {
     return await readFile(path);
   } catch (error) {
-    throw missing(`${what} (${path}) cannot be read`, error);
+    throw missing(`${what} (${path}) cannot be read`, error, hint);
   }
+}
+
+/** SYSLINUX for x86-64 UEFI: the loader (EFI/BOOT/BOOTX64.EFI) and its ldlinux.e64. */
+export interface SyslinuxEfiFiles {
+  readonly loader: Buffer;
+  readonly ldlinuxE64: Buffer;
+}
+
+export async function loadSyslinuxEfi(): Promise<SyslinuxEfiFiles> {
+  const hint = 'Install the syslinux-efi and syslinux-common packages';
+  const loader = await readTool(SYSLINUX_EFI, 'syslinux.efi', hint);
+  const ldlinuxE64 = await readTool(E64, 'ldlinux.e64', hint);
+  if (loader.subarray(0, 2).toString('latin1') !== 'MZ')
+    throw missing(`${SYSLINUX_EFI} is not an EFI application`, undefined, hint);
+  if (ldlinuxE64.subarray(0, 4).toString('latin1') !== '\x7fELF')
+    throw missing(`${E64} is not a syslinux 6 module`, undefined, hint);
+  return { loader, ldlinuxE64 };
 }
 
 /** Where each field of the patch area and the extended patch area is in ldlinux.sys. */
@@ -214,7 +238,7 @@ export function unpatchedLdlinux(files: ExtlinuxFiles): Buffer {
   return Buffer.concat([files.image, emptyAdv()]);
 }
 
-/** What EXTLINUX boots, in the configuration ldlinux.c32 reads. */
+/** What EXTLINUX boots, in the configuration ldlinux.c32 reads: absolute paths in its filesystem. */
 export interface ExtlinuxEntry {
   readonly kernel: string;
   readonly initrd: string | null;
@@ -236,8 +260,8 @@ export function extlinuxConfig(e: ExtlinuxEntry): string {
     'PROMPT 0',
     'TIMEOUT 0',
     'LABEL ferry',
-    `  LINUX /${e.kernel}`,
-    ...(e.initrd === null ? [] : [`  INITRD /${e.initrd}`]),
+    `  LINUX ${e.kernel}`,
+    ...(e.initrd === null ? [] : [`  INITRD ${e.initrd}`]),
     `  APPEND ${e.cmdline}`,
     '',
   ].join('\n');
