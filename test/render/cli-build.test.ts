@@ -154,6 +154,8 @@ describe('ferry build', () => {
           'disk',
           '--out',
           join(dir, 'x'),
+          '--table',
+          'mbr',
           '--boot',
           'extlinux',
           '--firmware',

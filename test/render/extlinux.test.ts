@@ -2,7 +2,8 @@
  * EXTLINUX installed by the disk render without mounting anything: the
  * image is read back with e2fsprogs and the partition tables' own tools,
  * and the patched ldlinux.sys must point, sector by sector, at its own
- * bytes in the filesystem. (The QEMU boots are in boot.test.ts.)
+ * bytes in the filesystem; for UEFI the ESP holds syslinux.efi and what it
+ * boots. (The QEMU boots are in boot.test.ts.)
  */
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
@@ -26,11 +27,12 @@ import { withTempDir } from '../helpers/qemu.js';
 
 const run = promisify(execFile);
 const KERNEL = 'boot/vmlinuz-6.1.0-10-amd64';
+const SYSLINUX_EFI = '/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi';
 const INITRD = 'boot/initrd.img-6.1.0-10-amd64';
 
 function missingTools(): string | false {
   if (!existsSync(EXTLINUX_BIN)) return 'extlinux not installed';
-  for (const t of ['e2fsck', 'debugfs', 'sgdisk', 'sfdisk'])
+  for (const t of ['e2fsck', 'debugfs', 'sgdisk', 'sfdisk', 'fsck.fat', 'mcopy'])
     if (spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0) return `${t} missing`;
   return false;
 }
@@ -65,12 +67,12 @@ async function checkDisk(
 ): Promise<number[]> {
   const bytes = await readFile(disk);
   const map = JSON.parse(await readFile(mapPathOf(disk), 'utf8')) as DiskMapLike;
-  assert.deepEqual(
-    map.partitions.map((p) => p.role),
-    ['root'],
+  assert.ok(
+    map.partitions.every((p) => p.role !== 'bios-boot'),
     'EXTLINUX needs no BIOS boot partition',
   );
-  const root = map.partitions[0]!;
+  const rootIndex = map.partitions.findIndex((p) => p.role === 'root');
+  const root = map.partitions[rootIndex]!;
   const rootBytes = bytes.subarray(root.firstLba * 512, (root.lastLba + 1) * 512);
   const part = join(dir, `${table}-root.part`);
   await writeFile(part, rootBytes);
@@ -129,10 +131,11 @@ async function checkDisk(
   if (table === 'mbr') {
     const { stdout } = await run('sfdisk', ['--json', disk]);
     const t = JSON.parse(stdout) as { partitiontable: { partitions: { bootable?: boolean }[] } };
-    assert.equal(t.partitiontable.partitions[0]!.bootable, true);
+    assert.equal(t.partitiontable.partitions[rootIndex]!.bootable, true);
   } else {
     assert.match((await run('sgdisk', ['-v', disk])).stdout, /No problems found/);
-    assert.match((await run('sgdisk', ['-i', '1', disk])).stdout, /Attribute flags: 0+4\n/);
+    const info = await run('sgdisk', ['-i', String(rootIndex + 1), disk]);
+    assert.match(info.stdout, /Attribute flags: 0+4\n/);
   }
   return blocks;
 }
@@ -204,22 +207,84 @@ describe('EXTLINUX on rendered disks', { skip: missingTools() }, () => {
     });
   });
 
-  it('refuses UEFI with a usage error, and an unrecognised extlinux as a missing tool', async () => {
+  it('puts syslinux.efi, its configuration, the kernel and the initrd on the ESP for UEFI', {
+    skip: existsSync(SYSLINUX_EFI) ? false : 'syslinux-efi not installed',
+  }, async () => {
     await withTempDir(async (dir) => {
       const src = join(dir, 'src');
       await tree(src);
       const store = await LocalStore.open(join(dir, 'store'));
       const { revision } = await ingestDirectory(store, src);
       const manifest = await store.getManifest(revision);
-      for (const firmware of ['uefi', 'both'] as const)
-        await assert.rejects(
-          renderDisk(store, revision, manifest, {
-            out: join(dir, 'x.img'),
-            boot: 'extlinux',
-            firmware,
-          }),
-          { code: 'FERRY_USAGE', message: /EXTLINUX boots with BIOS only/ },
+      for (const firmware of ['both', 'uefi'] as const) {
+        const disk = join(dir, `${firmware}.img`);
+        const r = await renderDisk(store, revision, manifest, {
+          out: disk,
+          boot: 'extlinux',
+          firmware,
+        });
+        assert.equal(r.firmware, firmware);
+        assert.equal(r.bootloader, 'extlinux');
+        // BIOS as on a BIOS-only disk; UEFI alone leaves the root and the MBR code alone.
+        if (firmware === 'both') await checkDisk(dir, disk, 'gpt', r.rootUuid);
+        const bytes = await readFile(disk);
+        const map = JSON.parse(await readFile(mapPathOf(disk), 'utf8')) as DiskMapLike;
+        const esp = map.partitions.find((p) => p.role === 'esp')!;
+        const part = join(dir, `${firmware}-esp.part`);
+        await writeFile(part, bytes.subarray(esp.firstLba * 512, (esp.lastLba + 1) * 512));
+        await run('fsck.fat', ['-n', part]);
+        const get = async (name: string): Promise<Buffer> => {
+          const out = join(dir, `${firmware}-${name}`);
+          await run('mcopy', ['-n', '-i', part, `::/EFI/BOOT/${name}`, out], {
+            env: { ...process.env, MTOOLS_SKIP_CHECK: '1' },
+          });
+          return readFile(out);
+        };
+        assert.deepEqual(await get('BOOTX64.EFI'), await readFile(SYSLINUX_EFI));
+        assert.deepEqual(
+          await get('LDLINUX.E64'),
+          await readFile('/usr/lib/syslinux/modules/efi64/ldlinux.e64'),
         );
+        assert.deepEqual(await get('VMLINUZ'), await readFile(join(src, KERNEL)));
+        assert.deepEqual(await get('INITRD.IMG'), await readFile(join(src, INITRD)));
+        const conf = (await get('SYSLINUX.CFG')).toString();
+        assert.match(conf, /^\s*LINUX \/EFI\/BOOT\/VMLINUZ$/m);
+        assert.match(conf, /^\s*INITRD \/EFI\/BOOT\/INITRD.IMG$/m);
+        assert.match(conf, new RegExp(`APPEND root=UUID=${r.rootUuid} `));
+        if (firmware === 'uefi') {
+          assert.ok(
+            bytes.subarray(0, 440).every((b) => b === 0),
+            'no BIOS boot code',
+          );
+          const rootPart = map.partitions.find((p) => p.role === 'root')!;
+          const rp = join(dir, 'uefi-root.part');
+          await writeFile(
+            rp,
+            bytes.subarray(rootPart.firstLba * 512, (rootPart.lastLba + 1) * 512),
+          );
+          await run('e2fsck', ['-fn', rp]);
+          assert.doesNotMatch((await debugfs(rp, 'ls /boot')).toString(), /extlinux/);
+        }
+      }
+    });
+  });
+
+  it('refuses an MBR disk for UEFI, and a missing or unrecognised extlinux as a missing tool', async () => {
+    await withTempDir(async (dir) => {
+      const src = join(dir, 'src');
+      await tree(src);
+      const store = await LocalStore.open(join(dir, 'store'));
+      const { revision } = await ingestDirectory(store, src);
+      const manifest = await store.getManifest(revision);
+      await assert.rejects(
+        renderDisk(store, revision, manifest, {
+          out: join(dir, 'x.img'),
+          boot: 'extlinux',
+          table: 'mbr',
+          firmware: 'both',
+        }),
+        { code: 'FERRY_USAGE' },
+      );
       assert.equal(existsSync(join(dir, 'x.img')), false);
       await assert.rejects(loadExtlinux(join(dir, 'no-extlinux')), {
         code: 'FERRY_RENDER_TOOL_MISSING',
