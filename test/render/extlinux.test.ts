@@ -191,6 +191,23 @@ describe('EXTLINUX on rendered disks', { skip: missingTools() }, () => {
         );
       }
       assert.equal(hashes[0], hashes[1]);
+      if (existsSync(SYSLINUX_EFI)) {
+        // With syslinux.efi and the kernel copies on the ESP as well.
+        const both: Buffer[] = [];
+        for (const name of ['c.img', 'd.img']) {
+          await renderDisk(store, one.revision, m1, {
+            out: join(dir, name),
+            boot: 'extlinux',
+            firmware: 'both',
+          });
+          both.push(
+            createHash('sha256')
+              .update(await readFile(join(dir, name)))
+              .digest(),
+          );
+        }
+        assert.deepEqual(both[0], both[1]);
+      }
       const first = await checkDisk(dir, join(dir, 'a.img'), 'gpt', rootUuid);
 
       await tree(src, 'changed');
