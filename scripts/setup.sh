@@ -15,8 +15,9 @@
 #   fdisk gdisk util-linux
 #                     sfdisk/sgdisk build partition tables; sfdisk --json, partx, blkid check them;
 #                     flock lets parallel S3 test files share one scripts/swift-s3.sh server
-#   grub-pc-bin syslinux-common extlinux mbr
-#                     real boot code (GRUB 2, SYSLINUX/EXTLINUX, install-mbr); GRUB legacy's
+#   grub-pc-bin syslinux-common extlinux syslinux-efi mbr
+#                     real boot code (GRUB 2, SYSLINUX/EXTLINUX, install-mbr; extlinux and
+#                     syslinux-efi are what build --boot extlinux installs); GRUB legacy's
 #                     stage1 is unpacked from its .deb by make-debian-root.sh, because the
 #                     grub-legacy package conflicts with grub2-common, which libguestfs needs
 #   grub-efi-amd64-bin debootstrap
@@ -37,7 +38,7 @@ cd "$(dirname "$0")/.."
 
 packages=(qemu-utils tar time python3-libvhdi e2fsprogs xfsprogs dosfstools mtools btrfs-progs
   cryptsetup-bin xorriso ntfs-3g fuse3 libhivex-bin fdisk gdisk util-linux grub-pc-bin
-  syslinux-common extlinux mbr grub-efi-amd64-bin debootstrap libguestfs-tools
+  syslinux-common extlinux syslinux-efi mbr grub-efi-amd64-bin debootstrap libguestfs-tools
   linux-image-cloud-amd64 swift swift-proxy swift-object swift-container swift-account
   python3-swift memcached curl ovmf busybox-static faketime)
 missing=()

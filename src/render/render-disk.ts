@@ -1,6 +1,14 @@
 import type { WritableFormat } from '../disk/index.js';
 import { FerryError } from '../errors/index.js';
 import type { LocalStore, Manifest } from '../store/index.js';
+import {
+  extlinuxConfig,
+  loadExtlinux,
+  loadSyslinuxEfi,
+  patchExtlinux,
+  readExtlinuxInstall,
+  unpatchedLdlinux,
+} from './boot/extlinux.js';
 import { grubBios, grubConfig, grubEfi } from './boot/grub.js';
 import { findBootFiles } from './boot-files.js';
 import { checkDiskMap, type DiskMap, type DiskMapPartition } from './disk/disk-map.js';
@@ -14,7 +22,7 @@ import {
 } from './disk/partition-table.js';
 import type { Run } from './ext4/extents.js';
 import { derive, ext4Uuid, type FileRegion, planExt4, uuidFrom } from './ext4/plan-ext4.js';
-import { buildFat16 } from './fat/fat16-writer.js';
+import { buildFat16, type FatFile } from './fat/fat16-writer.js';
 import { loadBase } from './load-base.js';
 import { formatUuid } from './render-fs.js';
 import { editTree } from './tree-edits.js';
@@ -32,7 +40,12 @@ export interface RenderDiskOptions {
   readonly margin?: number;
   readonly table?: 'gpt' | 'mbr';
   readonly firmware?: Firmware;
-  readonly boot?: 'grub' | 'none';
+  /**
+   * GRUB; EXTLINUX, installed into /boot/extlinux (BIOS; firmware defaults to
+   * bios), with syslinux.efi and copies of the kernel and initrd on the ESP for
+   * UEFI; or no boot loader.
+   */
+  readonly boot?: 'grub' | 'extlinux' | 'none';
   /** Kernel arguments after root=UUID=... (default: ro console=tty0 console=ttyS0,115200). */
   readonly kernelArgs?: string;
   readonly label?: string;
@@ -53,6 +66,7 @@ export interface RenderDiskResult {
   readonly firmware: Firmware;
   readonly rootUuid: string;
   readonly espId: string | null;
+  readonly bootloader: 'grub' | 'extlinux' | null;
   readonly kernel: string | null;
   readonly dataChunks: number;
   readonly changedChunks: number;
@@ -63,6 +77,8 @@ export interface RenderDiskResult {
 const MIB_SECTORS = 2048;
 const ESP_SECTORS = 64 * MIB_SECTORS;
 const DEFAULT_ARGS = 'ro console=tty0 console=ttyS0,115200';
+/** Where EXTLINUX is installed in the root filesystem (ldlinux.sys looks there for its files). */
+const EXTLINUX_DIR = 'boot/extlinux';
 
 function usage(reason: string): FerryError {
   return new FerryError('FERRY_USAGE', `Cannot render the disk: ${reason}`);
@@ -70,15 +86,16 @@ function usage(reason: string): FerryError {
 
 const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
 
-/** The partition layout for a root filesystem of `fsSectors` sectors. */
+/** The partition layout for a root filesystem of `fsSectors` sectors (a BIOS boot partition for GRUB's core on GPT). */
 function layout(
   table: 'gpt' | 'mbr',
   firmware: Firmware,
   fsSectors: number,
+  biosBoot: boolean,
 ): { parts: Omit<DiskMapPartition, 'guid'>[]; totalSectors: number } {
   const parts: Omit<DiskMapPartition, 'guid'>[] = [];
   let at = MIB_SECTORS;
-  if (table === 'gpt' && firmware !== 'uefi') {
+  if (table === 'gpt' && firmware !== 'uefi' && biosBoot) {
     parts.push({ role: 'bios-boot', firstLba: at, lastLba: at + MIB_SECTORS - 1 });
     at += MIB_SECTORS;
   }
@@ -107,7 +124,9 @@ function addBlocks(meta: Map<number, Buffer>, offset: number, data: Buffer): voi
  * Renders a revision as a bootable disk: GPT (BIOS boot partition and/or
  * EFI system partition) or MBR, the root filesystem from the ext4 writer,
  * an /etc/fstab by UUID, and GRUB built with a configuration that finds the
- * root by UUID and boots the newest kernel. Deterministic like the
+ * root by UUID and boots the newest kernel, or EXTLINUX installed into
+ * /boot/extlinux of the root filesystem (and syslinux.efi on the ESP for
+ * UEFI). Deterministic like the
  * filesystem: disk and partition GUIDs derive from the revision id (or come
  * from the base, which keeps its identity).
  */
@@ -118,10 +137,13 @@ export async function renderDisk(
   options: RenderDiskOptions,
 ): Promise<RenderDiskResult> {
   const table = options.table ?? 'gpt';
-  const firmware = options.firmware ?? (table === 'mbr' ? 'bios' : 'both');
+  const bootWith = options.boot ?? 'grub';
+  const firmware =
+    options.firmware ?? (table === 'mbr' || bootWith === 'extlinux' ? 'bios' : 'both');
   if (table === 'mbr' && firmware !== 'bios')
     throw usage('an MBR disk boots with BIOS only; use --table gpt for UEFI');
-  const bootWith = options.boot ?? 'grub';
+  // GRUB's core goes in a BIOS boot partition; EXTLINUX lives in the root filesystem.
+  const biosBoot = bootWith !== 'extlinux';
   const base =
     options.base === undefined
       ? undefined
@@ -144,7 +166,7 @@ export async function renderDisk(
         : `${(espVolume >>> 16).toString(16).padStart(4, '0')}-${(espVolume & 0xffff).toString(16).padStart(4, '0')}`.toUpperCase();
 
     const boot = findBootFiles(manifest);
-    if (bootWith === 'grub' && boot === null)
+    if (bootWith !== 'none' && boot === null)
       throw new FerryError(
         'FERRY_RENDER_INPUT',
         'Cannot make the disk bootable: the revision has no kernel under /boot',
@@ -158,15 +180,41 @@ export async function renderDisk(
       ...(espId === null ? [] : [`UUID=${espId} /boot/efi vfat umask=0077,nofail 0 1`]),
       '',
     ].join('\n');
+    const cmdline = `root=UUID=${rootUuid} ${options.kernelArgs ?? DEFAULT_ARGS}`;
+    // EXTLINUX for BIOS: its files go into the tree; ldlinux.sys is patched once its blocks are known.
+    const extlinux = bootWith === 'extlinux' && firmware !== 'uefi' ? await loadExtlinux() : null;
+    // For UEFI, syslinux.efi on the ESP, which boots copies of the kernel and initrd from there.
+    const syslinuxEfi =
+      bootWith === 'extlinux' && firmware !== 'bios' ? await loadSyslinuxEfi() : null;
+    const bootTree =
+      extlinux === null || boot === null
+        ? []
+        : [
+            {
+              path: `${EXTLINUX_DIR}/ldlinux.sys`,
+              content: unpatchedLdlinux(extlinux),
+              mode: 0o444,
+            },
+            { path: `${EXTLINUX_DIR}/ldlinux.c32`, content: extlinux.ldlinuxC32, mode: 0o444 },
+            {
+              path: `${EXTLINUX_DIR}/extlinux.conf`,
+              content: extlinuxConfig({
+                kernel: `/${boot.kernel.path}`,
+                initrd: boot.initrd === null ? null : `/${boot.initrd.path}`,
+                cmdline,
+              }),
+              mode: 0o644,
+            },
+          ];
     const tree = await editTree(
       store,
       manifest,
-      [{ path: 'etc/fstab', content: fstab, mode: 0o644 }],
+      [{ path: 'etc/fstab', content: fstab, mode: 0o644 }, ...bootTree],
       espId === null ? [] : ['boot/efi'],
     );
 
     // The root filesystem: the smallest plus the margin, or what the disk size leaves, or the base's.
-    const fixedParts = layout(table, firmware, 0);
+    const fixedParts = layout(table, firmware, 0, biosBoot);
     const overhead = fixedParts.totalSectors;
     let fsBlocks: number;
     const min = planExt4(tree, {
@@ -191,7 +239,7 @@ export async function renderDisk(
       ...(options.label === undefined ? {} : { label: options.label }),
       ...(base === undefined ? {} : { base: base.map.fs, writeKept: base.image === null }),
     });
-    const { parts, totalSectors } = layout(table, firmware, fsBlocks * 8);
+    const { parts, totalSectors } = layout(table, firmware, fsBlocks * 8, biosBoot);
     const roleGuid = (role: string, i: number): string =>
       base?.map.partitions.find((p) => p.role === role)?.guid ??
       uuidFrom(derive(`partition-${i}-${role}`, identity)).toString('hex');
@@ -223,7 +271,7 @@ export async function renderDisk(
         rootUuid,
         kernel: boot.kernel.path,
         initrd: boot.initrd?.path ?? null,
-        cmdline: `root=UUID=${rootUuid} ${options.kernelArgs ?? DEFAULT_ARGS}`,
+        cmdline,
       });
       if (firmware !== 'uefi') {
         const biosPart = partitions.find((p) => p.role === 'bios-boot');
@@ -239,6 +287,11 @@ export async function renderDisk(
     const shift = root.firstLba / 8;
     const meta = new Map<number, Buffer>();
     for (const [b, data] of plan.meta) meta.set(b + shift, data);
+    let planFiles = plan.files;
+    if (extlinux !== null) {
+      mbrCode = table === 'mbr' ? extlinux.mbr : extlinux.gptmbr;
+      planFiles = installExtlinux(extlinux, plan, meta, shift, root);
+    }
     const head = Buffer.alloc(MIB_SECTORS * SECTOR);
     const specs: PartitionSpec[] = partitions.map((p) => ({
       name:
@@ -257,6 +310,8 @@ export async function renderDisk(
       guid: guidBytes(formatUuid(Buffer.from(p.guid, 'hex'))),
       firstLba: p.firstLba,
       lastLba: p.lastLba,
+      // gptmbr.bin boots the partition with the legacy BIOS bootable attribute.
+      ...(p.role === 'root' && extlinux !== null ? { bootable: true } : {}),
     }));
     if (table === 'gpt') {
       const gpt = encodeGpt(
@@ -285,7 +340,12 @@ export async function renderDisk(
     addBlocks(meta, 0, head);
     const esp = partitions.find((p) => p.role === 'esp');
     if (esp !== undefined) {
-      const files = efi === null ? [] : [{ path: 'EFI/BOOT/BOOTX64.EFI', data: efi }];
+      const files =
+        syslinuxEfi !== null && boot !== null
+          ? await syslinuxEspFiles(store, syslinuxEfi, boot, cmdline, options.signal)
+          : efi === null
+            ? []
+            : [{ path: 'EFI/BOOT/BOOTX64.EFI', data: efi }];
       const fat = buildFat16(
         esp.lastLba - esp.firstLba + 1,
         files,
@@ -296,7 +356,7 @@ export async function renderDisk(
       );
       addBlocks(meta, esp.firstLba * SECTOR, fat);
     }
-    const files: FileRegion[] = plan.files.map((f) => ({ ...f, block: f.block + shift }));
+    const files: FileRegion[] = planFiles.map((f) => ({ ...f, block: f.block + shift }));
     const freed: Run[] = plan.freed.map((r) => ({ ...r, physical: r.physical + shift }));
     const bytes = totalSectors * SECTOR;
     const map: DiskMap = {
@@ -337,7 +397,8 @@ export async function renderDisk(
       firmware,
       rootUuid,
       espId,
-      kernel: bootWith === 'grub' && boot !== null ? boot.kernel.path : null,
+      bootloader: bootWith === 'none' || boot === null ? null : bootWith,
+      kernel: bootWith !== 'none' && boot !== null ? boot.kernel.path : null,
       dataChunks: written.dataChunks,
       changedChunks: written.changedChunks,
       totalChunks: written.totalChunks,
@@ -346,4 +407,104 @@ export async function renderDisk(
   } finally {
     await base?.image?.close();
   }
+}
+
+/**
+ * Installs EXTLINUX into a planned root filesystem: ldlinux.sys is patched
+ * for the blocks the planner gave it and goes out as metadata blocks (its
+ * store object stays the unpatched file, so a render over a base keeps it in
+ * place), the boot sector goes into the filesystem's first 512 bytes (ext4
+ * leaves 1024 free). Returns the file regions without ldlinux.sys's.
+ */
+function installExtlinux(
+  extlinux: Awaited<ReturnType<typeof loadExtlinux>>,
+  plan: ReturnType<typeof planExt4>,
+  meta: Map<number, Buffer>,
+  shift: number,
+  root: { firstLba: number; lastLba: number },
+): FileRegion[] {
+  const node = plan.map.nodes[`${EXTLINUX_DIR}/ldlinux.sys`];
+  if (node === undefined)
+    throw new FerryError('FERRY_INTERNAL', 'Cannot install EXTLINUX: ldlinux.sys was not planned');
+  const blocks = [...node.runs]
+    .sort((a, b) => a.logical - b.logical)
+    .flatMap((r) => Array.from({ length: r.length }, (_, i) => r.physical + i));
+  const sectors = blocks.flatMap((b) => Array.from({ length: 8 }, (_, i) => b * 8 + i));
+  const dir = `/${EXTLINUX_DIR}`;
+  const patched = patchExtlinux(extlinux, {
+    sectors,
+    dir,
+    partitionStart: root.firstLba,
+    partitionSectors: root.lastLba - root.firstLba + 1,
+  });
+  // What the boot code will read back must be the file's own sectors.
+  const check = readExtlinuxInstall(patched.ldlinux, patched.bootSector);
+  const want = sectors.slice(0, patched.ldlinux.length / SECTOR);
+  if (!check.checksumOk || check.sectors.join() !== want.join() || check.dir !== dir)
+    throw new FerryError(
+      'FERRY_INTERNAL',
+      'Cannot install EXTLINUX: the patched ldlinux.sys does not read back',
+    );
+  blocks.forEach((b, i) => {
+    const data = Buffer.alloc(4096);
+    patched.ldlinux.copy(data, 0, i * 4096, (i + 1) * 4096);
+    meta.set(b + shift, data);
+  });
+  const first = plan.meta.get(0);
+  if (first === undefined)
+    throw new FerryError(
+      'FERRY_INTERNAL',
+      'Cannot install EXTLINUX: the filesystem has no block 0',
+    );
+  const head = Buffer.from(first);
+  patched.bootSector.copy(head, 0);
+  meta.set(shift, head);
+  const own = new Set(blocks);
+  return plan.files.filter((f) => {
+    const inside = own.has(f.block);
+    if (inside && !own.has(f.block + f.blocks - 1))
+      throw new FerryError(
+        'FERRY_INTERNAL',
+        'Cannot install EXTLINUX: a file region straddles ldlinux.sys',
+      );
+    return !inside;
+  });
+}
+
+/**
+ * The ESP for syslinux.efi: the loader, ldlinux.e64, its configuration, and
+ * copies of the kernel and initrd (syslinux.efi reads only its own FAT
+ * partition, so a kernel the guest installs later is not booted until the
+ * next render).
+ */
+async function syslinuxEspFiles(
+  store: LocalStore,
+  efi: Awaited<ReturnType<typeof loadSyslinuxEfi>>,
+  boot: NonNullable<ReturnType<typeof findBootFiles>>,
+  cmdline: string,
+  signal: AbortSignal | undefined,
+): Promise<FatFile[]> {
+  const room = ESP_SECTORS * SECTOR - 4 * 1024 * 1024;
+  const bytes = boot.kernel.size + (boot.initrd?.size ?? 0) + efi.loader.length;
+  if (bytes > room)
+    throw new FerryError(
+      'FERRY_RENDER_LIMIT',
+      `Cannot install EXTLINUX for UEFI: the kernel and initrd (${bytes} bytes with the loader) do not fit the ${ESP_SECTORS * SECTOR} byte EFI system partition`,
+      { hint: 'Use --firmware bios, or --boot grub, which reads the kernel from the root' },
+    );
+  const kernel = await store.objects.readAll(boot.kernel.hash!, room, signal);
+  const initrd =
+    boot.initrd === null ? null : await store.objects.readAll(boot.initrd.hash!, room, signal);
+  const config = extlinuxConfig({
+    kernel: '/EFI/BOOT/VMLINUZ',
+    initrd: initrd === null ? null : '/EFI/BOOT/INITRD.IMG',
+    cmdline,
+  });
+  return [
+    { path: 'EFI/BOOT/BOOTX64.EFI', data: efi.loader },
+    { path: 'EFI/BOOT/LDLINUX.E64', data: efi.ldlinuxE64 },
+    { path: 'EFI/BOOT/SYSLINUX.CFG', data: Buffer.from(config) },
+    { path: 'EFI/BOOT/VMLINUZ', data: kernel },
+    ...(initrd === null ? [] : [{ path: 'EFI/BOOT/INITRD.IMG', data: initrd }]),
+  ];
 }

@@ -2,10 +2,10 @@ import type { LocalStore, Manifest, ManifestEntry } from '../store/index.js';
 import { comparePaths } from '../store/manifest.js';
 import { newestMtime } from './tree-time.js';
 
-/** A file a render writes into the tree (fstab): its path, contents and mode. */
+/** A file a render writes into the tree (fstab, a boot loader's files): its path, contents and mode. */
 export interface GeneratedFile {
   readonly path: string;
-  readonly content: string;
+  readonly content: string | Buffer;
   readonly mode: number;
 }
 
@@ -36,7 +36,7 @@ export async function editTree(
   for (const f of files) {
     const slash = f.path.lastIndexOf('/');
     if (slash > 0) addDir(f.path.slice(0, slash));
-    const data = Buffer.from(f.content);
+    const data = typeof f.content === 'string' ? Buffer.from(f.content) : f.content;
     const put = await store.objects.put({ kind: 'stream', stream: [data], size: data.length });
     // Hard links to the old file keep the old contents, as files of their own.
     for (const [p, e] of byPath) if (e.link === f.path) byPath.set(p, withoutLink(e));

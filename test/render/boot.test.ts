@@ -2,11 +2,13 @@
  * Rendered disks boot: a small busybox revision and the Debian revision of
  * the test corpus (scripts/make-debian-root.sh), each with SeaBIOS and with
  * OVMF under QEMU (TCG), asserted from what the image prints on the serial
- * console. The busybox tree's /sbin/init is a script that prints a line
+ * console; the busybox revision with EXTLINUX too (SeaBIOS from MBR and
+ * GPT, and syslinux.efi with OVMF from GPT). The busybox tree's /sbin/init is a script that prints a line
  * with the kernel command line and powers off.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -147,6 +149,32 @@ describe('rendered disks boot under QEMU', {
     const out = await bootAndWatch(disk, 'bios', /FERRY-BOOT-OK[^\n]*\n/, dir);
     assert.match(out, new RegExp(`root=UUID=${r.rootUuid}`));
   });
+
+  for (const table of ['mbr', 'gpt'] as const)
+    it(`boots the busybox revision with EXTLINUX from ${table === 'mbr' ? 'an MBR disk with SeaBIOS' : 'a GPT disk with SeaBIOS and (syslinux.efi) OVMF'}`, {
+      skip:
+        table === 'gpt' && !existsSync('/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi')
+          ? 'syslinux-efi not installed'
+          : false,
+    }, async () => {
+      const disk = join(dir, `busybox-extlinux-${table}.img`);
+      const r = await renderDisk(store, busybox.revision, busybox.manifest, {
+        out: disk,
+        table,
+        boot: 'extlinux',
+        ...(table === 'gpt' ? { firmware: 'both' as const } : {}),
+      });
+      assert.equal(r.firmware, table === 'gpt' ? 'both' : 'bios');
+      for (const firmware of table === 'gpt' ? (['bios', 'uefi'] as const) : (['bios'] as const)) {
+        const out = await bootAndWatch(disk, firmware, /FERRY-BOOT-OK[^\n]*\n/, dir);
+        if (firmware === 'bios') assert.match(out, /SYSLINUX 6\.\d+/, 'EXTLINUX loaded the kernel');
+        const line = /FERRY-BOOT-OK cmdline=\[([^\]]*)\] root=(\S+)/.exec(out)!;
+        assert.ok(line[1]!.includes(`root=UUID=${r.rootUuid}`), `${firmware}: ${line[1]}`);
+        const image = firmware === 'bios' ? `/${r.kernel}` : '/EFI/BOOT/VMLINUZ';
+        assert.ok(line[1]!.includes(`BOOT_IMAGE=${image}`), `${firmware}: ${line[1]}`);
+        assert.equal(line[2], 'ext2/ext3');
+      }
+    });
 
   it('boots the Debian revision with SeaBIOS and with OVMF to systemd', async () => {
     const disk = join(dir, 'debian.img');

@@ -172,6 +172,20 @@ describe('ferry build', () => {
           'uefi',
         ],
         ['build', 'cli/test', '--layout', 'disk', '--out', join(dir, 'x'), '--size', 'lots'],
+        [
+          'build',
+          'cli/test',
+          '--layout',
+          'disk',
+          '--out',
+          join(dir, 'x'),
+          '--table',
+          'mbr',
+          '--boot',
+          'extlinux',
+          '--firmware',
+          'both',
+        ],
       ]) {
         const res = await runCli([...bad, '--store', store, '--output', 'json']);
         assert.equal(res.code, 2, `${bad.join(' ')}: ${res.stderr}`);

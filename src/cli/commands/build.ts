@@ -9,7 +9,7 @@ import { storeLocation } from './image.js';
 
 export const buildHelp = `Usage: ferry build STREAM[@REV] --layout fs|disk --out FILE [--store DIR]
                    [--format raw|qcow2|vmdk|vhd|vhdx] [--size auto|SIZE] [--fs ext4]
-                   [--boot grub|none] [--firmware bios|uefi|both] [--table gpt|mbr]
+                   [--boot grub|extlinux|none] [--firmware bios|uefi|both] [--table gpt|mbr]
                    [--base IMAGE|MAP] [--zero-freed] [--label NAME]
                    [--kernel-out FILE] [--initrd-out FILE] [--overwrite] [--output json]
 
@@ -23,6 +23,10 @@ revision and options give the same image on any machine.
                   a BIOS boot partition and an EFI system partition (--firmware
                   both, the default), or MBR (--table mbr, BIOS only); GRUB finds
                   the root by UUID; /etc/fstab is written by UUID
+  --boot extlinux EXTLINUX in /boot/extlinux instead of GRUB; the firmware
+                  defaults to bios (no BIOS boot partition on GPT: gptmbr.bin
+                  boots the root); --firmware uefi or both adds syslinux.efi
+                  with copies of the kernel and initrd on the ESP
   --size auto     (default) disk: the contents plus 25 % free; fs: the minimum
   --base IMAGE    a previous render of this lineage (its FILE.ferry-map.json beside
                   it): unchanged files keep their inodes and blocks, and the output
@@ -92,11 +96,6 @@ export async function buildCommand(
       'Cannot run build: ferry renders ext4 only so far (--fs xfs is not built yet)',
     );
   const boot = oneOf(flags, 'boot', ['grub', 'extlinux', 'none'] as const, 'grub');
-  if (boot === 'extlinux')
-    throw new FerryError(
-      'FERRY_NOT_CAPABLE',
-      'Cannot run build: --boot extlinux is not built yet; use grub',
-    );
   const firmware = oneOf(flags, 'firmware', ['bios', 'uefi', 'both'] as const);
   const table = oneOf(flags, 'table', ['gpt', 'mbr'] as const);
   const sizeFlag = flags.size;
@@ -171,7 +170,7 @@ export async function buildCommand(
       ...common,
       ...(table === undefined ? {} : { table }),
       ...(firmware === undefined ? {} : { firmware: firmware as Firmware }),
-      boot: boot === 'none' ? 'none' : 'grub',
+      ...(boot === undefined ? {} : { boot }),
     });
     progress.done();
     const seconds = (performance.now() - started) / 1000;
@@ -182,7 +181,7 @@ export async function buildCommand(
           `  ${r.changedChunks} of ${r.totalChunks} 512 KiB chunks ${typeof flags.base === 'string' ? `differ from ${flags.base} (${r.keptFiles} files kept in place)` : 'hold data'}\n` +
           (r.kernel === null
             ? '  not bootable (--boot none)\n'
-            : `  boots ${r.kernel} with GRUB\n`) +
+            : `  boots ${r.kernel} with ${r.bootloader === 'extlinux' ? 'EXTLINUX' : 'GRUB'}\n`) +
           `  block map: ${r.map}\n`,
       );
     return 0;
