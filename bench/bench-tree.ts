@@ -102,10 +102,12 @@ export function benchOptions(): {
   dir: string | undefined;
   json: boolean;
   drop: boolean;
+  runs: number;
 } {
   const { values } = parseArgs({
     options: {
       'extra-mib': { type: 'string', default: '1600' },
+      runs: { type: 'string', default: '1' },
       dir: { type: 'string' },
       json: { type: 'boolean' },
       'no-drop-caches': { type: 'boolean' },
@@ -116,5 +118,6 @@ export function benchOptions(): {
     dir: values.dir,
     json: values.json === true,
     drop: values['no-drop-caches'] !== true && canDrop(),
+    runs: Math.max(1, Math.floor(Number(values.runs) || 1)),
   };
 }

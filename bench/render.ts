@@ -6,7 +6,7 @@
  * the files changed, rendered with --base: its time and the 512 KiB chunks
  * that differ from the first image, against a full render's data chunks.
  *
- *   npm run bench:render [-- --extra-mib 1600 --dir DIR --json --no-drop-caches]
+ *   npm run bench:render [-- --runs 3 --extra-mib 1600 --dir DIR --json --no-drop-caches]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -93,32 +93,55 @@ async function main(): Promise<void> {
     // The peer: mke2fs -d (room to spare), e2fsck -f (resize2fs insists), resize2fs -M, sync.
     const peerImg = join(work, 'peer.ext4');
     const room = Math.ceil((t.bytes * 1.5) / MiB) + 256;
-    settle(drop);
-    const mkfsS = seconds(() =>
-      execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', t.tree, peerImg, `${room}M`]),
-    );
-    const fsckS = seconds(() => {
-      // 0: clean, 1: e2fsck tidied something (pass 3A directory optimisation): both fine for resize2fs.
-      const r = spawnSync('e2fsck', ['-fy', peerImg], { encoding: 'utf8' });
-      if (r.status !== 0 && r.status !== 1)
-        throw new Error(`e2fsck -fy failed (${r.status}): ${r.stdout}${r.stderr}`);
-    });
-    const resizeS = seconds(() =>
-      execFileSync('resize2fs', ['-M', peerImg], { stdio: ['ignore', 'ignore', 'pipe'] }),
-    );
-    const syncS = seconds(() => execFileSync('sync', [peerImg]));
-    const peerS = mkfsS + fsckS + resizeS + syncS;
-    const peerBytes = Number(execFileSync('stat', ['-c', '%s', peerImg], { encoding: 'utf8' }));
-    await rm(peerImg);
+    const peerRun = () => {
+      settle(drop);
+      const mkfsS = seconds(() =>
+        execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', t.tree, peerImg, `${room}M`]),
+      );
+      const fsckS = seconds(() => {
+        // 0: clean, 1: e2fsck tidied something (pass 3A directory optimisation): both fine for resize2fs.
+        const r = spawnSync('e2fsck', ['-fy', peerImg], { encoding: 'utf8' });
+        if (r.status !== 0 && r.status !== 1)
+          throw new Error(`e2fsck -fy failed (${r.status}): ${r.stdout}${r.stderr}`);
+      });
+      const resizeS = seconds(() =>
+        execFileSync('resize2fs', ['-M', peerImg], { stdio: ['ignore', 'ignore', 'pipe'] }),
+      );
+      const syncS = seconds(() => execFileSync('sync', [peerImg]));
+      const bytes = Number(execFileSync('stat', ['-c', '%s', peerImg], { encoding: 'utf8' }));
+      execFileSync('rm', [peerImg]);
+      return { seconds: mkfsS + fsckS + resizeS + syncS, mkfsS, fsckS, resizeS, syncS, bytes };
+    };
 
     // ferry: the CLI, as a user runs it (its raw writer syncs as it goes).
     const one = join(work, 'one.ext4');
-    settle(drop);
     let full!: BuildJson;
     let fullRss: number | null = null;
-    const fullS = seconds(() => {
-      ({ result: full, rssKiB: fullRss } = build(store, one));
-    });
+    const ferryRun = () => {
+      settle(drop);
+      return seconds(() => {
+        ({ result: full, rssKiB: fullRss } = build(store, one, ['--overwrite']));
+      });
+    };
+    // Runs alternate which tool goes first; the medians are reported, every time too.
+    const peerRuns: ReturnType<typeof peerRun>[] = [];
+    const ferryRuns: number[] = [];
+    for (let i = 0; i < options.runs; i++) {
+      if (i % 2 === 0) {
+        peerRuns.push(peerRun());
+        ferryRuns.push(ferryRun());
+      } else {
+        ferryRuns.push(ferryRun());
+        peerRuns.push(peerRun());
+      }
+      process.stderr.write(
+        `bench: run ${i + 1}: peer ${peerRuns[i]!.seconds.toFixed(2)} s, ferry ${ferryRuns[i]!.toFixed(2)} s\n`,
+      );
+    }
+    const peer = [...peerRuns].sort((a, b) => a.seconds - b.seconds)[Math.floor(options.runs / 2)]!;
+    const { mkfsS, fsckS, resizeS, syncS, bytes: peerBytes } = peer;
+    const peerS = peer.seconds;
+    const fullS = [...ferryRuns].sort((a, b) => a - b)[Math.floor(options.runs / 2)]!;
     const fsckOk = spawnSync('e2fsck', ['-fn', one], { stdio: 'ignore' }).status === 0;
 
     const changed = await changeOnePercent(t);
@@ -165,6 +188,7 @@ async function main(): Promise<void> {
         e2fsckClean: incFsckOk,
       },
       dropCaches: drop,
+      runs: { peer: peerRuns.map((r) => r.seconds), ferry: ferryRuns },
     };
     if (options.json) {
       process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
@@ -173,7 +197,7 @@ async function main(): Promise<void> {
     const f = (x: number) => x.toFixed(2);
     process.stdout.write(
       `${[
-        `tree: ${t.files} files, ${(t.bytes / MiB).toFixed(0)} MiB; page cache ${drop ? 'dropped' : 'kept'} before each timed step`,
+        `tree: ${t.files} files, ${(t.bytes / MiB).toFixed(0)} MiB; page cache ${drop ? 'dropped' : 'kept'} before each timed step; median of ${options.runs} run(s), alternating (peer ${peerRuns.map((r) => f(r.seconds)).join(', ')}; ferry ${ferryRuns.map(f).join(', ')})`,
         '',
         '| step | seconds | figures |',
         '| --- | --: | --- |',
