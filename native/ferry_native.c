@@ -7,6 +7,9 @@
  *   listXattrs(path) -> [[name, Buffer value], ...] | null  (null: unsupported)
  *   setXattr(path, name, Buffer value) -> undefined
  *   syncfs(fd) -> undefined   (flush the whole filesystem holding fd, once)
+ *   willNeed(fd, offset, length) -> undefined
+ *                             (posix_fadvise WILLNEED: start reading ahead;
+ *                              advisory, so failures are ignored)
  *
  *   dataRanges(fd, offset, length[, limit]) -> [[start, end], ...] | null
  *
@@ -28,6 +31,7 @@
 
 #if defined(__linux__)
 #include <stdlib.h>
+#include <fcntl.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 #endif
@@ -261,10 +265,32 @@ static napi_value sync_fs(napi_env env, napi_callback_info info) {
   return undef;
 }
 
+static napi_value will_need(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  int64_t offset, length;
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
+      napi_get_value_int64(env, argv[1], &offset) != napi_ok || offset < 0 ||
+      napi_get_value_int64(env, argv[2], &length) != napi_ok || length < 0) {
+    napi_throw_type_error(env, NULL, "willNeed(fd, offset, length) takes a descriptor and a range");
+    return NULL;
+  }
+#if defined(__linux__)
+  (void)posix_fadvise(fd, (off_t)offset, (off_t)length, POSIX_FADV_WILLNEED);
+#endif
+  napi_value undef;
+  CHECK(env, napi_get_undefined(env, &undef));
+  return undef;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn, max;
   CHECK(env, napi_create_function(env, "syncfs", NAPI_AUTO_LENGTH, sync_fs, NULL, &fn));
   CHECK(env, napi_set_named_property(env, exports, "syncfs", fn));
+  CHECK(env, napi_create_function(env, "willNeed", NAPI_AUTO_LENGTH, will_need, NULL, &fn));
+  CHECK(env, napi_set_named_property(env, exports, "willNeed", fn));
   CHECK(env, napi_create_function(env, "listXattrs", NAPI_AUTO_LENGTH, list_xattrs, NULL, &fn));
   CHECK(env, napi_set_named_property(env, exports, "listXattrs", fn));
   CHECK(env, napi_create_function(env, "setXattr", NAPI_AUTO_LENGTH, set_xattr, NULL, &fn));

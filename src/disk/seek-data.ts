@@ -17,6 +17,8 @@ interface NativeBinding {
   setXattr?(path: string, name: string, value: Buffer): void;
   /** syncfs(2): flushes the filesystem holding `fd` (blocking; call it rarely). */
   syncfs?(fd: number): void;
+  /** posix_fadvise WILLNEED: the kernel starts reading the range ahead (advisory). */
+  willNeed?(fd: number, offset: number, length: number): void;
 }
 
 /** node-gyp's output, seen from dist/src/disk/ (compiled) and from src/disk/ (run from source). */
