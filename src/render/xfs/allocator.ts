@@ -1,0 +1,115 @@
+import { CHUNK_BLOCKS, INODE_ALIGN, PREALLOC_BLOCKS } from './constants.js';
+import type { XfsGeometry } from './geometry.js';
+
+/** A run of linear blocks. */
+export interface BlockRun {
+  readonly start: number;
+  readonly length: number;
+}
+
+/** Thrown when the filesystem is too small for what the planner places; it then tries a larger one. */
+export class OutOfSpace extends Error {}
+
+/**
+ * First-fit allocation of linear blocks in manifest order: never across an
+ * AG boundary, never on an AG's header blocks or the log. One cursor for
+ * data (runs may split), and inode chunks placed aligned, from the start.
+ */
+export class XfsAllocator {
+  readonly #used: Uint8Array;
+  #cursor = 0;
+
+  constructor(readonly geo: XfsGeometry) {
+    this.#used = new Uint8Array(geo.dblocks);
+    for (let ag = 0; ag < geo.agcount; ag++)
+      this.#used.fill(1, geo.agStart(ag), geo.agStart(ag) + PREALLOC_BLOCKS);
+    const log = geo.logStartLinear;
+    if (log + geo.logBlocks > geo.agStart(geo.logAg) + geo.agLength(geo.logAg))
+      throw new OutOfSpace();
+    this.#used.fill(1, log, log + geo.logBlocks);
+  }
+
+  markUsed(b: number): void {
+    this.#used[b] = 1;
+  }
+
+  isUsed(b: number): boolean {
+    return this.#used[b] === 1;
+  }
+
+  /** An inode chunk: CHUNK_BLOCKS free blocks, aligned to the inode cluster, within one AG, at `from` or after. */
+  allocateChunk(from: number): number {
+    const g = this.geo;
+    for (let b = from; b + CHUNK_BLOCKS <= g.dblocks; ) {
+      const ag = g.agOf(b);
+      const agb = b - g.agStart(ag);
+      const aligned = Math.ceil(agb / INODE_ALIGN) * INODE_ALIGN;
+      if (aligned !== agb) {
+        b = g.agStart(ag) + aligned;
+        continue;
+      }
+      if (agb + CHUNK_BLOCKS > g.agLength(ag)) {
+        b = g.agStart(ag + 1);
+        continue;
+      }
+      let free = true;
+      for (let k = 0; k < CHUNK_BLOCKS && free; k++) if (this.#used[b + k] === 1) free = false;
+      if (free) {
+        this.#used.fill(1, b, b + CHUNK_BLOCKS);
+        return b;
+      }
+      b += INODE_ALIGN;
+    }
+    throw new OutOfSpace();
+  }
+
+  /** `n` blocks from the data cursor on, as runs that stay within one AG each. */
+  allocate(n: number): BlockRun[] {
+    const out: BlockRun[] = [];
+    const g = this.geo;
+    let left = n;
+    let b = this.#cursor;
+    while (left > 0) {
+      while (b < g.dblocks && this.#used[b] === 1) b++;
+      if (b >= g.dblocks) throw new OutOfSpace();
+      const agEnd = g.agStart(g.agOf(b)) + g.agLength(g.agOf(b));
+      let e = b;
+      while (e < agEnd && e - b < left && this.#used[e] !== 1) e++;
+      this.#used.fill(1, b, e);
+      const last = out[out.length - 1];
+      if (last !== undefined && last.start + last.length === b)
+        out[out.length - 1] = { start: last.start, length: last.length + e - b };
+      else out.push({ start: b, length: e - b });
+      left -= e - b;
+      b = e;
+    }
+    this.#cursor = b;
+    return out;
+  }
+
+  /** The highest used block + 1. */
+  end(): number {
+    let e = this.#used.length;
+    while (e > 0 && this.#used[e - 1] !== 1) e--;
+    return e;
+  }
+
+  /** Free extents of an AG as AG-relative (start, length) pairs, in block order. */
+  freeExtents(ag: number): { start: number; length: number }[] {
+    const g = this.geo;
+    const s = g.agStart(ag);
+    const len = g.agLength(ag);
+    const out: { start: number; length: number }[] = [];
+    let b = 0;
+    while (b < len) {
+      if (this.#used[s + b] === 1) {
+        b++;
+        continue;
+      }
+      const start = b;
+      while (b < len && this.#used[s + b] !== 1) b++;
+      out.push({ start, length: b - start });
+    }
+    return out;
+  }
+}
