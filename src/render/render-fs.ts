@@ -5,14 +5,16 @@ import { FerryError } from '../errors/index.js';
 import type { LocalStore, Manifest } from '../store/index.js';
 import { type BootFiles, findBootFiles } from './boot-files.js';
 import { checkExt4Map } from './ext4/ext4-map.js';
-import { planExt4 } from './ext4/plan-ext4.js';
 import { loadBase } from './load-base.js';
+import { checkBaseSupported, planRootFs, type RenderFsType } from './plan-root-fs.js';
 import { writeRender } from './write-render.js';
 
 export interface RenderFsOptions {
   /** The image to write. */
   readonly out: string;
   readonly format?: WritableFormat;
+  /** The filesystem to write (default ext4). */
+  readonly fs?: RenderFsType;
   /** Filesystem size in bytes; absent: the smallest that holds the tree. */
   readonly size?: number;
   readonly label?: string;
@@ -30,7 +32,7 @@ export interface RenderFsOptions {
 
 export interface RenderFsResult {
   readonly revision: string;
-  readonly fs: 'ext4';
+  readonly fs: RenderFsType;
   readonly uuid: string;
   readonly bytes: number;
   readonly fileSize: number;
@@ -48,9 +50,9 @@ export interface RenderFsResult {
 export { mapPathOf } from './load-base.js';
 
 /**
- * Renders a revision as a partitionless ext4 filesystem image: the smallest
- * that holds the tree (or `size`), deterministic, and with a base, keeping
- * every unchanged file's inode and blocks. Writes IMAGE.ferry-map.json for
+ * Renders a revision as a partitionless ext4 or XFS filesystem image: the
+ * smallest that holds the tree (or `size`), deterministic, and with a base
+ * (ext4), keeping every unchanged file's inode and blocks. Writes IMAGE.ferry-map.json for
  * the next render, and the kernel and initrd when asked.
  */
 export async function renderFilesystem(
@@ -59,6 +61,8 @@ export async function renderFilesystem(
   manifest: Manifest,
   options: RenderFsOptions,
 ): Promise<RenderFsResult> {
+  const fs = options.fs ?? 'ext4';
+  checkBaseSupported(fs, options.base);
   const base =
     options.base === undefined
       ? undefined
@@ -68,7 +72,7 @@ export async function renderFilesystem(
         });
   try {
     const blocks = options.size === undefined ? undefined : Math.floor(options.size / 4096);
-    const plan = planExt4(manifest, {
+    const plan = planRootFs(fs, manifest, {
       revision,
       ...(blocks === undefined ? {} : { blocks }),
       ...(options.label === undefined ? {} : { label: options.label }),
@@ -90,7 +94,7 @@ export async function renderFilesystem(
     const initrd = await writeBootFile(store, boot, 'initrd', options.initrdOut, options.signal);
     return {
       revision,
-      fs: 'ext4',
+      fs,
       uuid: formatUuid(plan.uuid),
       bytes,
       fileSize: written.fileSize,
@@ -98,8 +102,8 @@ export async function renderFilesystem(
       dataChunks: written.dataChunks,
       changedChunks: written.changedChunks,
       totalChunks: written.totalChunks,
-      keptFiles: plan.stats.keptFiles,
-      inodes: plan.stats.inodes,
+      keptFiles: plan.keptFiles,
+      inodes: plan.inodes,
       kernel: kernel === null || boot === null ? null : { path: kernel, version: boot.version },
       initrd: initrd === null ? null : { path: initrd },
     };

@@ -183,6 +183,8 @@ describe('ferry build', () => {
         'fs',
         '--fs',
         'xfs',
+        '--base',
+        join(dir, 'previous.img'),
         '--out',
         join(dir, 'x'),
         '--store',

@@ -8,14 +8,14 @@ import { isStoreUrl } from '../store-location.js';
 import { storeLocation } from './image.js';
 
 export const buildHelp = `Usage: ferry build STREAM[@REV] --layout fs|disk --out FILE [--store DIR]
-                   [--format raw|qcow2|vmdk|vhd|vhdx] [--size auto|SIZE] [--fs ext4]
+                   [--format raw|qcow2|vmdk|vhd|vhdx] [--size auto|SIZE] [--fs ext4|xfs]
                    [--boot grub|none] [--firmware bios|uefi|both] [--table gpt|mbr]
                    [--base PREVIOUS_IMAGE] [--zero-freed] [--label NAME]
                    [--kernel-out FILE] [--initrd-out FILE] [--overwrite] [--output json]
 
 Renders a revision as the bytes a cloud boots, deterministically: the same
 revision and options give the same image on any machine.
-  --layout fs     a partitionless ext4 filesystem at its smallest (the AMI of
+  --layout fs     a partitionless filesystem at its smallest (the AMI of
                   an AMI/AKI/ARI triple); the newest kernel and initrd under
                   /boot go to FILE-kernel and FILE-initrd (or --kernel-out,
                   --initrd-out)
@@ -23,12 +23,14 @@ revision and options give the same image on any machine.
                   a BIOS boot partition and an EFI system partition (--firmware
                   both, the default), or MBR (--table mbr, BIOS only); GRUB finds
                   the root by UUID; /etc/fstab is written by UUID
+  --fs ext4|xfs   the filesystem (default ext4); XFS is v5 with two or more
+                  allocation groups of at least 16 MiB each, so at least 32 MiB
   --size auto     (default) disk: the contents plus 25 % free; fs: the minimum
   --base IMAGE    a previous render of this lineage (its FILE.ferry-map.json beside
                   it): unchanged files keep their inodes and blocks, and the output
                   reports how many 512 KiB chunks differ from IMAGE (the unit of an
                   incremental EBS snapshot). Freed blocks keep their old bytes
-                  unless --zero-freed.
+                  unless --zero-freed. ext4 only so far.
 Every render writes FILE.ferry-map.json, the base for the next one.`;
 
 type Flags = Record<string, string | boolean | string[] | undefined>;
@@ -81,12 +83,7 @@ export async function buildCommand(
       !(WRITABLE_FORMATS as readonly string[]).includes(format))
   )
     throw usage(`--format must be one of ${WRITABLE_FORMATS.join(', ')}`);
-  const fsType = oneOf(flags, 'fs', ['ext4', 'xfs'] as const, 'ext4');
-  if (fsType === 'xfs')
-    throw new FerryError(
-      'FERRY_NOT_CAPABLE',
-      'Cannot run build: ferry renders ext4 only so far (--fs xfs is not built yet)',
-    );
+  const fsType = oneOf(flags, 'fs', ['ext4', 'xfs'] as const, 'ext4')!;
   const boot = oneOf(flags, 'boot', ['grub', 'extlinux', 'none'] as const, 'grub');
   if (boot === 'extlinux')
     throw new FerryError(
@@ -115,6 +112,7 @@ export async function buildCommand(
     progress.onEvent({ type: 'progress', operation: 'render', done, total });
   const common = {
     out,
+    fs: fsType,
     ...(typeof format === 'string' ? { format: format as WritableFormat } : {}),
     ...(size === undefined ? {} : { size }),
     ...(typeof flags.base === 'string' ? { base: flags.base } : {}),
@@ -155,7 +153,7 @@ export async function buildCommand(
       if (mode === 'json') printJson({ layout, out, ...r, seconds });
       else
         process.stdout.write(
-          `${out}: ext4 ${r.uuid}, ${formatBytes(r.bytes)} (${r.inodes} inodes) from ${record.id.slice(0, 16)}… in ${seconds.toFixed(2)} s\n` +
+          `${out}: ${r.fs} ${r.uuid}, ${formatBytes(r.bytes)} (${r.inodes} inodes) from ${record.id.slice(0, 16)}… in ${seconds.toFixed(2)} s\n` +
             `  ${r.changedChunks} of ${r.totalChunks} 512 KiB chunks ${typeof flags.base === 'string' ? `differ from ${flags.base} (${r.keptFiles} files kept in place)` : 'hold data'}\n` +
             (r.kernel === null ? '' : `  kernel ${r.kernel.version}: ${r.kernel.path}\n`) +
             (r.initrd === null ? '' : `  initrd: ${r.initrd.path}\n`) +
@@ -174,7 +172,7 @@ export async function buildCommand(
     if (mode === 'json') printJson({ layout, out, ...r, seconds });
     else
       process.stdout.write(
-        `${out}: ${r.table} disk for ${r.firmware}, ${formatBytes(r.bytes)}, root ext4 ${r.rootUuid} from ${record.id.slice(0, 16)}… in ${seconds.toFixed(2)} s\n` +
+        `${out}: ${r.table} disk for ${r.firmware}, ${formatBytes(r.bytes)}, root ${r.fs} ${r.rootUuid} from ${record.id.slice(0, 16)}… in ${seconds.toFixed(2)} s\n` +
           `  ${r.changedChunks} of ${r.totalChunks} 512 KiB chunks ${typeof flags.base === 'string' ? `differ from ${flags.base} (${r.keptFiles} files kept in place)` : 'hold data'}\n` +
           (r.kernel === null
             ? '  not bootable (--boot none)\n'
