@@ -7,6 +7,22 @@ export interface BlockRun {
   readonly length: number;
 }
 
+/**
+ * Free blocks an AG keeps: the kernel's per-AG metadata reserve for the free
+ * inode btree (the largest that AG's inodes could need, at half-full
+ * blocks) must fit in the AG's free space, or every mount warns that the
+ * reservation failed. Plus a little room.
+ */
+export function agReserve(agLength: number): number {
+  let count = Math.ceil((agLength * 8) / 64 / 126);
+  let total = count;
+  while (count > 1) {
+    count = Math.ceil(count / 252);
+    total += count;
+  }
+  return total + 32;
+}
+
 /** Thrown when the filesystem is too small for what the planner places; it then tries a larger one. */
 export class OutOfSpace extends Error {}
 
@@ -17,9 +33,12 @@ export class OutOfSpace extends Error {}
  */
 export class XfsAllocator {
   readonly #used: Uint8Array;
+  /** Blocks at the end of each AG that data and inodes never take (what the kernel reserves there). */
+  readonly #keep: number[];
   #cursor = 0;
 
   constructor(readonly geo: XfsGeometry) {
+    this.#keep = Array.from({ length: geo.agcount }, (_, ag) => agReserve(geo.agLength(ag)));
     this.#used = new Uint8Array(geo.dblocks);
     for (let ag = 0; ag < geo.agcount; ag++)
       this.#used.fill(1, geo.agStart(ag), geo.agStart(ag) + PREALLOC_BLOCKS);
@@ -48,7 +67,7 @@ export class XfsAllocator {
         b = g.agStart(ag) + aligned;
         continue;
       }
-      if (agb + CHUNK_BLOCKS > g.agLength(ag)) {
+      if (agb + CHUNK_BLOCKS > g.agLength(ag) - this.#keep[ag]!) {
         b = g.agStart(ag + 1);
         continue;
       }
@@ -72,7 +91,12 @@ export class XfsAllocator {
     while (left > 0) {
       while (b < g.dblocks && this.#used[b] === 1) b++;
       if (b >= g.dblocks) throw new OutOfSpace();
-      const agEnd = g.agStart(g.agOf(b)) + g.agLength(g.agOf(b));
+      const ag = g.agOf(b);
+      const agEnd = g.agStart(ag) + g.agLength(ag) - this.#keep[ag]!;
+      if (b >= agEnd) {
+        b = g.agStart(ag + 1);
+        continue;
+      }
       let e = b;
       while (e < agEnd && e - b < left && this.#used[e] !== 1) e++;
       this.#used.fill(1, b, e);

@@ -1,8 +1,9 @@
 /**
  * The XFS geometry and on-disk constants ferry's writer uses: v5 (CRC)
  * metadata, 4 KiB blocks and directory blocks, 512-byte sectors and inodes,
- * ftype in directory entries, the free inode btree, no sparse inodes, no
- * reverse map or reflink, no bigtime, no realtime section. All on-disk
+ * ftype in directory entries, bigtime timestamps, the free inode btree, no
+ * sparse inodes, no reverse map or reflink, no inode btree counters, no
+ * realtime section. All on-disk
  * integers are big-endian; CRC-32C values are stored little-endian.
  */
 export const BLOCK_SIZE = 4096;

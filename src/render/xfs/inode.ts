@@ -2,23 +2,28 @@ import { FerryError } from '../../errors/index.js';
 import { setCrc } from './checksum.js';
 import { FMT_EXTENTS, INODE_CORE, INODE_SIZE, LITERAL_SIZE, MAGIC } from './constants.js';
 
-/** A timestamp as a v3 inode without bigtime keeps it: signed 32-bit seconds, nanoseconds. */
-export interface XfsTime {
-  readonly sec: number;
-  readonly nsec: number;
-}
+/**
+ * A timestamp as a bigtime inode keeps it: nanoseconds since 1901-12-13
+ * (2^31 seconds before the epoch), unsigned 64 bits, good until 2486.
+ */
+export type XfsTime = bigint;
 
-/** A manifest mtime (nanoseconds, decimal) as an inode timestamp; XFS without bigtime ends in 2038. */
+const BIGTIME_OFFSET = 2n ** 31n * 1_000_000_000n;
+const BIGTIME_MAX = 2n ** 64n - 1n;
+
+/** A manifest mtime (nanoseconds since the epoch, decimal) as an inode timestamp. */
 export function xfsTime(ns: string, path: string): XfsTime {
-  const t = BigInt(ns);
-  const sec = t / 1_000_000_000n;
-  if (sec > 0x7fffffffn)
+  const t = BigInt(ns) + BIGTIME_OFFSET;
+  if (t < 0n || t > BIGTIME_MAX)
     throw new FerryError(
       'FERRY_RENDER_LIMIT',
-      `Cannot lay out ${path || '/'}: its mtime is after 2038, which XFS without bigtime cannot hold`,
+      `Cannot lay out ${path || '/'}: its mtime is outside what XFS holds (1901 to 2486)`,
     );
-  return { sec: Number(sec), nsec: Number(t % 1_000_000_000n) };
+  return t;
 }
+
+/** di_flags2: the inode's timestamps are bigtime ones. */
+const FLAG2_BIGTIME = 0x8n;
 
 export interface InodeFields {
   readonly ino: number;
@@ -45,8 +50,7 @@ export interface InodeFields {
 }
 
 function putTime(b: Buffer, at: number, t: XfsTime): void {
-  b.writeInt32BE(t.sec, at);
-  b.writeUInt32BE(t.nsec, at + 4);
+  b.writeBigUInt64BE(t, at);
 }
 
 /** A v3 inode: core, data fork, attribute fork, CRC. */
@@ -81,6 +85,7 @@ export function encodeInode(f: InodeFields, uuid: Buffer): Buffer {
   b.writeUInt32BE(f.generation >>> 0, 92);
   b.writeUInt32BE(0xffffffff, 96); // next_unlinked
   b.writeBigUInt64BE(1n, 104); // change count
+  b.writeBigUInt64BE(FLAG2_BIGTIME, 120);
   putTime(b, 144, f.time); // crtime
   b.writeBigUInt64BE(BigInt(f.ino), 152);
   uuid.copy(b, 160);

@@ -223,8 +223,16 @@ export function planXfs(manifest: Manifest, options: XfsPlanOptions): XfsPlan {
   const seed = crc32c(deriveXfs('generation', options.revision));
   const maxNs = newestMtime(manifest);
   const time = xfsTime(maxNs.toString(), '');
-  if (options.blocks !== undefined)
-    return attempt(nodes, geometryFor(options.blocks, true), options, uuid, seed, time, true);
+  if (options.blocks !== undefined) {
+    try {
+      return attempt(nodes, geometryFor(options.blocks, true), options, uuid, seed, time, true);
+    } catch (error) {
+      if (!(error instanceof OutOfSpace)) throw error;
+      throw limit(
+        `${options.blocks} blocks of ${BLOCK_SIZE} bytes do not hold the tree; give a larger --size`,
+      );
+    }
+  }
   let want = Math.ceil(estimate(nodes) * 1.02) + 2 * PREALLOC_BLOCKS + 64;
   for (let tries = 0; ; tries++) {
     try {
@@ -486,6 +494,10 @@ function attempt(
       agfl: encodeAgfl(ag, uuid),
     });
   }
+  // The smallest filesystem still leaves the kernel what it sets aside at mount (the reserved
+  // pool, 5 % up to 8192 blocks, and per-AG metadata reserves) and a mebibyte to work in.
+  if (!fixed && fdblocks < Math.min(8192, Math.ceil(geo.dblocks * 0.05)) + geo.agcount * 64 + 256)
+    throw new OutOfSpace();
   const sb = encodeSuperblock({
     geo,
     uuid,
@@ -504,7 +516,6 @@ function attempt(
     h.agfl.copy(b, 3 * SECTOR_SIZE);
     meta.set(geo.agStart(ag), b);
   }
-  void fixed;
 
   files.sort((a, b) => a.block - b.block);
   const mapNodes: Record<string, { ino: number; type: string }> = {};

@@ -28,7 +28,8 @@ const VERSION = 0x5 | 0x20 | 0x80 | 0x400 | 0x1000 | 0x2000 | 0x8000;
 /** LAZYSBCOUNT, ATTR2, PROJID32, CRC. */
 const FEATURES2 = 0x2 | 0x8 | 0x80 | 0x100;
 const RO_COMPAT_FINOBT = 0x1;
-const INCOMPAT_FTYPE = 0x1;
+/** FTYPE (file types in directory entries), BIGTIME (timestamps to 2486). */
+const INCOMPAT = 0x1 | 0x8;
 
 /** The superblock sector (the same in every AG). */
 export function encodeSuperblock(f: SuperFields): Buffer {
@@ -66,7 +67,7 @@ export function encodeSuperblock(f: SuperFields): Buffer {
   b.writeUInt32BE(FEATURES2, 200);
   b.writeUInt32BE(FEATURES2, 204);
   b.writeUInt32BE(RO_COMPAT_FINOBT, 212);
-  b.writeUInt32BE(INCOMPAT_FTYPE, 216);
+  b.writeUInt32BE(INCOMPAT, 216);
   setCrc(b, 224);
   return b;
 }
