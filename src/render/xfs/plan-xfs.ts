@@ -65,6 +65,8 @@ export interface XfsPlanOptions {
   /** Size in 4 KiB blocks; absent: the smallest filesystem that holds the tree. */
   readonly blocks?: number;
   readonly label?: string;
+  /** AG size in blocks (at least 4096); absent: up to 4 GiB AGs, at least two. */
+  readonly agBlocks?: number;
 }
 
 export interface XfsPlan {
@@ -187,9 +189,14 @@ function estimate(nodes: readonly Node[]): number {
 }
 
 /** AG count and size for `blocks`: at least two AGs (xfs_repair wants them), each 16 MiB to 1 TiB. */
-function geometryFor(blocks: number, fixed: boolean): XfsGeometry {
-  let agcount = Math.max(2, Math.ceil(blocks / 2 ** 20));
-  let agblocks = Math.ceil(blocks / agcount);
+function geometryFor(blocks: number, fixed: boolean, agSize?: number): XfsGeometry {
+  if (
+    agSize !== undefined &&
+    (!Number.isSafeInteger(agSize) || agSize < MIN_AG_BLOCKS || agSize > MAX_AG_BLOCKS)
+  )
+    throw input(`an AG size of ${agSize} blocks is outside ${MIN_AG_BLOCKS} to ${MAX_AG_BLOCKS}`);
+  let agcount = Math.max(2, Math.ceil(blocks / (agSize ?? 2 ** 20)));
+  let agblocks = agSize ?? Math.ceil(blocks / agcount);
   if (agblocks > MAX_AG_BLOCKS) {
     agcount = Math.ceil(blocks / MAX_AG_BLOCKS);
     agblocks = Math.ceil(blocks / agcount);
@@ -206,8 +213,12 @@ function geometryFor(blocks: number, fixed: boolean): XfsGeometry {
   const last = dblocks - agblocks * (agcount - 1);
   if (last < MIN_AG_BLOCKS && agcount > 2)
     return new XfsGeometry(agcount - 1, agblocks, agblocks * (agcount - 1));
+  const half = Math.floor(dblocks / 2);
+  if (last < MIN_AG_BLOCKS && half >= MIN_AG_BLOCKS) return new XfsGeometry(2, half, half * 2);
   if (last < MIN_AG_BLOCKS)
-    return new XfsGeometry(2, Math.floor(dblocks / 2), Math.floor(dblocks / 2) * 2);
+    throw limit(
+      `${blocks} blocks of ${BLOCK_SIZE} bytes do not make two AGs of at least 16 MiB; give a larger --size`,
+    );
   return new XfsGeometry(agcount, agblocks, dblocks);
 }
 
@@ -225,7 +236,15 @@ export function planXfs(manifest: Manifest, options: XfsPlanOptions): XfsPlan {
   const time = xfsTime(maxNs.toString(), '');
   if (options.blocks !== undefined) {
     try {
-      return attempt(nodes, geometryFor(options.blocks, true), options, uuid, seed, time, true);
+      return attempt(
+        nodes,
+        geometryFor(options.blocks, true, options.agBlocks),
+        options,
+        uuid,
+        seed,
+        time,
+        true,
+      );
     } catch (error) {
       if (!(error instanceof OutOfSpace)) throw error;
       throw limit(
@@ -236,7 +255,15 @@ export function planXfs(manifest: Manifest, options: XfsPlanOptions): XfsPlan {
   let want = Math.ceil(estimate(nodes) * 1.02) + 2 * PREALLOC_BLOCKS + 64;
   for (let tries = 0; ; tries++) {
     try {
-      return attempt(nodes, geometryFor(want, false), options, uuid, seed, time, false);
+      return attempt(
+        nodes,
+        geometryFor(want, false, options.agBlocks),
+        options,
+        uuid,
+        seed,
+        time,
+        false,
+      );
     } catch (error) {
       if (!(error instanceof OutOfSpace)) throw error;
       if (tries > 200) throw limit('no geometry holds the tree');
