@@ -180,9 +180,11 @@ export function layoutDirectory(
   used.push(at);
   const ndata = block + 1;
   const best = used.map((u) => BLOCK_SIZE - u);
+  const byBlock: Placed[][] = Array.from({ length: ndata }, () => []);
+  for (const p of placed) byBlock[p.block]!.push(p);
   const blocks: DirBlock[] = [];
   for (let d = 0; d < ndata; d++) {
-    const mine = placed.filter((p) => p.block === d);
+    const mine = byBlock[d]!;
     blocks.push({
       logical: d,
       build: (daddr) => {
