@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   chmod,
   link,
@@ -15,6 +16,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { mapPathOf, renderDisk, renderFilesystem } from '../../src/render/index.js';
+import { writeRender } from '../../src/render/write-render.js';
 import { planXfs } from '../../src/render/xfs/plan-xfs.js';
 import { ingestDirectory, ingestImage, LocalStore, type Manifest } from '../../src/store/index.js';
 import { writeXattrs, xattrsSupported } from '../../src/store/xattrs.js';
@@ -307,6 +309,67 @@ describe('xfs render', { skip: haveXfsprogs ? false : 'xfsprogs missing' }, () =
         listed,
         extents.map((f) => ({ block: f.block, blocks: f.blocks, offset: f.offset })),
       );
+    });
+  });
+
+  it('keeps large and many attributes in a leaf block with remote value blocks', async () => {
+    await withTempDir(async (dir) => {
+      // Values larger than the host filesystem may hold: the manifest is written directly.
+      const value = (n: number, seed: number): string => {
+        const b = Buffer.alloc(n);
+        for (let i = 0; i < n; i++) b[i] = (i * 7 + seed) & 0xff;
+        return b.toString('base64');
+      };
+      const empty = createHash('sha512').digest('hex');
+      const d = { type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: '0', size: 0 } as const;
+      const file = (path: string, xattrs: Record<string, string>) =>
+        ({
+          path,
+          type: 'file',
+          mode: 0o644,
+          uid: 0,
+          gid: 0,
+          mtime: '0',
+          size: 0,
+          hash: empty,
+          xattrs,
+        }) as const;
+      const many: Record<string, string> = {};
+      for (let i = 0; i < 30; i++) many[`user.attr-${String(i).padStart(2, '0')}`] = value(200, i);
+      const m: Manifest = {
+        version: 1,
+        entries: [
+          { path: '', ...d },
+          file('a', { 'user.huge': value(65536, 1), 'user.small': value(10, 2) }),
+          file('b', many),
+          file('c', {
+            'security.y': value(100, 5),
+            'trusted.x': value(5000, 4),
+            'user.mid': value(3500, 3),
+          }),
+          { path: 'etc', ...d },
+          { path: 'usr', ...d },
+          { path: 'usr/bin', ...d },
+        ],
+      };
+      const store = await LocalStore.open(join(dir, 'store'));
+      const plan = planXfs(m, { revision: 'attrs' });
+      const img = join(dir, 'attrs.xfs');
+      await writeRender(plan, plan.map, {
+        out: img,
+        format: 'raw',
+        objectPath: (h) => store.objects.pathOf(h),
+      });
+      await xfsRepair(img);
+      const back = await store.getManifest((await ingestImage(store, img)).revision);
+      assert.deepEqual(lines(back), lines(m));
+      await withMount(img, dir, async (at) => {
+        const seen = await store.getManifest((await ingestDirectory(store, at)).revision);
+        assert.deepEqual(
+          seen.entries.map((e) => e.xattrs),
+          m.entries.map((e) => e.xattrs),
+        );
+      });
     });
   });
 

@@ -58,6 +58,7 @@ export const MAGIC = {
   dirLeafN: 0x3dff,
   daNode: 0x3ebe,
   attrLeaf: 0x3bee,
+  attrRemote: 0x5841524d, // XARM
   symlink: 0x58534c4d, // XSLM
 } as const;
 

@@ -52,7 +52,9 @@ import { cleanLogBlock } from './log.js';
 import { encodeSuperblock } from './superblock.js';
 import {
   attrLeafBlock,
-  checkLeafFits,
+  layoutAttrLeaf,
+  REMOTE_ROOM,
+  remoteValueBlocks,
   shortformAttrs,
   toXfsXattrs,
   type XfsXattr,
@@ -94,6 +96,9 @@ interface Node {
   readonly children: { readonly name: Buffer; readonly node: Node; readonly ftype: number }[];
   readonly xattrs: XfsXattr[];
 }
+
+/** The attribute fork's offset (8-byte units) when it holds extents: the kernel's default, 40 bytes for it. */
+const ATTR_FORKOFF = 37;
 
 /** 16 bytes derived from a label and a revision id. */
 export function deriveXfs(label: string, revision: string): Buffer {
@@ -235,6 +240,8 @@ export function planXfs(manifest: Manifest, options: XfsPlanOptions): XfsPlan {
   const maxNs = newestMtime(manifest);
   const time = xfsTime(maxNs.toString(), '');
   if (options.blocks !== undefined) {
+    if (!Number.isSafeInteger(options.blocks) || options.blocks <= 0)
+      throw input(`a size of ${options.blocks} blocks is not a count`);
     try {
       return attempt(
         nodes,
@@ -615,21 +622,50 @@ function placeNode(
       sf.copy(fork);
       attr = { forkoff: (LITERAL_SIZE - sfBytes) / 8, format: FMT_LOCAL, nextents: 0, fork };
     } else {
-      checkLeafFits(n.xattrs, n.path);
-      const block = alloc.allocate(1)[0]!.start;
-      meta.set(block, attrLeafBlock(n.xattrs, n.ino, geo.daddr(block), uuid));
-      const fork = Buffer.alloc(LITERAL_SIZE - 37 * 8);
-      const enc = encodeFork(
-        [{ offset: 0, start: block, length: 1 }],
-        fork.length,
-        [],
-        n.ino,
-        geo,
-        uuid,
-      );
-      enc.fork.copy(fork);
-      attr = { forkoff: 37, format: FMT_EXTENTS, nextents: 1, fork };
-      attrBlocks = 1;
+      // A leaf block and remote value blocks, mapped by the fork's extents (a btree if need be).
+      const layout = layoutAttrLeaf(n.xattrs, n.path);
+      const linear = alloc
+        .allocate(layout.blocks)
+        .flatMap((r) => Array.from({ length: r.length }, (_, i) => r.start + i));
+      meta.set(linear[0]!, attrLeafBlock(layout, n.ino, geo.daddr(linear[0]!), uuid));
+      layout.xs.forEach((x, i) => {
+        const at = layout.remoteAt[i]!;
+        if (at < 0) return;
+        const blocks = linear.slice(at, at + Math.max(1, Math.ceil(x.value.length / REMOTE_ROOM)));
+        const bufs = remoteValueBlocks(
+          x,
+          n.ino,
+          blocks.map((b) => geo.daddr(b)),
+          uuid,
+        );
+        bufs.forEach((buf, k) => {
+          meta.set(blocks[k]!, buf);
+        });
+      });
+      const extents: Extent[] = [];
+      linear.forEach((b, logical) => {
+        const last = extents[extents.length - 1];
+        if (last !== undefined && last.start + last.length === b)
+          extents[extents.length - 1] = { ...last, length: last.length + 1 };
+        else extents.push({ offset: logical, start: b, length: 1 });
+      });
+      const forkBytes = LITERAL_SIZE - ATTR_FORKOFF * 8;
+      const need = bmbtBlocks(extents.length, forkBytes);
+      const bt =
+        need === 0
+          ? []
+          : alloc
+              .allocate(need)
+              .flatMap((r) => Array.from({ length: r.length }, (_, i) => r.start + i));
+      const enc = encodeFork(extents, forkBytes, bt, n.ino, geo, uuid);
+      for (const [b, data] of enc.blocks) meta.set(b, data);
+      attr = {
+        forkoff: ATTR_FORKOFF,
+        format: enc.btree ? FMT_BTREE : FMT_EXTENTS,
+        nextents: extents.length,
+        fork: enc.fork,
+      };
+      attrBlocks = layout.blocks + bt.length;
     }
   }
   const forkBytes = attr === null ? LITERAL_SIZE : attr.forkoff * 8;

@@ -8,7 +8,8 @@ import { daHash } from './da-hash.js';
  * user.*, ROOT for trusted.*, SECURE for security.*) and the rest of the
  * name. POSIX ACLs are XFS's own SGI_ACL_FILE / SGI_ACL_DEFAULT in the ROOT
  * namespace, in its big-endian form. Short form inside the inode when the
- * attributes fit there, else one leaf block with local values.
+ * attributes fit there, else one leaf block, with the values too big for it
+ * in remote value blocks ("XARM" header each).
  */
 export interface XfsXattr {
   readonly flags: number;
@@ -93,19 +94,82 @@ export function shortformAttrs(xs: readonly XfsXattr[]): Buffer | null {
 }
 
 const localSize = (x: XfsXattr): number => Math.ceil((3 + x.name.length + x.value.length) / 4) * 4;
+/** A remote entry: block, length, name length and name, sized as XFS sizes it (its struct pads to 12). */
+const remoteSize = (x: XfsXattr): number => Math.ceil((11 + x.name.length) / 4) * 4;
+/** Value bytes one remote value block holds after its 56-byte header. */
+export const REMOTE_ROOM = BLOCK_SIZE - 56;
+/** The largest local entry XFS keeps in a leaf (three quarters of a block). */
+const LOCAL_MAX = (BLOCK_SIZE * 3) / 4;
 
-/** Checks the attributes fit one leaf block with their values in it. */
-export function checkLeafFits(xs: readonly XfsXattr[], path: string): void {
-  const bytes = LEAF_HEADER + xs.reduce((n, x) => n + 8 + localSize(x), 0);
-  if (bytes > BLOCK_SIZE || xs.some((x) => localSize(x) > (BLOCK_SIZE * 3) / 4))
-    throw limit(
-      `those of ${path || '/'} need ${bytes} bytes; one ${BLOCK_SIZE}-byte leaf block is what this writer makes`,
-    );
+/**
+ * One leaf block and the values that go to their own blocks: the largest
+ * values move out (every one too big for a local entry, then more until the
+ * leaf fits). Remote values follow the leaf at logical blocks 1, 2, ... of
+ * the attribute fork.
+ */
+export interface AttrLeafLayout {
+  readonly xs: readonly XfsXattr[];
+  /** Per attribute: its first remote block (logical), or -1 when its value is local. */
+  readonly remoteAt: readonly number[];
+  /** Blocks of the fork: the leaf and the remote value blocks. */
+  readonly blocks: number;
 }
 
-/** One attribute leaf block (logical block 0 of the attribute fork). */
+export function layoutAttrLeaf(xs: readonly XfsXattr[], path: string): AttrLeafLayout {
+  const remote = xs.map((x) => localSize(x) >= LOCAL_MAX);
+  const bytes = (): number =>
+    LEAF_HEADER + xs.reduce((n, x, i) => n + 8 + (remote[i] ? remoteSize(x) : localSize(x)), 0);
+  const bySize = xs
+    .map((_, i) => i)
+    .sort((a, b) => xs[b]!.value.length - xs[a]!.value.length || a - b);
+  for (const i of bySize) {
+    if (bytes() <= BLOCK_SIZE) break;
+    remote[i] = true;
+  }
+  if (bytes() > BLOCK_SIZE)
+    throw limit(
+      `those of ${path || '/'} need more than one ${BLOCK_SIZE}-byte leaf block of names, which this writer makes`,
+    );
+  const remoteAt: number[] = [];
+  let next = 1;
+  xs.forEach((x, i) => {
+    if (!remote[i]) remoteAt.push(-1);
+    else {
+      remoteAt.push(next);
+      next += Math.max(1, Math.ceil(x.value.length / REMOTE_ROOM));
+    }
+  });
+  return { xs, remoteAt, blocks: next };
+}
+
+/** The remote value blocks of one attribute, each with its header (logical blocks from `first`). */
+export function remoteValueBlocks(
+  x: XfsXattr,
+  owner: number,
+  daddrs: readonly bigint[],
+  uuid: Buffer,
+): Buffer[] {
+  const out: Buffer[] = [];
+  for (let k = 0, done = 0; k < daddrs.length; k++) {
+    const take = Math.min(REMOTE_ROOM, x.value.length - done);
+    const b = Buffer.alloc(BLOCK_SIZE);
+    b.writeUInt32BE(MAGIC.attrRemote, 0);
+    b.writeUInt32BE(done, 4);
+    b.writeUInt32BE(take, 8);
+    uuid.copy(b, 16);
+    b.writeBigUInt64BE(BigInt(owner), 32);
+    b.writeBigUInt64BE(daddrs[k]!, 40);
+    x.value.copy(b, 56, done, done + take);
+    setCrc(b, 12);
+    out.push(b);
+    done += take;
+  }
+  return out;
+}
+
+/** The leaf block (logical block 0 of the attribute fork): entries by hash, names and local values from the end. */
 export function attrLeafBlock(
-  xs: readonly XfsXattr[],
+  layout: AttrLeafLayout,
   owner: number,
   daddr: bigint,
   uuid: Buffer,
@@ -115,23 +179,31 @@ export function attrLeafBlock(
   b.writeBigUInt64BE(daddr, 16);
   uuid.copy(b, 32);
   b.writeBigUInt64BE(BigInt(owner), 48);
-  const sorted = xs
-    .map((x) => ({ x, hash: daHash(x.name) }))
+  const sorted = layout.xs
+    .map((x, i) => ({ x, hash: daHash(x.name), at: layout.remoteAt[i]! }))
     .sort((a, c) => a.hash - c.hash || a.x.flags - c.x.flags || Buffer.compare(a.x.name, c.x.name));
   let end = BLOCK_SIZE;
   let used = 0;
-  sorted.forEach(({ x, hash }, i) => {
-    const size = localSize(x);
+  sorted.forEach(({ x, hash, at }, i) => {
+    const local = at < 0;
+    const size = local ? localSize(x) : remoteSize(x);
     end -= size;
     used += size;
-    b.writeUInt16BE(x.value.length, end);
-    b[end + 2] = x.name.length;
-    x.name.copy(b, end + 3);
-    x.value.copy(b, end + 3 + x.name.length);
-    const at = LEAF_HEADER + i * 8;
-    b.writeUInt32BE(hash, at);
-    b.writeUInt16BE(end, at + 4);
-    b[at + 6] = x.flags | LOCAL;
+    if (local) {
+      b.writeUInt16BE(x.value.length, end);
+      b[end + 2] = x.name.length;
+      x.name.copy(b, end + 3);
+      x.value.copy(b, end + 3 + x.name.length);
+    } else {
+      b.writeUInt32BE(at, end);
+      b.writeUInt32BE(x.value.length, end + 4);
+      b[end + 8] = x.name.length;
+      x.name.copy(b, end + 9);
+    }
+    const e = LEAF_HEADER + i * 8;
+    b.writeUInt32BE(hash, e);
+    b.writeUInt16BE(end, e + 4);
+    b[e + 6] = x.flags | (local ? LOCAL : 0);
   });
   const base = LEAF_HEADER + sorted.length * 8;
   b.writeUInt16BE(sorted.length, 56);
