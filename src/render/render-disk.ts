@@ -16,7 +16,7 @@ import type { Run } from './ext4/extents.js';
 import { derive, type FileRegion, uuidFrom } from './ext4/plan-ext4.js';
 import { buildFat16 } from './fat/fat16-writer.js';
 import { loadBase } from './load-base.js';
-import { checkBaseSupported, planRootFs, type RenderFsType, rootFsUuid } from './plan-root-fs.js';
+import { planRootFs, type RenderFsType, rootFsUuid } from './plan-root-fs.js';
 import { formatUuid } from './render-fs.js';
 import { editTree } from './tree-edits.js';
 import { newestMtime } from './tree-time.js';
@@ -126,12 +126,11 @@ export async function renderDisk(
     throw usage('an MBR disk boots with BIOS only; use --table gpt for UEFI');
   const bootWith = options.boot ?? 'grub';
   const fs = options.fs ?? 'ext4';
-  checkBaseSupported(fs, options.base);
   const base =
     options.base === undefined
       ? undefined
       : await loadBase(options.base, 'a disk', (raw) => {
-          const map = checkDiskMap(raw);
+          const map = checkDiskMap(raw, fs);
           return { map, bytes: map.totalSectors * SECTOR };
         });
   try {

@@ -4,9 +4,8 @@ import type { WritableFormat } from '../disk/index.js';
 import { FerryError } from '../errors/index.js';
 import type { LocalStore, Manifest } from '../store/index.js';
 import { type BootFiles, findBootFiles } from './boot-files.js';
-import { checkExt4Map } from './ext4/ext4-map.js';
 import { loadBase } from './load-base.js';
-import { checkBaseSupported, planRootFs, type RenderFsType } from './plan-root-fs.js';
+import { checkFsMap, planRootFs, type RenderFsType } from './plan-root-fs.js';
 import { writeRender } from './write-render.js';
 
 export interface RenderFsOptions {
@@ -51,8 +50,8 @@ export { mapPathOf } from './load-base.js';
 
 /**
  * Renders a revision as a partitionless ext4 or XFS filesystem image: the
- * smallest that holds the tree (or `size`), deterministic, and with a base
- * (ext4), keeping every unchanged file's inode and blocks. Writes IMAGE.ferry-map.json for
+ * smallest that holds the tree (or `size`), deterministic, and with a base,
+ * keeping every unchanged file's inode and blocks. Writes IMAGE.ferry-map.json for
  * the next render, and the kernel and initrd when asked.
  */
 export async function renderFilesystem(
@@ -62,12 +61,11 @@ export async function renderFilesystem(
   options: RenderFsOptions,
 ): Promise<RenderFsResult> {
   const fs = options.fs ?? 'ext4';
-  checkBaseSupported(fs, options.base);
   const base =
     options.base === undefined
       ? undefined
       : await loadBase(options.base, 'an image', (raw) => {
-          const map = checkExt4Map(raw);
+          const map = checkFsMap(fs, raw);
           return { map, bytes: map.blocksCount * 4096 };
         });
   try {

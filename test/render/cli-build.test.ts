@@ -194,7 +194,8 @@ describe('ferry build', () => {
       ]);
       assert.equal(
         (JSON.parse(xfs.stdout) as { error: { code: string } }).error.code,
-        'FERRY_NOT_CAPABLE',
+        'FERRY_RENDER_INPUT',
+        'a base without its block map',
       );
       await assert.rejects(stat(join(dir, 'x')), { code: 'ENOENT' });
     });

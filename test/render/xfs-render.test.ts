@@ -235,6 +235,59 @@ describe('xfs render', { skip: haveXfsprogs ? false : 'xfsprogs missing' }, () =
     });
   });
 
+  it('keeps unchanged files in their blocks with --base and counts the chunks that changed', async () => {
+    await withTempDir(async (dir) => {
+      const src = join(dir, 'src');
+      await makeTree(src);
+      const store = await LocalStore.open(join(dir, 'store'));
+      const render = async (out: string, base?: string) => {
+        const ing = await ingestDirectory(store, src);
+        const manifest = await store.getManifest(ing.revision);
+        const result = await renderFilesystem(store, ing.revision, manifest, {
+          out,
+          fs: 'xfs',
+          ...(base === undefined ? {} : { base }),
+        });
+        return { manifest, result };
+      };
+      const one = join(dir, 'one.xfs');
+      const first = await render(one);
+      await writeFile(join(src, 'etc/hostname'), 'ferry-two\n');
+      await writeFile(join(src, 'etc/many/file-with-a-longish-name-00007'), 'changed\n');
+      await writeFile(join(src, 'etc/added'), 'new file\n');
+      execFileSync('rm', [join(src, 'etc/many/file-with-a-longish-name-00100')]);
+      const two = join(dir, 'two.xfs');
+      const second = await render(two, one);
+      await xfsRepair(two);
+      const back = await ingestImage(store, two);
+      assert.deepEqual(lines(await store.getManifest(back.revision)), lines(second.manifest));
+      assert.equal(second.result.uuid, first.result.uuid, 'a lineage keeps its identity');
+      assert.equal(second.result.bytes, first.result.bytes);
+      const maps = await Promise.all(
+        [one, two].map(async (p) => JSON.parse(await readFile(mapPathOf(p), 'utf8'))),
+      );
+      assert.deepEqual(maps[1].nodes['usr/bin/tool'], maps[0].nodes['usr/bin/tool']);
+      assert.equal(maps[1].nodes['etc/hostname'].ino, maps[0].nodes['etc/hostname'].ino);
+      const files = first.manifest.entries.filter((e) => e.type === 'file' && !e.link).length;
+      assert.equal(second.result.keptFiles, files - 3);
+      // The reported count is the real one, and small next to the image.
+      const [a, b] = await Promise.all([readFile(one), readFile(two)]);
+      let real = 0;
+      for (let off = 0; off < a.length; off += 512 * 1024)
+        if (!a.subarray(off, off + 512 * 1024).equals(b.subarray(off, off + 512 * 1024))) real++;
+      assert.equal(second.result.changedChunks, real);
+      assert.ok(real <= 8, `only metadata and the changed files' chunks differ (${real})`);
+      // An ext4 base for an XFS render (and the other way) is refused.
+      await assert.rejects(
+        renderFilesystem(store, first.result.revision, first.manifest, {
+          out: join(dir, 'x.ext4'),
+          base: one,
+        }),
+        { code: 'FERRY_RENDER_INPUT' },
+      );
+    });
+  });
+
   it('lays out a directory of thousands of long names in node form', async () => {
     await withTempDir(async (dir) => {
       const src = join(dir, 'src');
@@ -428,7 +481,7 @@ describe('xfs render', { skip: haveXfsprogs ? false : 'xfsprogs missing' }, () =
       });
       await assert.rejects(
         renderFilesystem(store, ing.revision, m, { out, fs: 'xfs', base: join(dir, 'old.xfs') }),
-        { code: 'FERRY_NOT_CAPABLE' },
+        { code: 'FERRY_RENDER_INPUT' },
       );
       const odd: Manifest = {
         version: 1,

@@ -30,7 +30,7 @@ revision and options give the same image on any machine.
                   it): unchanged files keep their inodes and blocks, and the output
                   reports how many 512 KiB chunks differ from IMAGE (the unit of an
                   incremental EBS snapshot). Freed blocks keep their old bytes
-                  unless --zero-freed. ext4 only so far.
+                  unless --zero-freed. The base must be of the same --fs.
 Every render writes FILE.ferry-map.json, the base for the next one.`;
 
 type Flags = Record<string, string | boolean | string[] | undefined>;

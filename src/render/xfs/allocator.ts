@@ -82,11 +82,52 @@ export class XfsAllocator {
     throw new OutOfSpace();
   }
 
-  /** `n` blocks from the data cursor on, as runs that stay within one AG each. */
+  readonly #prefer: BlockRun[] = [];
+  #preferAt = 0;
+
+  /**
+   * Ranges (within one AG each) that allocations take first, in order, before
+   * the cursor: with a base, the 512 KiB chunks it left wholly free.
+   */
+  prefer(ranges: readonly BlockRun[]): void {
+    const g = this.geo;
+    for (const r of ranges) {
+      const ag = g.agOf(r.start);
+      const end = Math.min(r.start + r.length, g.agStart(ag) + g.agLength(ag) - this.#keep[ag]!);
+      if (end > r.start) this.#prefer.push({ start: r.start, length: end - r.start });
+    }
+  }
+
+  markRun(start: number, length: number): void {
+    this.#used.fill(1, start, start + length);
+  }
+
+  /** `n` blocks from the preferred ranges, then from the data cursor on, as runs that stay within one AG each. */
   allocate(n: number): BlockRun[] {
     const out: BlockRun[] = [];
     const g = this.geo;
     let left = n;
+    const push = (start: number, end: number): void => {
+      this.#used.fill(1, start, end);
+      const last = out[out.length - 1];
+      if (last !== undefined && last.start + last.length === start)
+        out[out.length - 1] = { start: last.start, length: last.length + end - start };
+      else out.push({ start, length: end - start });
+      left -= end - start;
+    };
+    while (left > 0 && this.#preferAt < this.#prefer.length) {
+      const r = this.#prefer[this.#preferAt]!;
+      let b = r.start;
+      const end = r.start + r.length;
+      while (b < end && this.#used[b] === 1) b++;
+      if (b >= end) {
+        this.#preferAt++;
+        continue;
+      }
+      let e = b;
+      while (e < end && e - b < left && this.#used[e] !== 1) e++;
+      push(b, e);
+    }
     let b = this.#cursor;
     while (left > 0) {
       while (b < g.dblocks && this.#used[b] === 1) b++;
@@ -99,23 +140,27 @@ export class XfsAllocator {
       }
       let e = b;
       while (e < agEnd && e - b < left && this.#used[e] !== 1) e++;
-      this.#used.fill(1, b, e);
-      const last = out[out.length - 1];
-      if (last !== undefined && last.start + last.length === b)
-        out[out.length - 1] = { start: last.start, length: last.length + e - b };
-      else out.push({ start: b, length: e - b });
-      left -= e - b;
+      push(b, e);
       b = e;
     }
     this.#cursor = b;
     return out;
   }
 
-  /** The highest used block + 1. */
-  end(): number {
-    let e = this.#used.length;
-    while (e > 0 && this.#used[e - 1] !== 1) e--;
-    return e;
+  /** Every block in use, as runs. */
+  usedRuns(): BlockRun[] {
+    const out: BlockRun[] = [];
+    const u = this.#used;
+    for (let b = 0; b < u.length; ) {
+      if (u[b] !== 1) {
+        b++;
+        continue;
+      }
+      const s = b;
+      while (b < u.length && u[b] === 1) b++;
+      out.push({ start: s, length: b - s });
+    }
+    return out;
   }
 
   /** Free extents of an AG as AG-relative (start, length) pairs, in block order. */

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { FerryError } from '../../errors/index.js';
 import type { Manifest, ManifestEntry } from '../../store/index.js';
 import { crc32c } from '../../util/crc32c.js';
+import type { Run } from '../ext4/extents.js';
 import type { FileRegion } from '../ext4/plan-ext4.js';
 import { newestMtime } from '../tree-time.js';
 import { buildShortBtree, shortBtreeBlocks } from './ag-btree.js';
@@ -59,7 +60,7 @@ import {
   toXfsXattrs,
   type XfsXattr,
 } from './xattr.js';
-import type { XfsMap } from './xfs-map.js';
+import type { MapRun, XfsMap, XfsMapNode } from './xfs-map.js';
 
 export interface XfsPlanOptions {
   /** Identity seed (the revision id): UUID and inode generations derive from it. */
@@ -69,6 +70,8 @@ export interface XfsPlanOptions {
   readonly label?: string;
   /** AG size in blocks (at least 4096); absent: up to 4 GiB AGs, at least two. */
   readonly agBlocks?: number;
+  /** The map of a previous render: its geometry, identity, inode numbers and unchanged files' blocks stay. */
+  readonly base?: XfsMap;
 }
 
 export interface XfsPlan {
@@ -76,7 +79,8 @@ export interface XfsPlan {
   readonly uuid: Buffer;
   readonly meta: ReadonlyMap<number, Buffer>;
   readonly files: readonly FileRegion[];
-  readonly freed: readonly never[];
+  /** Blocks the base used that this render frees. */
+  readonly freed: readonly Run[];
   readonly map: XfsMap;
   readonly stats: {
     readonly inodes: number;
@@ -95,7 +99,12 @@ interface Node {
   subdirs: number;
   readonly children: { readonly name: Buffer; readonly node: Node; readonly ftype: number }[];
   readonly xattrs: XfsXattr[];
+  /** With a base: the file's data runs kept where they are, and whether its bytes are rewritten there. */
+  keep: { readonly runs: readonly MapRun[]; readonly rewrite: boolean } | null;
 }
+
+/** Changed files of at least this many blocks (a 512 KiB chunk) are rewritten in place over a base. */
+const IN_PLACE_BLOCKS = 128;
 
 /** The attribute fork's offset (8-byte units) when it holds extents: the kernel's default, 40 bytes for it. */
 const ATTR_FORKOFF = 37;
@@ -167,6 +176,7 @@ function prepareNodes(manifest: Manifest): Node[] {
       subdirs: 0,
       children: [],
       xattrs: toXfsXattrs(e.xattrs),
+      keep: null,
     };
     if (e.path !== '') {
       const parent = parentOf(e.path);
@@ -235,10 +245,23 @@ function geometryFor(blocks: number, fixed: boolean, agSize?: number): XfsGeomet
  */
 export function planXfs(manifest: Manifest, options: XfsPlanOptions): XfsPlan {
   const nodes = prepareNodes(manifest);
-  const uuid = xfsUuid(options.revision);
-  const seed = crc32c(deriveXfs('generation', options.revision));
+  const base = options.base;
+  const uuid = base ? Buffer.from(base.uuid, 'hex') : xfsUuid(options.revision);
+  const seed = crc32c(deriveXfs('generation', base?.revision ?? options.revision));
   const maxNs = newestMtime(manifest);
   const time = xfsTime(maxNs.toString(), '');
+  if (base !== undefined) {
+    // A lineage keeps its geometry: XFS does not shrink, and the partitions stay where they are.
+    const geo = new XfsGeometry(base.agcount, base.agblocks, base.blocksCount);
+    try {
+      return attempt(nodes, geo, options, uuid, seed, time, true);
+    } catch (error) {
+      if (!(error instanceof OutOfSpace)) throw error;
+      throw limit(
+        `the tree no longer fits the base's ${base.blocksCount} blocks; render without --base`,
+      );
+    }
+  }
   if (options.blocks !== undefined) {
     if (!Number.isSafeInteger(options.blocks) || options.blocks <= 0)
       throw input(`a size of ${options.blocks} blocks is not a count`);
@@ -287,6 +310,8 @@ interface Placed {
   size: number;
   nblocks: number;
   attr: { forkoff: number; format: number; nextents: number; fork: Buffer } | null;
+  /** A file's data runs, for the map. */
+  runs?: MapRun[];
 }
 
 function attempt(
@@ -302,25 +327,68 @@ function attempt(
   const meta = new Map<number, Buffer>();
   const files: FileRegion[] = [];
 
+  const base = options.base;
   // Inode chunks: the first where xfs_repair expects the root (AG block 12), the rest after it.
-  const inodesNeeded = nodes.length + 2;
-  const chunks: number[] = [];
+  // With a base: its chunks stay, and so do its inode numbers and unchanged files' blocks.
   const firstChunk = Math.ceil((INO_ROOT + 4 + 1 + 1) / 4) * 4;
-  for (let i = 0; i * INODES_PER_CHUNK < inodesNeeded; i++)
-    chunks.push(alloc.allocateChunk(i === 0 ? firstChunk : chunks[i - 1]! + CHUNK_BLOCKS));
-  if (chunks[0] !== firstChunk)
-    throw new FerryError('FERRY_INTERNAL', 'Cannot lay out the filesystem: the root chunk moved');
-  const slot = (i: number): number =>
-    geo.ino(
-      chunks[Math.floor(i / INODES_PER_CHUNK)]! +
-        Math.floor((i % INODES_PER_CHUNK) / INODES_PER_BLOCK),
-      i % INODES_PER_BLOCK,
-    );
-  const rootIno = slot(0);
+  const chunks: number[] = [];
+  if (base !== undefined) {
+    for (const c of base.chunks) {
+      if (c % 4 !== 0 || geo.agOf(c) !== geo.agOf(c + CHUNK_BLOCKS - 1))
+        throw input('the base has a misplaced inode chunk');
+      alloc.markRun(c, CHUNK_BLOCKS);
+      chunks.push(c);
+    }
+    if (chunks[0] !== firstChunk)
+      throw input("the base's root inode chunk is not where XFS keeps it");
+    keepFiles(nodes, base, alloc, geo);
+    alloc.prefer(freeChunks(base, geo));
+  } else chunks.push(alloc.allocateChunk(firstChunk));
+  const slotIno = (ci: number, k: number): number =>
+    geo.ino(chunks[ci]! + Math.floor(k / INODES_PER_BLOCK), k % INODES_PER_BLOCK);
+  const rootIno = slotIno(0, 0);
+  const usedIno = new Set<number>([rootIno, rootIno + 1, rootIno + 2]);
   nodes[0]!.ino = rootIno;
-  for (let i = 1; i < nodes.length; i++) nodes[i]!.ino = slot(i + 2);
-  const lastIno = slot(inodesNeeded - 1);
-  if (lastIno > 0xffffffff) throw limit('inode numbers would need more than 32 bits');
+  if (base !== undefined) {
+    const inChunks = new Set<number>();
+    chunks.forEach((_, ci) => {
+      for (let k = 0; k < INODES_PER_CHUNK; k++) inChunks.add(slotIno(ci, k));
+    });
+    for (const n of nodes.slice(1)) {
+      const b: XfsMapNode | undefined = base.nodes[n.path];
+      if (
+        b !== undefined &&
+        b.type === n.entry.type &&
+        inChunks.has(b.ino) &&
+        !usedIno.has(b.ino)
+      ) {
+        n.ino = b.ino;
+        usedIno.add(b.ino);
+      }
+    }
+  }
+  let ci = 0;
+  let k = 0;
+  for (const n of nodes) {
+    if (n.ino !== 0 && usedIno.has(n.ino)) continue;
+    for (;;) {
+      if (k === INODES_PER_CHUNK) {
+        ci++;
+        k = 0;
+      }
+      if (ci === chunks.length)
+        chunks.push(
+          alloc.allocateChunk(base === undefined ? chunks[ci - 1]! + CHUNK_BLOCKS : firstChunk),
+        );
+      const ino = slotIno(ci, k++);
+      if (usedIno.has(ino)) continue;
+      n.ino = ino;
+      usedIno.add(ino);
+      break;
+    }
+  }
+  for (const ino of usedIno)
+    if (ino > 0xffffffff) throw limit('inode numbers would need more than 32 bits');
 
   // Per AG: the inode chunks, and the blocks their btrees take beyond the roots.
   const agChunks: { start: number; free: bigint; freeCount: number }[][] = Array.from(
@@ -328,10 +396,17 @@ function attempt(
     () => [],
   );
   chunks.forEach((c, i) => {
-    const used = Math.max(0, Math.min(INODES_PER_CHUNK, inodesNeeded - i * INODES_PER_CHUNK));
-    const free = used === INODES_PER_CHUNK ? 0n : ((1n << 64n) - 1n) ^ ((1n << BigInt(used)) - 1n);
-    agChunks[geo.agOf(c)]!.push({ start: c, free, freeCount: INODES_PER_CHUNK - used });
+    let free = 0n;
+    let freeCount = 0;
+    for (let j = 0; j < INODES_PER_CHUNK; j++)
+      if (!usedIno.has(slotIno(i, j))) {
+        free |= 1n << BigInt(j);
+        freeCount++;
+      }
+    agChunks[geo.agOf(c)]!.push({ start: c, free, freeCount });
   });
+  // The inode btrees want their chunks in block order within each AG.
+  for (const list of agChunks) list.sort((a, b) => a.start - b.start);
   const inoExtra: number[][] = [];
   const finoExtra: number[][] = [];
   for (let ag = 0; ag < geo.agcount; ag++) {
@@ -552,14 +627,32 @@ function attempt(
   }
 
   files.sort((a, b) => a.block - b.block);
-  const mapNodes: Record<string, { ino: number; type: string }> = {};
-  for (const n of nodes) mapNodes[n.path] = { ino: n.ino, type: n.entry.type };
+  const mapNodes: Record<string, XfsMapNode> = {};
+  for (const p of placed) {
+    const n = p.node;
+    const e = n.entry;
+    mapNodes[n.path] =
+      e.type === 'file'
+        ? { ino: n.ino, type: e.type, hash: e.hash!, size: e.size, runs: p.runs ?? [] }
+        : { ino: n.ino, type: e.type };
+  }
+  let keptFiles = 0;
+  for (const n of nodes) if (n.keep !== null && !n.keep.rewrite) keptFiles++;
+  const freed: Run[] = [];
+  for (const r of base?.used ?? [])
+    for (let b = r.start; b < r.start + r.length; b++)
+      if (!alloc.isUsed(b)) {
+        const last = freed[freed.length - 1];
+        if (last !== undefined && last.physical + last.length === b)
+          freed[freed.length - 1] = { ...last, length: last.length + 1 };
+        else freed.push({ logical: 0, physical: b, length: 1 });
+      }
   return {
     blocksCount: geo.dblocks,
     uuid,
     meta,
     files,
-    freed: [],
+    freed,
     map: {
       format: 'ferry-xfs-map',
       version: 1,
@@ -568,15 +661,67 @@ function attempt(
       blocksCount: geo.dblocks,
       agcount: geo.agcount,
       agblocks: geo.agblocks,
+      chunks,
+      used: alloc.usedRuns(),
       nodes: mapNodes,
     },
     stats: {
       inodes: nodes.length + 2,
       agcount: geo.agcount,
       usedBlocks: geo.dblocks - fdblocks,
-      keptFiles: 0,
+      keptFiles,
     },
   };
+}
+
+/**
+ * Marks the blocks of files a base holds: unchanged ones stay (and are not
+ * written again), changed ones of the same size of at least 512 KiB are
+ * rewritten in place; the rest get new blocks.
+ */
+function keepFiles(nodes: Node[], base: XfsMap, alloc: XfsAllocator, geo: XfsGeometry): void {
+  for (const n of nodes) {
+    n.keep = null;
+    const e = n.entry;
+    const b = base.nodes[n.path];
+    if (e.type !== 'file' || b?.type !== 'file' || b.runs === undefined) continue;
+    const blocks = Math.ceil(e.size / BLOCK_SIZE);
+    let logical = 0;
+    let fits = true;
+    for (const r of b.runs) {
+      if (r.offset !== logical || geo.agOf(r.start) !== geo.agOf(r.start + r.length - 1))
+        fits = false;
+      for (let x = r.start; x < r.start + r.length && fits; x++) if (alloc.isUsed(x)) fits = false;
+      logical += r.length;
+    }
+    if (!fits || logical !== blocks) continue;
+    const same = b.hash === e.hash && b.size === e.size;
+    if (!same && blocks < IN_PLACE_BLOCKS) continue;
+    for (const r of b.runs) alloc.markRun(r.start, r.length);
+    n.keep = { runs: b.runs, rewrite: !same };
+  }
+}
+
+/** The 512 KiB chunks (128 blocks) of the filesystem its base left wholly free, in block order. */
+function freeChunks(base: XfsMap, geo: XfsGeometry): BlockRun[] {
+  const chunk = 128;
+  const busy = new Uint8Array(Math.ceil(geo.dblocks / chunk));
+  for (const r of base.used)
+    for (let c = Math.floor(r.start / chunk); c * chunk < r.start + r.length; c++) busy[c] = 1;
+  const out: BlockRun[] = [];
+  for (let c = 0; c < busy.length; c++) {
+    if (busy[c] === 1) continue;
+    let start = c * chunk;
+    const end = Math.min(start + chunk, geo.dblocks);
+    // A chunk across an AG boundary is offered as its two halves.
+    const agEnd = geo.agStart(geo.agOf(start)) + geo.agLength(geo.agOf(start));
+    if (agEnd < end) {
+      out.push({ start, length: agEnd - start });
+      start = agEnd;
+    }
+    if (end > start) out.push({ start, length: end - start });
+  }
+  return out;
 }
 
 /** `n` single blocks in AG `ag` (btree blocks must stay in their AG). */
@@ -692,16 +837,23 @@ function placeNode(
   switch (e.type) {
     case 'file': {
       const blocks = Math.ceil(e.size / BLOCK_SIZE);
-      const extents = blocks === 0 ? [] : runsToExtents(alloc.allocate(blocks), 0);
-      for (const x of extents)
-        files.push({
-          block: x.start,
-          blocks: x.length,
-          hash: e.hash!,
-          size: e.size,
-          offset: x.offset * BLOCK_SIZE,
-        });
-      return withExtents(extents, e.size, blocks);
+      const kept = n.keep;
+      const extents =
+        kept !== null
+          ? toExtents(kept.runs)
+          : blocks === 0
+            ? []
+            : runsToExtents(alloc.allocate(blocks), 0);
+      if (kept === null || kept.rewrite)
+        for (const x of extents)
+          files.push({
+            block: x.start,
+            blocks: x.length,
+            hash: e.hash!,
+            size: e.size,
+            offset: x.offset * BLOCK_SIZE,
+          });
+      return { ...withExtents(extents, e.size, blocks), runs: extents.map((x) => ({ ...x })) };
     }
     case 'dir': {
       const entries: DirEntrySpec[] = n.children.map((c) => ({
