@@ -488,6 +488,47 @@ describe('xfs render', { skip: haveXfsprogs ? false : 'xfsprogs missing' }, () =
         entries: [root, { ...root, path: 'x', xattrs: { 'system.other': 'AA==' } }],
       };
       assert.throws(() => planXfs(odd, { revision: 'r' }), { code: 'FERRY_RENDER_INPUT' });
+      assert.throws(() => planXfs(m, { revision: 'r', label: 'a-label-of-20-bytes!' }), {
+        code: 'FERRY_RENDER_INPUT',
+      });
+      // A base whose block map is not one, or lies about the filesystem.
+      const old = join(dir, 'old.xfs');
+      await writeFile(old, Buffer.alloc(65536));
+      for (const map of [
+        { format: 'ferry-xfs-map', version: 1, blocksCount: -1 },
+        {
+          format: 'ferry-xfs-map',
+          version: 1,
+          revision: 'r',
+          uuid: '0'.repeat(32),
+          agcount: 2,
+          agblocks: 4096,
+          blocksCount: 8192,
+          chunks: [12],
+          used: [{ start: 8190, length: 9 }],
+          nodes: {},
+        },
+        {
+          format: 'ferry-xfs-map',
+          version: 1,
+          revision: 'r',
+          uuid: '0'.repeat(32),
+          agcount: 2,
+          agblocks: 4096,
+          blocksCount: 8192,
+          chunks: [12],
+          used: [],
+          nodes: { x: { ino: -3, type: 'file' } },
+        },
+      ]) {
+        await writeFile(mapPathOf(old), JSON.stringify(map));
+        await assert.rejects(
+          renderFilesystem(store, ing.revision, m, { out, fs: 'xfs', base: old }),
+          {
+            code: 'FERRY_RENDER_INPUT',
+          },
+        );
+      }
       await assert.rejects(stat(out), { code: 'ENOENT' });
     });
   });

@@ -244,6 +244,8 @@ function geometryFor(blocks: number, fixed: boolean, agSize?: number): XfsGeomet
  * id, so two renders of one revision are the same bytes.
  */
 export function planXfs(manifest: Manifest, options: XfsPlanOptions): XfsPlan {
+  if (options.label !== undefined && Buffer.byteLength(options.label) > 12)
+    throw input(`the label "${options.label.slice(0, 40)}" is longer than the 12 bytes XFS keeps`);
   const nodes = prepareNodes(manifest);
   const base = options.base;
   const uuid = base ? Buffer.from(base.uuid, 'hex') : xfsUuid(options.revision);
