@@ -1,66 +1,40 @@
 import { createHash } from 'node:crypto';
-import { FerryError } from '../../errors/index.js';
-import type { Manifest, ManifestEntry } from '../../store/index.js';
+import type { Manifest } from '../../store/index.js';
 import { crc32c } from '../../util/crc32c.js';
 import type { Run } from '../ext4/extents.js';
 import type { FileRegion } from '../ext4/plan-ext4.js';
 import { newestMtime } from '../tree-time.js';
 import { buildShortBtree, shortBtreeBlocks } from './ag-btree.js';
 import { encodeAgf, encodeAgfl, encodeAgi } from './ag-headers.js';
-import { type BlockRun, OutOfSpace, XfsAllocator } from './allocator.js';
-import { bmbtBlocks, type Extent, encodeFork, toExtents } from './bmap.js';
-import { setCrc } from './checksum.js';
+import { OutOfSpace, XfsAllocator } from './allocator.js';
+import { freeChunks, keepFiles } from './base-reuse.js';
 import {
   BLOCK_SIZE,
   BNO_ROOT,
   CHUNK_BLOCKS,
   CNT_ROOT,
   FINO_ROOT,
-  FMT_BTREE,
-  FMT_DEV,
   FMT_EXTENTS,
-  FMT_LOCAL,
-  FTYPE,
   INO_ROOT,
   INODE_SIZE,
   INODES_PER_BLOCK,
   INODES_PER_CHUNK,
-  LITERAL_SIZE,
-  LOG_BLOCKS,
   MAGIC,
   MAX_AG_BLOCKS,
   MIN_AG_BLOCKS,
   NULL_AGINO,
   PREALLOC_BLOCKS,
-  S_IFBLK,
-  S_IFCHR,
-  S_IFDIR,
-  S_IFIFO,
-  S_IFLNK,
   S_IFREG,
   SECTOR_SIZE,
-  SYMLINK_MAX,
 } from './constants.js';
-import {
-  type DirEntrySpec,
-  FREE_FIRST_BLOCK,
-  LEAF_FIRST_BLOCK,
-  layoutDirectory,
-} from './directory.js';
 import { XfsGeometry } from './geometry.js';
 import { encodeFreeInode, encodeInode, type XfsTime, xfsTime } from './inode.js';
 import { cleanLogBlock } from './log.js';
+import { type Placed, placeNode, TYPE_BITS } from './place-node.js';
+import { input, limit } from './plan-errors.js';
 import { encodeSuperblock } from './superblock.js';
-import {
-  attrLeafBlock,
-  layoutAttrLeaf,
-  REMOTE_ROOM,
-  remoteValueBlocks,
-  shortformAttrs,
-  toXfsXattrs,
-  type XfsXattr,
-} from './xattr.js';
-import type { MapRun, XfsMap, XfsMapNode } from './xfs-map.js';
+import { estimate, type Node, prepareNodes } from './tree-nodes.js';
+import type { XfsMap, XfsMapNode } from './xfs-map.js';
 
 export interface XfsPlanOptions {
   /** Identity seed (the revision id): UUID and inode generations derive from it. */
@@ -90,25 +64,6 @@ export interface XfsPlan {
   };
 }
 
-interface Node {
-  readonly path: string;
-  readonly entry: ManifestEntry;
-  ino: number;
-  parent: Node | null;
-  nlink: number;
-  subdirs: number;
-  readonly children: { readonly name: Buffer; readonly node: Node; readonly ftype: number }[];
-  readonly xattrs: XfsXattr[];
-  /** With a base: the file's data runs kept where they are, and whether its bytes are rewritten there. */
-  keep: { readonly runs: readonly MapRun[]; readonly rewrite: boolean } | null;
-}
-
-/** Changed files of at least this many blocks (a 512 KiB chunk) are rewritten in place over a base. */
-const IN_PLACE_BLOCKS = 128;
-
-/** The attribute fork's offset (8-byte units) when it holds extents: the kernel's default, 40 bytes for it. */
-const ATTR_FORKOFF = 37;
-
 /** 16 bytes derived from a label and a revision id. */
 export function deriveXfs(label: string, revision: string): Buffer {
   return createHash('sha256').update(`ferry xfs ${label}\0${revision}`).digest().subarray(0, 16);
@@ -120,87 +75,6 @@ export function xfsUuid(revision: string): Buffer {
   u[6] = ((u[6] ?? 0) & 0x0f) | 0x40;
   u[8] = ((u[8] ?? 0) & 0x3f) | 0x80;
   return u;
-}
-
-function input(reason: string): FerryError {
-  return new FerryError('FERRY_RENDER_INPUT', `Cannot lay out the filesystem: ${reason}`);
-}
-
-function limit(reason: string): FerryError {
-  return new FerryError('FERRY_RENDER_LIMIT', `Cannot lay out the filesystem: ${reason}`);
-}
-
-const TYPE_BITS = {
-  file: S_IFREG,
-  dir: S_IFDIR,
-  symlink: S_IFLNK,
-  char: S_IFCHR,
-  block: S_IFBLK,
-  fifo: S_IFIFO,
-} as const;
-
-function prepareNodes(manifest: Manifest): Node[] {
-  const entries = manifest.entries;
-  if (entries[0]?.path !== '' || entries[0].type !== 'dir')
-    throw input('the revision has no root directory');
-  const byPath = new Map<string, Node>();
-  const nodes: Node[] = [];
-  const parentOf = (p: string): Node => {
-    const i = p.lastIndexOf('/');
-    const parent = byPath.get(i < 0 ? '' : p.slice(0, i));
-    if (parent === undefined || parent.entry.type !== 'dir' || parent.path === p)
-      throw input(`${p} has no parent directory`);
-    return parent;
-  };
-  const nameOf = (p: string): Buffer => {
-    const n = Buffer.from(p.slice(p.lastIndexOf('/') + 1));
-    if (n.length > 255) throw limit(`the name of ${p} is longer than 255 bytes`);
-    return n;
-  };
-  for (const e of entries) {
-    if (e.link !== undefined) {
-      const primary = byPath.get(e.link);
-      if (primary === undefined || primary.entry.type !== 'file')
-        throw input(`${e.path} links to a missing file`);
-      primary.nlink++;
-      byPath.set(e.path, primary);
-      parentOf(e.path).children.push({ name: nameOf(e.path), node: primary, ftype: FTYPE.file });
-      continue;
-    }
-    const n: Node = {
-      path: e.path,
-      entry: e,
-      ino: 0,
-      parent: null,
-      nlink: 1,
-      subdirs: 0,
-      children: [],
-      xattrs: toXfsXattrs(e.xattrs),
-      keep: null,
-    };
-    if (e.path !== '') {
-      const parent = parentOf(e.path);
-      n.parent = parent;
-      parent.children.push({ name: nameOf(e.path), node: n, ftype: FTYPE[e.type] });
-      if (e.type === 'dir') parent.subdirs++;
-    }
-    byPath.set(e.path, n);
-    nodes.push(n);
-  }
-  return nodes;
-}
-
-/** Blocks the tree takes, roughly: what the first geometry is sized for. */
-function estimate(nodes: readonly Node[]): number {
-  let blocks = LOG_BLOCKS + Math.ceil((nodes.length + 3) / INODES_PER_CHUNK) * CHUNK_BLOCKS;
-  for (const n of nodes) {
-    const e = n.entry;
-    if (e.type === 'file') blocks += Math.ceil(e.size / BLOCK_SIZE);
-    else if (e.type === 'dir')
-      blocks += Math.ceil(n.children.reduce((s, c) => s + 16 + c.name.length, 0) / 3000);
-    if (n.xattrs.length > 0) blocks += 1;
-  }
-  return blocks;
 }
 
 /** AG count and size for `blocks`: at least two AGs (xfs_repair wants them), each 16 MiB to 1 TiB. */
@@ -302,18 +176,6 @@ export function planXfs(manifest: Manifest, options: XfsPlanOptions): XfsPlan {
       want = Math.ceil(want * 1.03) + 256;
     }
   }
-}
-
-interface Placed {
-  node: Node;
-  format: number;
-  dataFork: Buffer;
-  nextents: number;
-  size: number;
-  nblocks: number;
-  attr: { forkoff: number; format: number; nextents: number; fork: Buffer } | null;
-  /** A file's data runs, for the map. */
-  runs?: MapRun[];
 }
 
 function attempt(
@@ -676,56 +538,6 @@ function attempt(
   };
 }
 
-/**
- * Marks the blocks of files a base holds: unchanged ones stay (and are not
- * written again), changed ones of the same size of at least 512 KiB are
- * rewritten in place; the rest get new blocks.
- */
-function keepFiles(nodes: Node[], base: XfsMap, alloc: XfsAllocator, geo: XfsGeometry): void {
-  for (const n of nodes) {
-    n.keep = null;
-    const e = n.entry;
-    const b = base.nodes[n.path];
-    if (e.type !== 'file' || b?.type !== 'file' || b.runs === undefined) continue;
-    const blocks = Math.ceil(e.size / BLOCK_SIZE);
-    let logical = 0;
-    let fits = true;
-    for (const r of b.runs) {
-      if (r.offset !== logical || geo.agOf(r.start) !== geo.agOf(r.start + r.length - 1))
-        fits = false;
-      for (let x = r.start; x < r.start + r.length && fits; x++) if (alloc.isUsed(x)) fits = false;
-      logical += r.length;
-    }
-    if (!fits || logical !== blocks) continue;
-    const same = b.hash === e.hash && b.size === e.size;
-    if (!same && blocks < IN_PLACE_BLOCKS) continue;
-    for (const r of b.runs) alloc.markRun(r.start, r.length);
-    n.keep = { runs: b.runs, rewrite: !same };
-  }
-}
-
-/** The 512 KiB chunks (128 blocks) of the filesystem its base left wholly free, in block order. */
-function freeChunks(base: XfsMap, geo: XfsGeometry): BlockRun[] {
-  const chunk = 128;
-  const busy = new Uint8Array(Math.ceil(geo.dblocks / chunk));
-  for (const r of base.used)
-    for (let c = Math.floor(r.start / chunk); c * chunk < r.start + r.length; c++) busy[c] = 1;
-  const out: BlockRun[] = [];
-  for (let c = 0; c < busy.length; c++) {
-    if (busy[c] === 1) continue;
-    let start = c * chunk;
-    const end = Math.min(start + chunk, geo.dblocks);
-    // A chunk across an AG boundary is offered as its two halves.
-    const agEnd = geo.agStart(geo.agOf(start)) + geo.agLength(geo.agOf(start));
-    if (agEnd < end) {
-      out.push({ start, length: agEnd - start });
-      start = agEnd;
-    }
-    if (end > start) out.push({ start, length: end - start });
-  }
-  return out;
-}
-
 /** `n` single blocks in AG `ag` (btree blocks must stay in their AG). */
 function takeInAg(alloc: XfsAllocator, geo: XfsGeometry, ag: number, n: number): number[] {
   const out: number[] = [];
@@ -736,215 +548,4 @@ function takeInAg(alloc: XfsAllocator, geo: XfsGeometry, ag: number, n: number):
   if (out.length < n) throw new OutOfSpace();
   for (const agbno of out) alloc.markUsed(geo.agStart(ag) + agbno);
   return out;
-}
-
-function runsToExtents(runs: readonly BlockRun[], firstLogical: number): Extent[] {
-  const out: Extent[] = [];
-  let logical = firstLogical;
-  for (const r of runs) {
-    out.push({ offset: logical, start: r.start, length: r.length });
-    logical += r.length;
-  }
-  return toExtents(out);
-}
-
-/** Places one node's blocks and builds its forks (directory and symlink blocks go to `meta`). */
-function placeNode(
-  n: Node,
-  alloc: XfsAllocator,
-  geo: XfsGeometry,
-  uuid: Buffer,
-  meta: Map<number, Buffer>,
-  files: FileRegion[],
-): Placed {
-  const e = n.entry;
-  // The attribute fork first: short form when it takes at most half the inode's literal area.
-  let attr: Placed['attr'] = null;
-  let attrBlocks = 0;
-  if (n.xattrs.length > 0) {
-    const sf = shortformAttrs(n.xattrs);
-    const sfBytes = sf === null ? Infinity : Math.ceil(sf.length / 8) * 8;
-    if (sf !== null && sfBytes <= LITERAL_SIZE / 2) {
-      const fork = Buffer.alloc(sfBytes);
-      sf.copy(fork);
-      attr = { forkoff: (LITERAL_SIZE - sfBytes) / 8, format: FMT_LOCAL, nextents: 0, fork };
-    } else {
-      // A leaf block and remote value blocks, mapped by the fork's extents (a btree if need be).
-      const layout = layoutAttrLeaf(n.xattrs, n.path);
-      const linear = alloc
-        .allocate(layout.blocks)
-        .flatMap((r) => Array.from({ length: r.length }, (_, i) => r.start + i));
-      meta.set(linear[0]!, attrLeafBlock(layout, n.ino, geo.daddr(linear[0]!), uuid));
-      layout.xs.forEach((x, i) => {
-        const at = layout.remoteAt[i]!;
-        if (at < 0) return;
-        const blocks = linear.slice(at, at + Math.max(1, Math.ceil(x.value.length / REMOTE_ROOM)));
-        const bufs = remoteValueBlocks(
-          x,
-          n.ino,
-          blocks.map((b) => geo.daddr(b)),
-          uuid,
-        );
-        bufs.forEach((buf, k) => {
-          meta.set(blocks[k]!, buf);
-        });
-      });
-      const extents: Extent[] = [];
-      linear.forEach((b, logical) => {
-        const last = extents[extents.length - 1];
-        if (last !== undefined && last.start + last.length === b)
-          extents[extents.length - 1] = { ...last, length: last.length + 1 };
-        else extents.push({ offset: logical, start: b, length: 1 });
-      });
-      const forkBytes = LITERAL_SIZE - ATTR_FORKOFF * 8;
-      const need = bmbtBlocks(extents.length, forkBytes);
-      const bt =
-        need === 0
-          ? []
-          : alloc
-              .allocate(need)
-              .flatMap((r) => Array.from({ length: r.length }, (_, i) => r.start + i));
-      const enc = encodeFork(extents, forkBytes, bt, n.ino, geo, uuid);
-      for (const [b, data] of enc.blocks) meta.set(b, data);
-      attr = {
-        forkoff: ATTR_FORKOFF,
-        format: enc.btree ? FMT_BTREE : FMT_EXTENTS,
-        nextents: extents.length,
-        fork: enc.fork,
-      };
-      attrBlocks = layout.blocks + bt.length;
-    }
-  }
-  const forkBytes = attr === null ? LITERAL_SIZE : attr.forkoff * 8;
-  const withExtents = (extents: Extent[], size: number, dataBlocks: number): Placed => {
-    const need = bmbtBlocks(extents.length, forkBytes);
-    const bt =
-      need === 0
-        ? []
-        : alloc
-            .allocate(need)
-            .flatMap((r) => Array.from({ length: r.length }, (_, i) => r.start + i));
-    const enc = encodeFork(extents, forkBytes, bt, n.ino, geo, uuid);
-    for (const [b, data] of enc.blocks) meta.set(b, data);
-    return {
-      node: n,
-      format: enc.btree ? FMT_BTREE : FMT_EXTENTS,
-      dataFork: enc.btree ? enc.fork : enc.fork.subarray(0, extents.length * 16),
-      nextents: extents.length,
-      size,
-      nblocks: dataBlocks + bt.length + attrBlocks,
-      attr,
-    };
-  };
-  switch (e.type) {
-    case 'file': {
-      const blocks = Math.ceil(e.size / BLOCK_SIZE);
-      const kept = n.keep;
-      const extents =
-        kept !== null
-          ? toExtents(kept.runs)
-          : blocks === 0
-            ? []
-            : runsToExtents(alloc.allocate(blocks), 0);
-      if (kept === null || kept.rewrite)
-        for (const x of extents)
-          files.push({
-            block: x.start,
-            blocks: x.length,
-            hash: e.hash!,
-            size: e.size,
-            offset: x.offset * BLOCK_SIZE,
-          });
-      return { ...withExtents(extents, e.size, blocks), runs: extents.map((x) => ({ ...x })) };
-    }
-    case 'dir': {
-      const entries: DirEntrySpec[] = n.children.map((c) => ({
-        name: c.name,
-        ino: c.node.ino,
-        ftype: c.ftype,
-      }));
-      const layout = layoutDirectory(entries, n.ino, n.parent?.ino ?? n.ino, forkBytes, uuid);
-      if (layout.kind === 'short')
-        return {
-          node: n,
-          format: FMT_LOCAL,
-          dataFork: layout.fork,
-          nextents: 0,
-          size: layout.size,
-          nblocks: attrBlocks,
-          attr,
-        };
-      // Data blocks together, then the index blocks, then the free index blocks, each group contiguous where it can be.
-      const extents: Extent[] = [];
-      const groups = [
-        layout.blocks.filter((b) => b.logical < LEAF_FIRST_BLOCK),
-        layout.blocks.filter((b) => b.logical >= LEAF_FIRST_BLOCK && b.logical < FREE_FIRST_BLOCK),
-        layout.blocks.filter((b) => b.logical >= FREE_FIRST_BLOCK),
-      ];
-      for (const g of groups) {
-        if (g.length === 0) continue;
-        const linear = alloc
-          .allocate(g.length)
-          .flatMap((r) => Array.from({ length: r.length }, (_, i) => r.start + i));
-        g.forEach((b, i) => {
-          meta.set(linear[i]!, b.build(geo.daddr(linear[i]!)));
-          const last = extents[extents.length - 1];
-          if (
-            last !== undefined &&
-            last.offset + last.length === b.logical &&
-            last.start + last.length === linear[i]!
-          )
-            extents[extents.length - 1] = { ...last, length: last.length + 1 };
-          else extents.push({ offset: b.logical, start: linear[i]!, length: 1 });
-        });
-      }
-      return withExtents(extents, layout.size, layout.blocks.length);
-    }
-    case 'symlink': {
-      const t = Buffer.from(e.target ?? '');
-      if (t.length === 0 || t.length > SYMLINK_MAX)
-        throw input(`the target of ${e.path} is empty or longer than ${SYMLINK_MAX} bytes`);
-      if (t.length <= forkBytes)
-        return {
-          node: n,
-          format: FMT_LOCAL,
-          dataFork: t,
-          nextents: 0,
-          size: t.length,
-          nblocks: attrBlocks,
-          attr,
-        };
-      const block = alloc.allocate(1)[0]!.start;
-      const b = Buffer.alloc(BLOCK_SIZE);
-      b.writeUInt32BE(MAGIC.symlink, 0);
-      b.writeUInt32BE(0, 4);
-      b.writeUInt32BE(t.length, 8);
-      uuid.copy(b, 16);
-      b.writeBigUInt64BE(BigInt(n.ino), 32);
-      b.writeBigUInt64BE(geo.daddr(block), 40);
-      t.copy(b, 56);
-      setCrc(b, 12);
-      meta.set(block, b);
-      return withExtents([{ offset: 0, start: block, length: 1 }], t.length, 1);
-    }
-    default: {
-      // Devices and fifos: the device number in the data fork, as Linux's old sysv encoding.
-      const fork = Buffer.alloc(4);
-      if (e.type === 'char' || e.type === 'block') {
-        const { major, minor } = e.rdev ?? { major: 0, minor: 0 };
-        if (major >= 2 ** 14 || minor >= 2 ** 18)
-          throw limit(`the device number of ${e.path} does not fit XFS's 32 bits`);
-        fork.writeUInt32BE(((major << 18) | minor) >>> 0, 0);
-      }
-      return {
-        node: n,
-        format: FMT_DEV,
-        dataFork: fork,
-        nextents: 0,
-        size: 0,
-        nblocks: attrBlocks,
-        attr,
-      };
-    }
-  }
 }
