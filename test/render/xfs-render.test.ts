@@ -90,6 +90,13 @@ async function makeTree(dir: string, many = 400): Promise<void> {
       tool['security.selinux'] = Buffer.from('system_u:object_r:bin_t:s0\0').toString('base64');
     }
     writeXattrs(join(dir, 'usr/bin/tool'), tool);
+    if (isRoot) {
+      // Devices and fifos keep their attribute fork right after the device number.
+      writeXattrs(join(dir, 'dev/null'), { 'trusted.dev': Buffer.from('d').toString('base64') });
+      writeXattrs(join(dir, 'usr/fifo'), {
+        'security.selinux': Buffer.from('system_u:object_r:fifo_t:s0\0').toString('base64'),
+      });
+    }
     writeXattrs(join(dir, 'etc/many'), {
       'system.posix_acl_access': vfsAcl(),
       'system.posix_acl_default': vfsAcl(),

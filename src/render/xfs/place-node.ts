@@ -44,6 +44,8 @@ import type { MapRun } from './xfs-map.js';
  */
 /** The attribute fork's offset (8-byte units) when it holds extents: the kernel's default, 40 bytes for it. */
 const ATTR_FORKOFF = 37;
+/** A device's attribute fork offset: the 4-byte device number rounded up to 8 bytes. */
+const DEVICE_FORKOFF = 1;
 
 export const TYPE_BITS = {
   file: S_IFREG,
@@ -90,12 +92,17 @@ export function placeNode(
   let attr: Placed['attr'] = null;
   let attrBlocks = 0;
   if (n.xattrs.length > 0) {
+    // The kernel wants a device's (or fifo's) attribute fork right after its 4-byte device number.
+    const device = e.type === 'char' || e.type === 'block' || e.type === 'fifo';
+    const forkoff = (sfBytes: number): number =>
+      device ? DEVICE_FORKOFF : sfBytes <= LITERAL_SIZE / 2 ? (LITERAL_SIZE - sfBytes) / 8 : 0;
     const sf = shortformAttrs(n.xattrs);
     const sfBytes = sf === null ? Infinity : Math.ceil(sf.length / 8) * 8;
-    if (sf !== null && sfBytes <= LITERAL_SIZE / 2) {
-      const fork = Buffer.alloc(sfBytes);
+    const sfOff = forkoff(sfBytes);
+    if (sf !== null && sfOff > 0 && sfBytes <= LITERAL_SIZE - sfOff * 8) {
+      const fork = Buffer.alloc(LITERAL_SIZE - sfOff * 8);
       sf.copy(fork);
-      attr = { forkoff: (LITERAL_SIZE - sfBytes) / 8, format: FMT_LOCAL, nextents: 0, fork };
+      attr = { forkoff: sfOff, format: FMT_LOCAL, nextents: 0, fork };
     } else {
       // A leaf block and remote value blocks, mapped by the fork's extents (a btree if need be).
       const layout = layoutAttrLeaf(n.xattrs, n.path);
@@ -124,7 +131,8 @@ export function placeNode(
           extents[extents.length - 1] = { ...last, length: last.length + 1 };
         else extents.push({ offset: logical, start: b, length: 1 });
       });
-      const forkBytes = LITERAL_SIZE - ATTR_FORKOFF * 8;
+      const leafOff = device ? DEVICE_FORKOFF : ATTR_FORKOFF;
+      const forkBytes = LITERAL_SIZE - leafOff * 8;
       const need = bmbtBlocks(extents.length, forkBytes);
       const bt =
         need === 0
@@ -135,7 +143,7 @@ export function placeNode(
       const enc = encodeFork(extents, forkBytes, bt, n.ino, geo, uuid);
       for (const [b, data] of enc.blocks) meta.set(b, data);
       attr = {
-        forkoff: ATTR_FORKOFF,
+        forkoff: leafOff,
         format: enc.btree ? FMT_BTREE : FMT_EXTENTS,
         nextents: extents.length,
         fork: enc.fork,
