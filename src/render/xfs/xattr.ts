@@ -68,6 +68,8 @@ export function toXfsXattrs(xattrs: Readonly<Record<string, string>> | undefined
     else throw input(`XFS has no namespace for ${full.slice(0, 64)}`);
     if (x.name.length === 0 || x.name.length > 255)
       throw limit(`the name ${full.slice(0, 64)} is empty or longer than 255 bytes`);
+    if (x.value.length > 65536)
+      throw limit(`the value of ${full.slice(0, 64)} is larger than the 64 KiB Linux reads back`);
     out.push(x);
   }
   return out.sort((a, b) => a.flags - b.flags || Buffer.compare(a.name, b.name));
