@@ -16,6 +16,7 @@ import {
   FINO_ROOT,
   FMT_EXTENTS,
   INO_ROOT,
+  INODE_ALIGN,
   INODE_SIZE,
   INODES_PER_BLOCK,
   INODES_PER_CHUNK,
@@ -198,7 +199,10 @@ function attempt(
   const chunks: number[] = [];
   if (base !== undefined) {
     for (const c of base.chunks) {
-      if (c % 4 !== 0 || geo.agOf(c) !== geo.agOf(c + CHUNK_BLOCKS - 1))
+      if (
+        (c - geo.agStart(geo.agOf(c))) % INODE_ALIGN !== 0 ||
+        geo.agOf(c) !== geo.agOf(c + CHUNK_BLOCKS - 1)
+      )
         throw input('the base has a misplaced inode chunk');
       alloc.markRun(c, CHUNK_BLOCKS);
       chunks.push(c);
