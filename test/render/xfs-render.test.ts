@@ -433,6 +433,47 @@ describe('xfs render', { skip: haveXfsprogs ? false : 'xfsprogs missing' }, () =
     });
   });
 
+  it('indexes the free space a base left fragmented with multi-level free space btrees', async () => {
+    await withTempDir(async (dir) => {
+      const root = {
+        path: '',
+        type: 'dir',
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        mtime: '0',
+        size: 0,
+      } as const;
+      const file = (i: number) =>
+        ({
+          path: `d/f${String(i).padStart(5, '0')}`,
+          type: 'file',
+          mode: 0o644,
+          uid: 0,
+          gid: 0,
+          mtime: '0',
+          size: 100,
+          hash: 'b'.repeat(128),
+        }) as const;
+      const tree = (step: number): Manifest => {
+        const entries: Manifest['entries'][number][] = [root, { ...root, path: 'd' }];
+        for (let i = 0; i < 3000; i += step) entries.push(file(i));
+        return { version: 1, entries };
+      };
+      const first = planXfs(tree(1), { revision: 'one', blocks: 16384 });
+      // Every other file gone: 1500 one-block holes, more free extents than a btree block holds.
+      const second = planXfs(tree(2), { revision: 'two', base: first.map });
+      assert.ok(second.freed.length >= 1500);
+      const img = join(dir, 'holes.xfs');
+      const fh = await open(img, 'w');
+      await fh.truncate(second.blocksCount * 4096);
+      for (const [b, data] of second.meta) await fh.write(data, 0, data.length, b * 4096);
+      await fh.close();
+      await xfsRepair(img);
+      assert.match(await xfsDb(img, 'agf 0', 'p bnolevel cntlevel'), /bnolevel = 2\ncntlevel = 2/);
+    });
+  });
+
   it('renders a disk whose root is XFS, with fstab saying so', async () => {
     await withTempDir(async (dir) => {
       const src = join(dir, 'src');

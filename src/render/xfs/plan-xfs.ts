@@ -289,15 +289,13 @@ function attempt(
 
   // Inodes into their chunks.
   const chunkBufs = new Map<number, Buffer>();
-  chunks.forEach((c, ci) => {
+  for (const c of chunks)
     for (let k = 0; k < CHUNK_BLOCKS; k++) {
       const b = Buffer.alloc(BLOCK_SIZE);
       for (let j = 0; j < INODES_PER_BLOCK; j++)
         encodeFreeInode(geo.ino(c + k, j), uuid).copy(b, j * INODE_SIZE);
       chunkBufs.set(c + k, b);
     }
-    void ci;
-  });
   const putInode = (ino: number, data: Buffer): void => {
     const agShift = 2 ** (geo.agblklog + 3);
     const ag = Math.floor(ino / agShift);
@@ -369,9 +367,8 @@ function attempt(
   let ifree = 0;
   const agHeads: { agf: Buffer; agi: Buffer; agfl: Buffer }[] = [];
   for (let ag = 0; ag < geo.agcount; ag++) {
-    const free = alloc.freeExtents(ag);
-    if (free.length > Math.floor((BLOCK_SIZE - 56) / 8))
-      throw limit(`allocation group ${ag} has more free extents than one btree block holds`);
+    const { free, extra } = freeSpaceBtreeBlocks(alloc, geo, ag);
+    const half = extra.length / 2;
     const rec = (a: number, b: number): Buffer => {
       const r = Buffer.alloc(8);
       r.writeUInt32BE(a, 0);
@@ -387,7 +384,7 @@ function attempt(
         records: free.map((f) => rec(f.start, f.length)),
         keyOf: (r) => r,
       },
-      [BNO_ROOT],
+      [BNO_ROOT, ...extra.slice(0, half)],
       geo,
       uuid,
     );
@@ -401,7 +398,7 @@ function attempt(
         records: bySize.map((f) => rec(f.start, f.length)),
         keyOf: (r) => r,
       },
-      [CNT_ROOT],
+      [CNT_ROOT, ...extra.slice(half)],
       geo,
       uuid,
     );
@@ -442,7 +439,8 @@ function attempt(
     for (const t of [bno, cnt, ino, fino])
       for (const [agbno, data] of t.blocks) meta.set(geo.agStart(ag) + agbno, data);
     const freeBlocks = free.reduce((s, f) => s + f.length, 0);
-    fdblocks += freeBlocks;
+    // The superblock counts free space btree blocks beyond the roots as free, as the kernel does.
+    fdblocks += freeBlocks + extra.length;
     const agFree = list.reduce((s, c) => s + c.freeCount, 0);
     ifree += agFree;
     const length = geo.agLength(ag);
@@ -455,7 +453,7 @@ function attempt(
         cntLevel: cnt.levels,
         freeBlocks,
         longest: free.reduce((m, f) => Math.max(m, f.length), 0),
-        btreeBlocks: 0,
+        btreeBlocks: extra.length,
       }),
       agi: encodeAgi({
         agno: ag,
@@ -540,6 +538,32 @@ function attempt(
       keptFiles,
     },
   };
+}
+
+/**
+ * The AG's free extents once the free space btrees have the blocks they
+ * need beyond their roots (taken from the end of the largest free extent,
+ * so the extents stay as many), and those blocks, by AG block number.
+ */
+function freeSpaceBtreeBlocks(
+  alloc: XfsAllocator,
+  geo: XfsGeometry,
+  ag: number,
+): { free: { start: number; length: number }[]; extra: number[] } {
+  const extra: number[] = [];
+  for (;;) {
+    const free = alloc.freeExtents(ag);
+    const need = 2 * (shortBtreeBlocks(free.length, 8, 8) - 1);
+    if (need === extra.length) return { free, extra };
+    const largest = free.reduce((m, f) => (f.length > m.length ? f : m), free[0]!);
+    const take = need - extra.length;
+    if (take < 0 || largest === undefined || largest.length <= take) throw new OutOfSpace();
+    for (let i = 1; i <= take; i++) {
+      const agbno = largest.start + largest.length - i;
+      alloc.markUsed(geo.agStart(ag) + agbno);
+      extra.push(agbno);
+    }
+  }
 }
 
 /** `n` single blocks in AG `ag` (btree blocks must stay in their AG). */
