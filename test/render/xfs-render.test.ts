@@ -474,6 +474,30 @@ describe('xfs render', { skip: haveXfsprogs ? false : 'xfsprogs missing' }, () =
     });
   });
 
+  it('gives a filesystem of a given size from 1.25 GiB on the 64 MiB log mkfs.xfs would', async () => {
+    await withTempDir(async (dir) => {
+      const src = join(dir, 'src');
+      await makeTree(src, 10);
+      const store = await LocalStore.open(join(dir, 'store'));
+      const ing = await ingestDirectory(store, src);
+      const manifest = await store.getManifest(ing.revision);
+      const img = join(dir, 'sized.xfs');
+      const r = await renderFilesystem(store, ing.revision, manifest, {
+        out: img,
+        fs: 'xfs',
+        size: 1536 * 1024 * 1024,
+      });
+      assert.equal(r.bytes, 1536 * 1024 * 1024);
+      await xfsRepair(img);
+      assert.match(
+        await xfsDb(img, 'sb 0', 'p logblocks agcount'),
+        /logblocks = 16384\nagcount = 2/,
+      );
+      const back = await ingestImage(store, img);
+      assert.deepEqual(lines(await store.getManifest(back.revision)), lines(manifest));
+    });
+  });
+
   it('renders a disk whose root is XFS, with fstab saying so', async () => {
     await withTempDir(async (dir) => {
       const src = join(dir, 'src');

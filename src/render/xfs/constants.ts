@@ -32,6 +32,13 @@ export const MIN_AG_BLOCKS = 4096;
 export const MAX_AG_BLOCKS = 2 ** 28;
 /** Internal log blocks: above the kernel's minimum for this geometry (857-924 blocks). */
 export const LOG_BLOCKS = 1024;
+/**
+ * The 64 MiB log mkfs.xfs gives filesystems from 300 MiB on; ferry gives it
+ * to a given size from 1.25 GiB on, where it takes at most 5 % (a disk's
+ * margin of free space stays free) and the tree leaves room for it.
+ */
+export const LARGE_LOG_BLOCKS = 16384;
+export const LARGE_LOG_FROM = 20 * LARGE_LOG_BLOCKS;
 export const NULL_AGINO = 0xffffffff;
 export const NULL_AGBLOCK = 0xffffffff;
 export const NULL_FSBLOCK = 0xffffffffffffffffn;

@@ -11,12 +11,12 @@ export class XfsGeometry {
   /** The AG holding the internal log (the middle one, as mkfs.xfs places it) and its first block. */
   readonly logAg: number;
   readonly logAgbno = PREALLOC_BLOCKS;
-  readonly logBlocks = LOG_BLOCKS;
 
   constructor(
     readonly agcount: number,
     readonly agblocks: number,
     readonly dblocks: number,
+    readonly logBlocks: number = LOG_BLOCKS,
   ) {
     this.agblklog = Math.ceil(Math.log2(agblocks));
     this.logAg = agcount > 1 ? Math.floor(agcount / 2) : 0;

@@ -20,6 +20,9 @@ import {
   INODE_SIZE,
   INODES_PER_BLOCK,
   INODES_PER_CHUNK,
+  LARGE_LOG_BLOCKS,
+  LARGE_LOG_FROM,
+  LOG_BLOCKS,
   MAGIC,
   MAX_AG_BLOCKS,
   MIN_AG_BLOCKS,
@@ -79,7 +82,12 @@ export function xfsUuid(revision: string): Buffer {
 }
 
 /** AG count and size for `blocks`: at least two AGs (xfs_repair wants them), each 16 MiB to 1 TiB. */
-function geometryFor(blocks: number, fixed: boolean, agSize?: number): XfsGeometry {
+function geometryFor(
+  blocks: number,
+  fixed: boolean,
+  agSize?: number,
+  logBlocks = LOG_BLOCKS,
+): XfsGeometry {
   if (
     agSize !== undefined &&
     (!Number.isSafeInteger(agSize) || agSize < MIN_AG_BLOCKS || agSize > MAX_AG_BLOCKS)
@@ -102,14 +110,15 @@ function geometryFor(blocks: number, fixed: boolean, agSize?: number): XfsGeomet
   // A short last AG too small for its headers and some room is left out.
   const last = dblocks - agblocks * (agcount - 1);
   if (last < MIN_AG_BLOCKS && agcount > 2)
-    return new XfsGeometry(agcount - 1, agblocks, agblocks * (agcount - 1));
+    return new XfsGeometry(agcount - 1, agblocks, agblocks * (agcount - 1), logBlocks);
   const half = Math.floor(dblocks / 2);
-  if (last < MIN_AG_BLOCKS && half >= MIN_AG_BLOCKS) return new XfsGeometry(2, half, half * 2);
+  if (last < MIN_AG_BLOCKS && half >= MIN_AG_BLOCKS)
+    return new XfsGeometry(2, half, half * 2, logBlocks);
   if (last < MIN_AG_BLOCKS)
     throw limit(
       `${blocks} blocks of ${BLOCK_SIZE} bytes do not make two AGs of at least 16 MiB; give a larger --size`,
     );
-  return new XfsGeometry(agcount, agblocks, dblocks);
+  return new XfsGeometry(agcount, agblocks, dblocks, logBlocks);
 }
 
 /**
@@ -129,7 +138,7 @@ export function planXfs(manifest: Manifest, options: XfsPlanOptions): XfsPlan {
   const time = xfsTime(maxNs.toString(), '');
   if (base !== undefined) {
     // A lineage keeps its geometry: XFS does not shrink, and the partitions stay where they are.
-    const geo = new XfsGeometry(base.agcount, base.agblocks, base.blocksCount);
+    const geo = new XfsGeometry(base.agcount, base.agblocks, base.blocksCount, base.logBlocks);
     try {
       return attempt(nodes, geo, options, uuid, seed, time, true);
     } catch (error) {
@@ -142,22 +151,19 @@ export function planXfs(manifest: Manifest, options: XfsPlanOptions): XfsPlan {
   if (options.blocks !== undefined) {
     if (!Number.isSafeInteger(options.blocks) || options.blocks <= 0)
       throw input(`a size of ${options.blocks} blocks is not a count`);
-    try {
-      return attempt(
-        nodes,
-        geometryFor(options.blocks, true, options.agBlocks),
-        options,
-        uuid,
-        seed,
-        time,
-        true,
-      );
-    } catch (error) {
-      if (!(error instanceof OutOfSpace)) throw error;
-      throw limit(
-        `${options.blocks} blocks of ${BLOCK_SIZE} bytes do not hold the tree; give a larger --size`,
-      );
+    // A size from 1.25 GiB on gets mkfs.xfs's 64 MiB log where the tree leaves room for it.
+    const logs = options.blocks >= LARGE_LOG_FROM ? [LARGE_LOG_BLOCKS, LOG_BLOCKS] : [LOG_BLOCKS];
+    for (const log of logs) {
+      try {
+        const geo = geometryFor(options.blocks, true, options.agBlocks, log);
+        return attempt(nodes, geo, options, uuid, seed, time, true);
+      } catch (error) {
+        if (!(error instanceof OutOfSpace)) throw error;
+      }
     }
+    throw limit(
+      `${options.blocks} blocks of ${BLOCK_SIZE} bytes do not hold the tree; give a larger --size`,
+    );
   }
   let want = Math.ceil(estimate(nodes) * 1.02) + 2 * PREALLOC_BLOCKS + 64;
   for (let tries = 0; ; tries++) {
@@ -527,6 +533,7 @@ function attempt(
       blocksCount: geo.dblocks,
       agcount: geo.agcount,
       agblocks: geo.agblocks,
+      logBlocks: geo.logBlocks,
       chunks,
       used: alloc.usedRuns(),
       nodes: mapNodes,

@@ -30,6 +30,8 @@ export interface XfsMap {
   readonly blocksCount: number;
   readonly agcount: number;
   readonly agblocks: number;
+  /** Blocks of the internal log (at the start of the middle AG, after its headers). */
+  readonly logBlocks: number;
   /** Linear first blocks of the inode chunks, in inode order. */
   readonly chunks: readonly number[];
   /** Linear runs of every block in use outside the AG headers and the log. */
@@ -55,6 +57,8 @@ export function checkXfsMap(raw: unknown): XfsMap {
   if (typeof m.uuid !== 'string' || !/^[0-9a-f]{32}$/.test(m.uuid)) throw bad('uuid is malformed');
   if (!isCount(m.agblocks, 2 ** 28) || m.agblocks < 4096) throw bad('agblocks is out of range');
   if (!isCount(m.agcount, 2 ** 20) || m.agcount < 2) throw bad('agcount is out of range');
+  if (!isCount(m.logBlocks, m.agblocks - 64) || m.logBlocks < 512)
+    throw bad('logBlocks is out of range');
   const blocks = m.blocksCount;
   if (!isCount(blocks) || blocks > m.agcount * m.agblocks || blocks <= (m.agcount - 1) * m.agblocks)
     throw bad('blocksCount does not match the AGs');
@@ -105,6 +109,7 @@ export function checkXfsMap(raw: unknown): XfsMap {
     blocksCount: blocks,
     agcount: m.agcount,
     agblocks: m.agblocks,
+    logBlocks: m.logBlocks,
     chunks,
     used,
     nodes,
