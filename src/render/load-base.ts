@@ -42,7 +42,7 @@ export async function loadBase<M>(
     throw refuse(path, `its block map ${mapPath} is missing or not JSON`, what, error);
   }
   const { map, bytes } = check(raw);
-  const chunks = checkChunks((raw as { chunks?: unknown }).chunks, bytes, (reason) =>
+  const chunks = checkChunks((raw as { chunkDigests?: unknown }).chunkDigests, bytes, (reason) =>
     refuse(path, `its block map is malformed: ${reason}`, what),
   );
   if (mapOnly) {

@@ -21,9 +21,10 @@ import {
   SECTOR,
 } from './disk/partition-table.js';
 import type { Run } from './ext4/extents.js';
-import { derive, ext4Uuid, type FileRegion, planExt4, uuidFrom } from './ext4/plan-ext4.js';
+import { derive, type FileRegion, uuidFrom } from './ext4/plan-ext4.js';
 import { buildFat16, type FatFile } from './fat/fat16-writer.js';
 import { loadBase } from './load-base.js';
+import { planRootFs, type RenderFsType, type RootFsPlan, rootFsUuid } from './plan-root-fs.js';
 import { formatUuid } from './render-fs.js';
 import { editTree } from './tree-edits.js';
 import { newestMtime } from './tree-time.js';
@@ -34,6 +35,8 @@ export type Firmware = 'bios' | 'uefi' | 'both';
 export interface RenderDiskOptions {
   readonly out: string;
   readonly format?: WritableFormat;
+  /** The root filesystem (default ext4). */
+  readonly fs?: RenderFsType;
   /** Disk size in bytes; absent ("auto"): the contents plus `margin`. */
   readonly size?: number;
   /** Free space "auto" leaves in the root filesystem, as a fraction of what it needs (default 0.25). */
@@ -64,6 +67,7 @@ export interface RenderDiskResult {
   readonly map: string;
   readonly table: 'gpt' | 'mbr';
   readonly firmware: Firmware;
+  readonly fs: RenderFsType;
   readonly rootUuid: string;
   readonly espId: string | null;
   readonly bootloader: 'grub' | 'extlinux' | null;
@@ -122,7 +126,7 @@ function addBlocks(meta: Map<number, Buffer>, offset: number, data: Buffer): voi
 
 /**
  * Renders a revision as a bootable disk: GPT (BIOS boot partition and/or
- * EFI system partition) or MBR, the root filesystem from the ext4 writer,
+ * EFI system partition) or MBR, the root filesystem from the ext4 or XFS writer,
  * an /etc/fstab by UUID, and GRUB built with a configuration that finds the
  * root by UUID and boots the newest kernel, or EXTLINUX installed into
  * /boot/extlinux of the root filesystem (and syslinux.efi on the ESP for
@@ -144,11 +148,18 @@ export async function renderDisk(
     throw usage('an MBR disk boots with BIOS only; use --table gpt for UEFI');
   // GRUB's core goes in a BIOS boot partition; EXTLINUX lives in the root filesystem.
   const biosBoot = bootWith !== 'extlinux';
+  const fs = options.fs ?? 'ext4';
+  if (fs === 'xfs' && bootWith === 'extlinux')
+    throw new FerryError(
+      'FERRY_NOT_CAPABLE',
+      'Cannot install EXTLINUX on XFS: ferry installs it into ext4 only (the XFS superblock holds the first sector)',
+      { hint: 'Use --boot grub with --fs xfs' },
+    );
   const base =
     options.base === undefined
       ? undefined
       : await loadBase(options.base, 'a disk', (raw) => {
-          const map = checkDiskMap(raw);
+          const map = checkDiskMap(raw, fs);
           return { map, bytes: map.totalSectors * SECTOR };
         });
   try {
@@ -158,7 +169,7 @@ export async function renderDisk(
         `Cannot use ${options.base} as a base: it has a ${base.map.table} table for ${base.map.firmware}, not ${table} for ${firmware}`,
       );
     const identity = base?.map.revision ?? revision;
-    const rootUuid = formatUuid(ext4Uuid(revision, base?.map.fs));
+    const rootUuid = formatUuid(rootFsUuid(fs, revision, base?.map.fs));
     const espVolume = derive('esp-id', identity).readUInt32LE(0);
     const espId =
       firmware === 'bios'
@@ -176,7 +187,9 @@ export async function renderDisk(
       );
     const fstab = [
       '# Written by ferry build: filesystems by UUID.',
-      `UUID=${rootUuid} / ext4 errors=remount-ro 0 1`,
+      fs === 'xfs'
+        ? `UUID=${rootUuid} / xfs defaults 0 0`
+        : `UUID=${rootUuid} / ext4 errors=remount-ro 0 1`,
       ...(espId === null ? [] : [`UUID=${espId} /boot/efi vfat umask=0077,nofail 0 1`]),
       '',
     ].join('\n');
@@ -217,7 +230,7 @@ export async function renderDisk(
     const fixedParts = layout(table, firmware, 0, biosBoot);
     const overhead = fixedParts.totalSectors;
     let fsBlocks: number;
-    const min = planExt4(tree, {
+    const min = planRootFs(fs, tree, {
       revision,
       ...(base === undefined ? {} : { base: base.map.fs }),
     }).blocksCount;
@@ -233,7 +246,7 @@ export async function renderDisk(
     }
     // The lineage keeps its disk size unless it no longer fits: the partitions stay where they are.
     if (base !== undefined && base.map.fs.blocksCount >= min) fsBlocks = base.map.fs.blocksCount;
-    const plan = planExt4(tree, {
+    const plan = planRootFs(fs, tree, {
       revision,
       blocks: fsBlocks,
       ...(options.label === undefined ? {} : { label: options.label }),
@@ -278,9 +291,9 @@ export async function renderDisk(
         const coreLba = biosPart?.firstLba ?? 1;
         const room =
           biosPart === undefined ? root.firstLba - 1 : biosPart.lastLba - biosPart.firstLba + 1;
-        ({ mbrCode, core } = await grubBios(config, coreLba, room));
+        ({ mbrCode, core } = await grubBios(config, coreLba, room, fs));
       }
-      if (firmware !== 'bios') efi = await grubEfi(config);
+      if (firmware !== 'bios') efi = await grubEfi(config, fs);
     }
 
     // Everything as 4 KiB blocks of the whole disk.
@@ -395,6 +408,7 @@ export async function renderDisk(
       map: written.map,
       table,
       firmware,
+      fs,
       rootUuid,
       espId,
       bootloader: bootWith === 'none' || boot === null ? null : bootWith,
@@ -402,7 +416,7 @@ export async function renderDisk(
       dataChunks: written.dataChunks,
       changedChunks: written.changedChunks,
       totalChunks: written.totalChunks,
-      keptFiles: plan.stats.keptFiles,
+      keptFiles: plan.keptFiles,
     };
   } finally {
     await base?.image?.close();
@@ -418,11 +432,13 @@ export async function renderDisk(
  */
 function installExtlinux(
   extlinux: Awaited<ReturnType<typeof loadExtlinux>>,
-  plan: ReturnType<typeof planExt4>,
+  plan: RootFsPlan,
   meta: Map<number, Buffer>,
   shift: number,
   root: { firstLba: number; lastLba: number },
 ): FileRegion[] {
+  if (plan.map.format !== 'ferry-ext4-map')
+    throw new FerryError('FERRY_INTERNAL', 'Cannot install EXTLINUX: the root is not ext4');
   const node = plan.map.nodes[`${EXTLINUX_DIR}/ldlinux.sys`];
   if (node === undefined)
     throw new FerryError('FERRY_INTERNAL', 'Cannot install EXTLINUX: ldlinux.sys was not planned');

@@ -4,15 +4,16 @@ import type { WritableFormat } from '../disk/index.js';
 import { FerryError } from '../errors/index.js';
 import type { LocalStore, Manifest } from '../store/index.js';
 import { type BootFiles, findBootFiles } from './boot-files.js';
-import { checkExt4Map } from './ext4/ext4-map.js';
-import { planExt4 } from './ext4/plan-ext4.js';
 import { loadBase } from './load-base.js';
+import { checkFsMap, planRootFs, type RenderFsType } from './plan-root-fs.js';
 import { writeRender } from './write-render.js';
 
 export interface RenderFsOptions {
   /** The image to write. */
   readonly out: string;
   readonly format?: WritableFormat;
+  /** The filesystem to write (default ext4). */
+  readonly fs?: RenderFsType;
   /** Filesystem size in bytes; absent: the smallest that holds the tree. */
   readonly size?: number;
   readonly label?: string;
@@ -33,7 +34,7 @@ export interface RenderFsOptions {
 
 export interface RenderFsResult {
   readonly revision: string;
-  readonly fs: 'ext4';
+  readonly fs: RenderFsType;
   readonly uuid: string;
   readonly bytes: number;
   readonly fileSize: number;
@@ -51,9 +52,9 @@ export interface RenderFsResult {
 export { mapPathOf } from './load-base.js';
 
 /**
- * Renders a revision as a partitionless ext4 filesystem image: the smallest
- * that holds the tree (or `size`), deterministic, and with a base, keeping
- * every unchanged file's inode and blocks. Writes IMAGE.ferry-map.json for
+ * Renders a revision as a partitionless ext4 or XFS filesystem image: the
+ * smallest that holds the tree (or `size`), deterministic, and with a base,
+ * keeping every unchanged file's inode and blocks. Writes IMAGE.ferry-map.json for
  * the next render, and the kernel and initrd when asked.
  */
 export async function renderFilesystem(
@@ -62,16 +63,17 @@ export async function renderFilesystem(
   manifest: Manifest,
   options: RenderFsOptions,
 ): Promise<RenderFsResult> {
+  const fs = options.fs ?? 'ext4';
   const base =
     options.base === undefined
       ? undefined
       : await loadBase(options.base, 'an image', (raw) => {
-          const map = checkExt4Map(raw);
+          const map = checkFsMap(fs, raw);
           return { map, bytes: map.blocksCount * 4096 };
         });
   try {
     const blocks = options.size === undefined ? undefined : Math.floor(options.size / 4096);
-    const plan = planExt4(manifest, {
+    const plan = planRootFs(fs, manifest, {
       revision,
       ...(blocks === undefined ? {} : { blocks }),
       ...(options.label === undefined ? {} : { label: options.label }),
@@ -101,7 +103,7 @@ export async function renderFilesystem(
     const initrd = await writeBootFile(store, boot, 'initrd', options.initrdOut, options.signal);
     return {
       revision,
-      fs: 'ext4',
+      fs,
       uuid: formatUuid(plan.uuid),
       bytes,
       fileSize: written.fileSize,
@@ -109,8 +111,8 @@ export async function renderFilesystem(
       dataChunks: written.dataChunks,
       changedChunks: written.changedChunks,
       totalChunks: written.totalChunks,
-      keptFiles: plan.stats.keptFiles,
-      inodes: plan.stats.inodes,
+      keptFiles: plan.keptFiles,
+      inodes: plan.inodes,
       kernel: kernel === null || boot === null ? null : { path: kernel, version: boot.version },
       initrd: initrd === null ? null : { path: initrd },
     };

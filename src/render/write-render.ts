@@ -59,7 +59,9 @@ export async function writeRender(
   const mapPath = mapPathOf(out);
   try {
     const withChunks =
-      written.chunks === null ? map : { ...(map as object), chunks: chunksToJson(written.chunks) };
+      written.chunks === null
+        ? map
+        : { ...(map as object), chunkDigests: chunksToJson(written.chunks) };
     await writeFileAtomic(mapPath, `${JSON.stringify(withChunks)}\n`);
   } catch (error) {
     await unlink(out).catch(() => {});

@@ -185,6 +185,15 @@ describe('rendered disks boot under QEMU', {
     }
   });
 
+  it('boots the Debian revision from an XFS root with SeaBIOS to systemd', async () => {
+    const disk = join(dir, 'debian-xfs.img');
+    const r = await renderDisk(store, debian.revision, debian.manifest, { out: disk, fs: 'xfs' });
+    assert.equal(r.fs, 'xfs');
+    const out = await bootAndWatch(disk, 'bios', /Welcome to .*Debian GNU\/Linux 12/, dir);
+    assert.match(out, /XFS \(vda3\): Ending clean mount/);
+    assert.doesNotMatch(out, /XFS \(vda3\):.*(corrupt|ENOSPC|failed)/i);
+  });
+
   it('renders the Debian revision as a filesystem that reads back as the revision, xattrs and ACLs included', async () => {
     const img = join(dir, 'debian.ext4');
     const r = await renderFilesystem(store, debian.revision, debian.manifest, {

@@ -222,6 +222,8 @@ describe('ferry build', () => {
         'fs',
         '--fs',
         'xfs',
+        '--base',
+        join(dir, 'previous.img'),
         '--out',
         join(dir, 'x'),
         '--store',
@@ -231,7 +233,8 @@ describe('ferry build', () => {
       ]);
       assert.equal(
         (JSON.parse(xfs.stdout) as { error: { code: string } }).error.code,
-        'FERRY_NOT_CAPABLE',
+        'FERRY_RENDER_INPUT',
+        'a base without its block map',
       );
       await assert.rejects(stat(join(dir, 'x')), { code: 'ENOENT' });
     });

@@ -113,10 +113,10 @@ async function assertChunkDigests(image: string): Promise<void> {
       want[String(off / chunk)] = createHash('sha256').update(c).digest('base64');
   }
   const map = JSON.parse(await readFile(mapPathOf(image), 'utf8')) as {
-    chunks: { size: number; sha256: Record<string, string> };
+    chunkDigests: { size: number; sha256: Record<string, string> };
   };
-  assert.equal(map.chunks.size, chunk);
-  assert.deepEqual(map.chunks.sha256, want, `chunk digests of ${image}`);
+  assert.equal(map.chunkDigests.size, chunk);
+  assert.deepEqual(map.chunkDigests.sha256, want, `chunk digests of ${image}`);
 }
 
 describe('ext4 render', () => {
@@ -359,11 +359,11 @@ describe('ext4 render', () => {
         unknown
       >;
       const noChunks = join(dir, 'old.ferry-map.json');
-      await writeFile(noChunks, JSON.stringify({ ...goodMap, chunks: undefined }));
+      await writeFile(noChunks, JSON.stringify({ ...goodMap, chunkDigests: undefined }));
       const badChunks = join(dir, 'bad.ferry-map.json');
       await writeFile(
         badChunks,
-        JSON.stringify({ ...goodMap, chunks: { size: 524288, sha256: { '99999999': 'x' } } }),
+        JSON.stringify({ ...goodMap, chunkDigests: { size: 524288, sha256: { '99999999': 'x' } } }),
       );
       for (const base of [noChunks, badChunks, join(dir, 'missing.json')])
         await assert.rejects(renderFilesystem(store, ing.revision, m, { out, base }), {

@@ -8,14 +8,14 @@ import { isStoreUrl } from '../store-location.js';
 import { storeLocation } from './image.js';
 
 export const buildHelp = `Usage: ferry build STREAM[@REV] --layout fs|disk --out FILE [--store DIR]
-                   [--format raw|qcow2|vmdk|vhd|vhdx] [--size auto|SIZE] [--fs ext4]
+                   [--format raw|qcow2|vmdk|vhd|vhdx] [--size auto|SIZE] [--fs ext4|xfs]
                    [--boot grub|extlinux|none] [--firmware bios|uefi|both] [--table gpt|mbr]
                    [--base IMAGE|MAP] [--zero-freed] [--label NAME]
                    [--kernel-out FILE] [--initrd-out FILE] [--overwrite] [--output json]
 
 Renders a revision as the bytes a cloud boots, deterministically: the same
 revision and options give the same image on any machine.
-  --layout fs     a partitionless ext4 filesystem at its smallest (the AMI of
+  --layout fs     a partitionless filesystem at its smallest (the AMI of
                   an AMI/AKI/ARI triple); the newest kernel and initrd under
                   /boot go to FILE-kernel and FILE-initrd (or --kernel-out,
                   --initrd-out)
@@ -23,6 +23,8 @@ revision and options give the same image on any machine.
                   a BIOS boot partition and an EFI system partition (--firmware
                   both, the default), or MBR (--table mbr, BIOS only); GRUB finds
                   the root by UUID; /etc/fstab is written by UUID
+  --fs ext4|xfs   the filesystem (default ext4); XFS is v5 with two or more
+                  allocation groups of at least 16 MiB each, so at least 32 MiB
   --boot extlinux EXTLINUX in /boot/extlinux instead of GRUB; the firmware
                   defaults to bios (no BIOS boot partition on GPT: gptmbr.bin
                   boots the root); --firmware uefi or both adds syslinux.efi
@@ -32,7 +34,7 @@ revision and options give the same image on any machine.
                   it): unchanged files keep their inodes and blocks, and the output
                   reports how many 512 KiB chunks differ from IMAGE (the unit of an
                   incremental EBS snapshot). Freed blocks keep their old bytes
-                  unless --zero-freed.
+                  unless --zero-freed. The base must be of the same --fs.
   --base MAP      the same from that render's map alone (a .json path), when the
                   image itself is gone (uploaded, say): every block is written,
                   and the chunk digests in MAP say which chunks changed.
@@ -89,12 +91,7 @@ export async function buildCommand(
       !(WRITABLE_FORMATS as readonly string[]).includes(format))
   )
     throw usage(`--format must be one of ${WRITABLE_FORMATS.join(', ')}`);
-  const fsType = oneOf(flags, 'fs', ['ext4', 'xfs'] as const, 'ext4');
-  if (fsType === 'xfs')
-    throw new FerryError(
-      'FERRY_NOT_CAPABLE',
-      'Cannot run build: ferry renders ext4 only so far (--fs xfs is not built yet)',
-    );
+  const fsType = oneOf(flags, 'fs', ['ext4', 'xfs'] as const, 'ext4')!;
   const boot = oneOf(flags, 'boot', ['grub', 'extlinux', 'none'] as const, 'grub');
   const firmware = oneOf(flags, 'firmware', ['bios', 'uefi', 'both'] as const);
   const table = oneOf(flags, 'table', ['gpt', 'mbr'] as const);
@@ -118,6 +115,7 @@ export async function buildCommand(
     progress.onEvent({ type: 'progress', operation: 'render', done, total });
   const common = {
     out,
+    fs: fsType,
     ...(typeof format === 'string' ? { format: format as WritableFormat } : {}),
     ...(size === undefined ? {} : { size }),
     ...(typeof flags.base === 'string' ? { base: flags.base } : {}),
@@ -158,7 +156,7 @@ export async function buildCommand(
       if (mode === 'json') printJson({ layout, out, ...r, seconds });
       else
         process.stdout.write(
-          `${out}: ext4 ${r.uuid}, ${formatBytes(r.bytes)} (${r.inodes} inodes) from ${record.id.slice(0, 16)}… in ${seconds.toFixed(2)} s\n` +
+          `${out}: ${r.fs} ${r.uuid}, ${formatBytes(r.bytes)} (${r.inodes} inodes) from ${record.id.slice(0, 16)}… in ${seconds.toFixed(2)} s\n` +
             `  ${r.changedChunks} of ${r.totalChunks} 512 KiB chunks ${typeof flags.base === 'string' ? `differ from ${flags.base} (${r.keptFiles} files kept in place)` : 'hold data'}\n` +
             (r.kernel === null ? '' : `  kernel ${r.kernel.version}: ${r.kernel.path}\n`) +
             (r.initrd === null ? '' : `  initrd: ${r.initrd.path}\n`) +
@@ -177,7 +175,7 @@ export async function buildCommand(
     if (mode === 'json') printJson({ layout, out, ...r, seconds });
     else
       process.stdout.write(
-        `${out}: ${r.table} disk for ${r.firmware}, ${formatBytes(r.bytes)}, root ext4 ${r.rootUuid} from ${record.id.slice(0, 16)}… in ${seconds.toFixed(2)} s\n` +
+        `${out}: ${r.table} disk for ${r.firmware}, ${formatBytes(r.bytes)}, root ${r.fs} ${r.rootUuid} from ${record.id.slice(0, 16)}… in ${seconds.toFixed(2)} s\n` +
           `  ${r.changedChunks} of ${r.totalChunks} 512 KiB chunks ${typeof flags.base === 'string' ? `differ from ${flags.base} (${r.keptFiles} files kept in place)` : 'hold data'}\n` +
           (r.kernel === null
             ? '  not bootable (--boot none)\n'

@@ -35,10 +35,14 @@ export function grubConfig(e: GrubBootEntry): string {
   return `${lines.join('\n')}\n`;
 }
 
-const COMMON = [
+/** The root filesystems GRUB reads /boot from. */
+export type RootFs = 'ext4' | 'xfs';
+
+/** The modules every core image has, with the one that reads the root filesystem. */
+const common = (fs: RootFs): string[] => [
   'part_gpt',
   'part_msdos',
-  'ext2',
+  fs === 'xfs' ? 'xfs' : 'ext2',
   'search',
   'search_fs_uuid',
   'linux',
@@ -101,8 +105,9 @@ export async function grubBios(
   config: string,
   coreLba: number,
   maxSectors: number,
+  fs: RootFs = 'ext4',
 ): Promise<{ mbrCode: Buffer; core: Buffer }> {
-  const core = await mkimage('i386-pc', '/boot/grub', config, ['biosdisk', ...COMMON]);
+  const core = await mkimage('i386-pc', '/boot/grub', config, ['biosdisk', ...common(fs)]);
   let boot: Buffer;
   try {
     boot = await readFile(join(GRUB_LIB, 'i386-pc', 'boot.img'));
@@ -137,6 +142,6 @@ export async function grubBios(
 }
 
 /** GRUB for UEFI: EFI/BOOT/BOOTX64.EFI, the removable-media path every firmware tries. */
-export async function grubEfi(config: string): Promise<Buffer> {
-  return mkimage('x86_64-efi', '/EFI/BOOT', config, ['fat', 'efi_gop', ...COMMON]);
+export async function grubEfi(config: string, fs: RootFs = 'ext4'): Promise<Buffer> {
+  return mkimage('x86_64-efi', '/EFI/BOOT', config, ['fat', 'efi_gop', ...common(fs)]);
 }

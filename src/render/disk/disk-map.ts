@@ -1,5 +1,7 @@
 import { FerryError } from '../../errors/index.js';
-import { checkExt4Map, type Ext4Map } from '../ext4/ext4-map.js';
+import type { Ext4Map } from '../ext4/ext4-map.js';
+import { checkFsMap, type RenderFsType } from '../plan-root-fs.js';
+import type { XfsMap } from '../xfs/xfs-map.js';
 
 /** A partition of a rendered disk, in 512-byte sectors. */
 export interface DiskMapPartition {
@@ -19,7 +21,8 @@ export interface DiskMap {
   readonly totalSectors: number;
   readonly diskGuid: string;
   readonly partitions: readonly DiskMapPartition[];
-  readonly fs: Ext4Map;
+  /** The root filesystem's map. */
+  readonly fs: Ext4Map | XfsMap;
 }
 
 function bad(reason: string): FerryError {
@@ -30,7 +33,7 @@ const lba = (n: unknown): n is number =>
   typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 && n < 2 ** 48;
 
 /** Checks a disk map read from disk. */
-export function checkDiskMap(raw: unknown): DiskMap {
+export function checkDiskMap(raw: unknown, fsType: RenderFsType = 'ext4'): DiskMap {
   const m = raw as Partial<DiskMap>;
   if (m === null || typeof m !== 'object' || m.format !== 'ferry-disk-map' || m.version !== 1)
     throw bad('it is not a ferry disk map (version 1)');
@@ -55,7 +58,7 @@ export function checkDiskMap(raw: unknown): DiskMap {
   });
   const root = partitions.find((p) => p.role === 'root');
   if (root === undefined) throw bad('it has no root partition');
-  const fs = checkExt4Map(m.fs);
+  const fs = checkFsMap(fsType, m.fs);
   if (fs.blocksCount * 8 > root.lastLba - root.firstLba + 1)
     throw bad('the filesystem is larger than its partition');
   return {

@@ -36,6 +36,9 @@ export interface XfsInode {
   readonly uid: number;
   readonly gid: number;
   readonly mtime: number;
+  /** Nanoseconds of the mtime (di_mtime's second word). */
+  readonly mtimeNsec: number;
+  readonly nlink: number;
   readonly size: number;
   readonly format: number;
   /** The data fork bytes inside the inode. */
@@ -170,6 +173,38 @@ function kindOf(mode: number): NodeKind {
   }
 }
 
+/** Seconds before the epoch where bigtime timestamps (nanoseconds, unsigned) start: 1901-12-13. */
+const BIGTIME_EPOCH_OFFSET = 2n ** 31n;
+
+/** di_mtime: signed seconds and nanoseconds, or with bigtime (di_flags2 bit 3) one 64-bit count of nanoseconds. */
+function mtimeOf(b: Buffer, version: number): { mtime: number; mtimeNsec: number } {
+  if (version === 3 && (b.readBigUInt64BE(120) & 0x8n) !== 0n) {
+    const ns = b.readBigUInt64BE(40) - BIGTIME_EPOCH_OFFSET * 1_000_000_000n;
+    const sec = ns >= 0n ? ns / 1_000_000_000n : -((-ns + 999_999_999n) / 1_000_000_000n);
+    return { mtime: Number(sec), mtimeNsec: Number(ns - sec * 1_000_000_000n) };
+  }
+  return { mtime: b.readInt32BE(40), mtimeNsec: Math.min(999_999_999, b.readUInt32BE(44)) };
+}
+
+/** Devices, fifos and sockets: XFS keeps a device number as major << 18 | minor in the data fork. */
+function specialOf(i: XfsInode): Pick<NodeStat, 'special' | 'rdev'> {
+  switch (i.mode & 0o170000) {
+    case 0o010000:
+      return { special: 'fifo' };
+    case 0o140000:
+      return { special: 'socket' };
+    case 0o020000:
+    case 0o060000: {
+      const special = (i.mode & 0o170000) === 0o020000 ? 'char' : 'block';
+      if (i.format !== 0 || i.fork.length < 4) return { special };
+      const dev = i.fork.readUInt32BE(0);
+      return { special, rdev: { major: dev >>> 18, minor: dev & 0x3ffff } };
+    }
+    default:
+      return {};
+  }
+}
+
 export class XfsDriver implements FsDriver<bigint> {
   readonly type = 'xfs' as const;
   readonly caseInsensitive = false;
@@ -195,6 +230,9 @@ export class XfsDriver implements FsDriver<bigint> {
       uid: i.uid,
       gid: i.gid,
       mtime: i.mtime,
+      mtimeNs: (BigInt(i.mtime) * 1_000_000_000n + BigInt(i.mtimeNsec)).toString(),
+      links: i.nlink,
+      ...specialOf(i),
     };
   }
 
@@ -326,7 +364,8 @@ export class XfsDriver implements FsDriver<bigint> {
       mode,
       uid: b.readUInt32BE(8),
       gid: b.readUInt32BE(12),
-      mtime: b.readUInt32BE(40),
+      ...mtimeOf(b, version),
+      nlink: version === 1 ? b.readUInt16BE(6) : b.readUInt32BE(16),
       size: Number(sizeBig),
       format,
       fork: Buffer.from(b.subarray(core, forkEnd)),
