@@ -58,21 +58,36 @@ export class OutputFile {
   }
 
   /**
-   * Like `create`, but the temporary file starts as a copy of `source` (a
-   * reflink where the filesystem can, else an in-kernel copy): a writer that
-   * changes a few regions of a previous image writes only those.
+   * Like `create`, but the temporary file starts as a clone of `source` (a
+   * reflink: shared blocks, nearly free), so a writer that changes a few
+   * regions of a previous image writes only those. Answers null where the
+   * file system cannot clone (ext4, across file systems): a byte copy there
+   * costs as much as writing the image afresh, so the caller does that.
    */
-  static async createFromCopy(
+  static async createFromClone(
     path: string,
     source: string,
     overwrite = false,
-  ): Promise<OutputFile> {
+  ): Promise<OutputFile | null> {
     const blank = await OutputFile.create(path, overwrite);
     await blank.discard();
     try {
-      await copyFile(source, blank.tempPath, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+      await copyFile(
+        source,
+        blank.tempPath,
+        constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE,
+      );
     } catch (error) {
       await unlink(blank.tempPath).catch(() => {});
+      const code = (error as NodeJS.ErrnoException).code;
+      if (
+        code === 'ENOTSUP' ||
+        code === 'EOPNOTSUPP' ||
+        code === 'EXDEV' ||
+        code === 'EINVAL' ||
+        code === 'ENOSYS'
+      )
+        return null;
       throw ioError('copy', source, error);
     }
     let handle: FileHandle;

@@ -1,9 +1,10 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { collectExtents, type DiskImage, type DiskWriter, WRITE_CHUNK } from '../disk/index.js';
+import { readImageInto } from '../disk/read-range.js';
 import { FerryError } from '../errors/index.js';
 import { orderedPool } from '../util/ordered-pool.js';
-import { chunkDigests, DIFF_CHUNK } from './chunk-digest.js';
+import { DIFF_CHUNK } from './chunk-digest.js';
 import type { Run } from './ext4/extents.js';
 import type { FileRegion } from './ext4/plan-ext4.js';
 import type { WindowPiece, WindowReply } from './window-worker.js';
@@ -166,9 +167,9 @@ export async function writeFsImage(
     const buf = Buffer.from(new ArrayBuffer(w.length));
     if (w.baseHas && options.base) {
       const n = Math.min(w.length, Math.max(0, options.base.virtualSize - w.offset));
-      base = Buffer.alloc(w.length);
-      if (n > 0) (await options.base.read(w.offset, n, options.signal)).copy(base);
-      base.copy(buf);
+      if (n > 0) await readImageInto(options.base, buf.subarray(0, n), w.offset, options.signal);
+      // Without the base map's digests the base's bytes are kept to compare against.
+      if (options.baseChunks === undefined) base = Buffer.from(buf);
     }
     if (options.zeroFreed === true)
       for (const r of w.freed) {
@@ -197,8 +198,8 @@ export async function writeFsImage(
         size: r.size,
       });
     }
-    const filled =
-      tasks.length === 0 ? { buf, digests: chunkDigests(buf) } : await pool.run(buf, tasks);
+    // Even a window without file contents goes to a worker, which hashes its chunks.
+    const filled = await pool.run(buf, tasks);
     return { offset: w.offset, length: w.length, ...filled, base };
   };
 

@@ -25,8 +25,10 @@ export interface WriteRenderOptions {
 /**
  * Writes a laid-out image and then its block map beside it (the base for
  * the next render); if the map cannot be written the image goes too. A raw
- * render over a raw base starts as a copy of the base (a reflink where the
- * filesystem has them), so only the windows that change are read and written.
+ * render over a raw base on a file system with reflinks (XFS, btrfs) starts
+ * as a clone of the base, so only the windows that change are read and
+ * written; elsewhere every window is written, the base's bytes read where
+ * nothing new lands.
  * With only the base's map, every block is written and the chunk digests
  * the map keeps decide which chunks changed. The new map records the
  * digest of every chunk holding data.
@@ -43,10 +45,12 @@ export async function writeRender(
     ...(signal === undefined ? {} : { signal }),
   };
   const image = base?.image ?? null;
-  const patch = format === 'raw' && base !== undefined && image !== null && image.format === 'raw';
-  const writer = patch
-    ? await createRawPatch(out, base!.path, writerOptions)
-    : await writerFor(format).create(out, writerOptions);
+  const clone =
+    format === 'raw' && base !== undefined && image !== null && image.format === 'raw'
+      ? await createRawPatch(out, base.path, writerOptions)
+      : null;
+  const patch = clone !== null;
+  const writer = clone ?? (await writerFor(format).create(out, writerOptions));
   const written = await writeFsImage(layout, writer, {
     objectPath: options.objectPath,
     ...(image === null ? {} : { base: image }),

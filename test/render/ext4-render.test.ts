@@ -323,6 +323,44 @@ describe('ext4 render', () => {
     });
   });
 
+  it('clones the base where the file system has reflinks and writes only the windows that change', async (t) => {
+    if (!isRoot) return t.skip('needs root to loop-mount a reflink file system');
+    await withTempDir(async (dir) => {
+      const fsImage = join(dir, 'reflink.xfs');
+      const mnt = join(dir, 'mnt');
+      await mkdir(mnt);
+      execFileSync('truncate', ['-s', '400M', fsImage]);
+      execFileSync('mkfs.xfs', ['-q', '-f', '-m', 'reflink=1', fsImage]);
+      if (spawnSync('mount', ['-o', 'loop', fsImage, mnt]).status !== 0)
+        return t.skip('loop mounts are not available here');
+      try {
+        const src = join(dir, 'src');
+        await makeTree(src);
+        await writeFile(join(src, 'usr/bin/large'), Buffer.alloc(24 * 1024 * 1024, 0x5a));
+        const store = await LocalStore.open(join(dir, 'store'));
+        const one = join(mnt, 'one.ext4');
+        await renderTree(dir, store, src, one);
+        const used = () =>
+          Number(
+            execFileSync('df', ['--output=used', '-B1', mnt], { encoding: 'utf8' }).split('\n')[1],
+          );
+        const before = used();
+        await writeFile(join(src, 'etc/hostname'), 'ferry-two\n');
+        const two = join(mnt, 'two.ext4');
+        const second = await renderTree(dir, store, src, two, one);
+        await e2fsck(two);
+        // The clone shares the base's blocks: the new image took a fraction of its size.
+        const grew = used() - before;
+        assert.ok(grew < (await stat(two)).size / 4, `the second image took ${grew} bytes`);
+        assert.equal(second.result.changedChunks, await differingChunks(one, two));
+        // Windows left as the base had them keep the base's digests in the new map.
+        await assertChunkDigests(two);
+      } finally {
+        execFileSync('umount', [mnt]);
+      }
+    });
+  });
+
   it('fails with coded errors on a corrupted object, a bad base and a size too small, leaving no image', async () => {
     await withTempDir(async (dir) => {
       const src = join(dir, 'src');

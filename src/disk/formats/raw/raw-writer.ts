@@ -56,16 +56,17 @@ export const rawWriter: FormatWriter = {
 };
 
 /**
- * A raw writer over a copy of `base` (a raw image): the caller writes only
+ * A raw writer over a clone of `base` (a raw image): the caller writes only
  * the windows that change, and may skip windows that equal the base; the
  * rest of the file is the base's bytes. Every write lands whole, zeros
- * included. The result is cut or extended to `virtualSize`.
+ * included. The result is cut or extended to `virtualSize`. Null where the
+ * file system cannot clone files (see OutputFile.createFromClone).
  */
 export async function createRawPatch(
   path: string,
   base: string,
   options: WriterOptions,
-): Promise<DiskWriter> {
-  const out = await OutputFile.createFromCopy(path, base, options.overwrite ?? false);
-  return new RawWriter(out, options.virtualSize, true);
+): Promise<DiskWriter | null> {
+  const out = await OutputFile.createFromClone(path, base, options.overwrite ?? false);
+  return out === null ? null : new RawWriter(out, options.virtualSize, true);
 }
