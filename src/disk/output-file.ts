@@ -23,6 +23,11 @@ export class OutputFile {
   /** Highest byte offset written so far (end of the furthest write). */
   end = 0;
 
+  /** Large writes bypass the page cache (an O_DIRECT handle is open). */
+  get direct(): boolean {
+    return this.#direct !== null;
+  }
+
   private constructor(path: string, tempPath: string, handle: FileHandle) {
     this.path = path;
     this.tempPath = tempPath;

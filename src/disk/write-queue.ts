@@ -19,7 +19,7 @@ export const SYNC_EVERY = 64 * 1024 * 1024;
 export interface WriteQueueOptions {
   /** Writes queued before `write` waits (default WRITES_QUEUED). */
   readonly queued?: number;
-  /** Bytes between background fdatasync calls (default SYNC_EVERY; Infinity: never). */
+  /** Bytes between background fdatasync calls (default SYNC_EVERY, or never when the file writes direct). */
   readonly syncEvery?: number;
 }
 
@@ -45,7 +45,10 @@ export class WriteQueue {
   constructor(out: OutputFile, options: WriteQueueOptions = {}) {
     this.#out = out;
     this.#queued = Math.max(1, options.queued ?? WRITES_QUEUED);
-    this.#syncEvery = options.syncEvery ?? SYNC_EVERY;
+    // Direct writes are on the device already: a periodic fdatasync would only
+    // force journal commits the writes then wait behind (measured: convert 15-25 % slower).
+    this.#syncEvery =
+      options.syncEvery ?? (out.direct === true ? Number.POSITIVE_INFINITY : SYNC_EVERY);
   }
 
   /** Starts writing `buffers` contiguously at `at`; waits only while too many writes are pending. */
