@@ -134,6 +134,7 @@ export async function main(argv: string[]): Promise<number> {
         out: { type: 'string' },
         format: { type: 'string' },
         size: { type: 'string' },
+        margin: { type: 'string' },
         fs: { type: 'string' },
         boot: { type: 'string' },
         firmware: { type: 'string' },

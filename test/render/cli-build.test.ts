@@ -116,6 +116,45 @@ describe('ferry build', () => {
       const { stdout } = await run('sgdisk', ['-v', join(dir, 'disk.img')]);
       assert.match(stdout, /No problems found/);
 
+      // --margin sizes the free room of an auto-sized disk.
+      const roomy = await runCli([
+        'build',
+        'cli/test',
+        '--layout',
+        'disk',
+        '--out',
+        join(dir, 'roomy.img'),
+        '--store',
+        store,
+        '--boot',
+        'none',
+        '--margin',
+        '400',
+        '--output',
+        'json',
+      ]);
+      assert.equal(roomy.code, 0, roomy.stderr);
+      const auto = await runCli([
+        'build',
+        'cli/test',
+        '--layout',
+        'disk',
+        '--out',
+        join(dir, 'auto.img'),
+        '--store',
+        store,
+        '--boot',
+        'none',
+        '--output',
+        'json',
+      ]);
+      assert.equal(auto.code, 0, auto.stderr);
+      assert.ok(
+        (JSON.parse(roomy.stdout) as { bytes: number }).bytes >
+          (JSON.parse(auto.stdout) as { bytes: number }).bytes,
+        'a 400 % margin gives a bigger disk than the default 25 %',
+      );
+
       // The disk's map alone as the base: the same revision comes out the same, no chunk differs.
       const again = await runCli([
         'build',
@@ -156,6 +195,8 @@ describe('ferry build', () => {
       assert.match(human.stdout, /ext4 [0-9a-f-]{36}/);
 
       for (const bad of [
+        ['build', 'cli/test', '--layout', 'disk', '--out', join(dir, 'x'), '--margin', 'lots'],
+        ['build', 'cli/test', '--layout', 'fs', '--out', join(dir, 'x'), '--margin', '10'],
         ['build', 'cli/test', '--out', join(dir, 'x')],
         ['build', 'cli/test', '--layout', 'fs'],
         ['build', 'cli/test', '--layout', 'fs', '--out', join(dir, 'x'), '--format', 'vdi'],

@@ -10,7 +10,7 @@ import { storeLocation } from './image.js';
 export const buildHelp = `Usage: ferry build STREAM[@REV] --layout fs|disk --out FILE [--store DIR]
                    [--format raw|qcow2|vmdk|vhd|vhdx] [--size auto|SIZE] [--fs ext4|xfs]
                    [--boot grub|extlinux|none] [--firmware bios|uefi|both] [--table gpt|mbr]
-                   [--base IMAGE|MAP] [--zero-freed] [--label NAME]
+                   [--margin PCT] [--base IMAGE|MAP] [--zero-freed] [--label NAME]
                    [--kernel-out FILE] [--initrd-out FILE] [--overwrite] [--output json]
 
 Renders a revision as the bytes a cloud boots, deterministically: the same
@@ -29,7 +29,9 @@ revision and options give the same image on any machine.
                   defaults to bios (no BIOS boot partition on GPT: gptmbr.bin
                   boots the root); --firmware uefi or both adds syslinux.efi
                   with copies of the kernel and initrd on the ESP
-  --size auto     (default) disk: the contents plus 25 % free; fs: the minimum
+  --size auto     (default) disk: the contents plus --margin free; fs: the minimum
+  --margin PCT    disk, --size auto: free room as a percentage of the contents
+                  (default 25; the cloud can grow the disk later)
   --base IMAGE    a previous render of this lineage (its FILE.ferry-map.json beside
                   it): unchanged files keep their inodes and blocks, and the output
                   reports how many 512 KiB chunks differ from IMAGE (the unit of an
@@ -95,6 +97,16 @@ export async function buildCommand(
   const boot = oneOf(flags, 'boot', ['grub', 'extlinux', 'none'] as const, 'grub');
   const firmware = oneOf(flags, 'firmware', ['bios', 'uefi', 'both'] as const);
   const table = oneOf(flags, 'table', ['gpt', 'mbr'] as const);
+  const marginFlag = flags.margin;
+  let margin: number | undefined;
+  if (marginFlag !== undefined) {
+    const m = /^(\d{1,4}(?:\.\d+)?)%?$/.exec(String(marginFlag));
+    if (m === null || Number(m[1]) > 1000)
+      throw usage(`--margin "${String(marginFlag)}" is not a percentage from 0 to 1000`);
+    if (layout !== 'disk')
+      throw usage('--margin is for --layout disk (a filesystem render is its minimum)');
+    margin = Number(m[1]) / 100;
+  }
   const sizeFlag = flags.size;
   const size =
     sizeFlag === undefined || sizeFlag === 'auto' ? undefined : parseSize(String(sizeFlag));
@@ -169,6 +181,7 @@ export async function buildCommand(
       ...(table === undefined ? {} : { table }),
       ...(firmware === undefined ? {} : { firmware: firmware as Firmware }),
       ...(boot === undefined ? {} : { boot }),
+      ...(margin === undefined ? {} : { margin }),
     });
     progress.done();
     const seconds = (performance.now() - started) / 1000;
