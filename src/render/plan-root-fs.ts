@@ -50,26 +50,20 @@ export function rootFsUuid(fs: RenderFsType, revision: string, base?: Ext4Map | 
 /** Lays out the filesystem of kind `fs` for a tree. */
 export function planRootFs(fs: RenderFsType, tree: Manifest, options: RootFsOptions): RootFsPlan {
   const base = options.base;
+  const common = {
+    revision: options.revision,
+    ...(options.blocks === undefined ? {} : { blocks: options.blocks }),
+    ...(options.label === undefined ? {} : { label: options.label }),
+    ...(options.writeKept === undefined ? {} : { writeKept: options.writeKept }),
+  };
   if (fs === 'xfs') {
     if (base !== undefined && base.format !== 'ferry-xfs-map')
       throw new FerryError('FERRY_INTERNAL', 'Cannot lay out XFS over an ext4 base');
-    const p = planXfs(tree, {
-      revision: options.revision,
-      ...(options.blocks === undefined ? {} : { blocks: options.blocks }),
-      ...(options.label === undefined ? {} : { label: options.label }),
-      ...(base === undefined ? {} : { base }),
-      ...(options.writeKept === undefined ? {} : { writeKept: options.writeKept }),
-    });
+    const p = planXfs(tree, { ...common, ...(base === undefined ? {} : { base }) });
     return { ...p, inodes: p.stats.inodes, keptFiles: p.stats.keptFiles };
   }
   if (base !== undefined && base.format !== 'ferry-ext4-map')
     throw new FerryError('FERRY_INTERNAL', 'Cannot lay out ext4 over an XFS base');
-  const p = planExt4(tree, {
-    revision: options.revision,
-    ...(options.blocks === undefined ? {} : { blocks: options.blocks }),
-    ...(options.label === undefined ? {} : { label: options.label }),
-    ...(base === undefined ? {} : { base }),
-    ...(options.writeKept === undefined ? {} : { writeKept: options.writeKept }),
-  });
+  const p = planExt4(tree, { ...common, ...(base === undefined ? {} : { base }) });
   return { ...p, inodes: p.stats.inodes, keptFiles: p.stats.keptFiles };
 }

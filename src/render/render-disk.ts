@@ -28,7 +28,7 @@ import { planRootFs, type RenderFsType, type RootFsPlan, rootFsUuid } from './pl
 import { formatUuid } from './render-fs.js';
 import { editTree } from './tree-edits.js';
 import { newestMtime } from './tree-time.js';
-import { writeRender } from './write-render.js';
+import { writeOptionsFor, writeRender } from './write-render.js';
 
 export type Firmware = 'bios' | 'uefi' | 'both';
 
@@ -383,24 +383,11 @@ export async function renderDisk(
       partitions,
       fs: plan.map,
     };
-    const written = await writeRender({ blocksCount: bytes / 4096, meta, files, freed }, map, {
-      out: options.out,
-      format: options.format ?? 'raw',
-      objectPath: (h) => store.objects.pathOf(h),
-      ...(base === undefined
-        ? {}
-        : {
-            base: {
-              path: options.base!,
-              image: base.image,
-              ...(base.chunks === undefined ? {} : { chunks: base.chunks }),
-            },
-          }),
-      ...(options.overwrite === undefined ? {} : { overwrite: options.overwrite }),
-      ...(options.zeroFreed === undefined ? {} : { zeroFreed: options.zeroFreed }),
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-      ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
-    });
+    const written = await writeRender(
+      { blocksCount: bytes / 4096, meta, files, freed },
+      map,
+      writeOptionsFor((h) => store.objects.pathOf(h), options, base),
+    );
     return {
       revision,
       bytes,

@@ -6,7 +6,7 @@ import type { LocalStore, Manifest } from '../store/index.js';
 import { type BootFiles, findBootFiles } from './boot-files.js';
 import { loadBase } from './load-base.js';
 import { checkFsMap, planRootFs, type RenderFsType } from './plan-root-fs.js';
-import { writeRender } from './write-render.js';
+import { writeOptionsFor, writeRender } from './write-render.js';
 
 export interface RenderFsOptions {
   /** The image to write. */
@@ -80,24 +80,11 @@ export async function renderFilesystem(
       ...(base === undefined ? {} : { base: base.map, writeKept: base.image === null }),
     });
     const bytes = plan.blocksCount * 4096;
-    const written = await writeRender(plan, plan.map, {
-      out: options.out,
-      format: options.format ?? 'raw',
-      objectPath: (h) => store.objects.pathOf(h),
-      ...(base === undefined
-        ? {}
-        : {
-            base: {
-              path: options.base!,
-              image: base.image,
-              ...(base.chunks === undefined ? {} : { chunks: base.chunks }),
-            },
-          }),
-      ...(options.overwrite === undefined ? {} : { overwrite: options.overwrite }),
-      ...(options.zeroFreed === undefined ? {} : { zeroFreed: options.zeroFreed }),
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-      ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
-    });
+    const written = await writeRender(
+      plan,
+      plan.map,
+      writeOptionsFor((h) => store.objects.pathOf(h), options, base),
+    );
     const boot = findBootFiles(manifest);
     const kernel = await writeBootFile(store, boot, 'kernel', options.kernelOut, options.signal);
     const initrd = await writeBootFile(store, boot, 'initrd', options.initrdOut, options.signal);

@@ -2,7 +2,7 @@ import { unlink } from 'node:fs/promises';
 import { createRawPatch, type DiskImage, type WritableFormat, writerFor } from '../disk/index.js';
 import { writeFileAtomic } from '../store/local-store.js';
 import { chunksToJson } from './chunk-digest.js';
-import { mapPathOf } from './load-base.js';
+import { type Base, mapPathOf } from './load-base.js';
 import { type FsLayout, type WriteFsResult, writeFsImage } from './write-fs-image.js';
 
 export interface WriteRenderOptions {
@@ -72,4 +72,42 @@ export async function writeRender(
     throw error;
   }
   return { ...written, map: mapPath };
+}
+
+/** What a render command was asked for that writeRender needs. */
+export interface RenderOutputOptions {
+  readonly out: string;
+  readonly format?: WritableFormat;
+  /** The base as given (an image, or a map alone). */
+  readonly base?: string;
+  readonly overwrite?: boolean;
+  readonly zeroFreed?: boolean;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+/** writeRender's options for a render of a local store's revision over an optional loaded base. */
+export function writeOptionsFor(
+  objectPath: (hash: string) => string,
+  options: RenderOutputOptions,
+  base: Base<unknown> | undefined,
+): WriteRenderOptions {
+  return {
+    out: options.out,
+    format: options.format ?? 'raw',
+    objectPath,
+    ...(base === undefined || options.base === undefined
+      ? {}
+      : {
+          base: {
+            path: options.base,
+            image: base.image,
+            ...(base.chunks === undefined ? {} : { chunks: base.chunks }),
+          },
+        }),
+    ...(options.overwrite === undefined ? {} : { overwrite: options.overwrite }),
+    ...(options.zeroFreed === undefined ? {} : { zeroFreed: options.zeroFreed }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+    ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+  };
 }

@@ -39,13 +39,6 @@ export const RO_COMPAT_METADATA_CSUM = 0x400;
 export const INODE_FLAG_EXTENTS = 0x80000;
 export const BG_INODE_ZEROED = 0x4;
 
-export const S_IFIFO = 0o010000;
-export const S_IFCHR = 0o020000;
-export const S_IFDIR = 0o040000;
-export const S_IFBLK = 0o060000;
-export const S_IFREG = 0o100000;
-export const S_IFLNK = 0o120000;
-
 /** Directory entry file types (the filetype feature). */
 export const FT = { file: 1, dir: 2, char: 3, block: 4, fifo: 5, symlink: 7 } as const;
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { FerryError } from '../../errors/index.js';
 import type { Manifest, ManifestEntry } from '../../store/index.js';
+import { modeOf, S_IFREG } from '../file-mode.js';
 import { newestMtime } from '../tree-time.js';
 import { BlockAllocator, OutOfSpace } from './allocator.js';
 import { ext4Crc, fsSeed, inodeSeed } from './checksum.js';
@@ -14,12 +15,6 @@ import {
   INODE_SIZE,
   JOURNAL_INO,
   ROOT_INO,
-  S_IFBLK,
-  S_IFCHR,
-  S_IFDIR,
-  S_IFIFO,
-  S_IFLNK,
-  S_IFREG,
 } from './constants.js';
 import { type DirEntrySpec, encodeDirectory, packDirectory } from './directory.js';
 import type { Ext4Map, MapNode } from './ext4-map.js';
@@ -122,18 +117,6 @@ export function uuidFrom(bytes: Buffer): Buffer {
 }
 
 const ftOf = (type: ManifestEntry['type']): number => FT[type];
-
-function modeOf(e: ManifestEntry): number {
-  const t = {
-    file: S_IFREG,
-    dir: S_IFDIR,
-    symlink: S_IFLNK,
-    char: S_IFCHR,
-    block: S_IFBLK,
-    fifo: S_IFIFO,
-  }[e.type];
-  return t | (e.mode & 0o7777);
-}
 
 function baseName(p: string): Buffer {
   return Buffer.from(p.slice(p.lastIndexOf('/') + 1));

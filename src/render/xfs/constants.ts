@@ -70,12 +70,6 @@ export const MAGIC = {
 } as const;
 
 export const S_IFMT = 0o170000;
-export const S_IFIFO = 0o010000;
-export const S_IFCHR = 0o020000;
-export const S_IFDIR = 0o040000;
-export const S_IFBLK = 0o060000;
-export const S_IFREG = 0o100000;
-export const S_IFLNK = 0o120000;
 
 /** di_format values. */
 export const FMT_DEV = 0;

@@ -10,12 +10,6 @@ import {
   FMT_LOCAL,
   LITERAL_SIZE,
   MAGIC,
-  S_IFBLK,
-  S_IFCHR,
-  S_IFDIR,
-  S_IFIFO,
-  S_IFLNK,
-  S_IFREG,
   SYMLINK_MAX,
 } from './constants.js';
 import {
@@ -46,15 +40,6 @@ import type { MapRun } from './xfs-map.js';
 const ATTR_FORKOFF = 37;
 /** A device's attribute fork offset: the 4-byte device number rounded up to 8 bytes. */
 const DEVICE_FORKOFF = 1;
-
-export const TYPE_BITS = {
-  file: S_IFREG,
-  dir: S_IFDIR,
-  symlink: S_IFLNK,
-  char: S_IFCHR,
-  block: S_IFBLK,
-  fifo: S_IFIFO,
-} as const;
 
 export interface Placed {
   node: Node;

@@ -3,6 +3,7 @@ import type { Manifest } from '../../store/index.js';
 import { crc32c } from '../../util/crc32c.js';
 import type { Run } from '../ext4/extents.js';
 import type { FileRegion } from '../ext4/plan-ext4.js';
+import { modeOf, S_IFREG } from '../file-mode.js';
 import { newestMtime } from '../tree-time.js';
 import { buildShortBtree, shortBtreeBlocks } from './ag-btree.js';
 import { encodeAgf, encodeAgfl, encodeAgi } from './ag-headers.js';
@@ -28,13 +29,12 @@ import {
   MIN_AG_BLOCKS,
   NULL_AGINO,
   PREALLOC_BLOCKS,
-  S_IFREG,
   SECTOR_SIZE,
 } from './constants.js';
 import { XfsGeometry } from './geometry.js';
 import { encodeFreeInode, encodeInode, type XfsTime, xfsTime } from './inode.js';
 import { cleanLogBlock } from './log.js';
-import { type Placed, placeNode, TYPE_BITS } from './place-node.js';
+import { type Placed, placeNode } from './place-node.js';
 import { input, limit } from './plan-errors.js';
 import { encodeSuperblock } from './superblock.js';
 import { estimate, type Node, prepareNodes } from './tree-nodes.js';
@@ -326,7 +326,7 @@ function attempt(
       encodeInode(
         {
           ino: p.node.ino,
-          mode: TYPE_BITS[e.type] | (e.mode & 0o7777),
+          mode: modeOf(e),
           uid: e.uid,
           gid: e.gid,
           nlink,
