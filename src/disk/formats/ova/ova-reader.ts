@@ -14,7 +14,7 @@ import { STREAM_OPTIMIZED_URI } from './constants.js';
 import { openInnerDisk } from './inner-disk.js';
 import { MAX_MANIFEST_BYTES, parseManifest, verifyManifest } from './manifest.js';
 import { printable } from './member-name.js';
-import { type OvfDescriptor, type OvfDisk, type OvfFile, parseOvf } from './ovf-parse.js';
+import type { OvfDescriptor, OvfDisk, OvfFile } from './ovf-parse.js';
 import { probeOva } from './probe.js';
 import { type TarMember, walkTar } from './tar-walk.js';
 
@@ -236,6 +236,8 @@ export async function openOva(source: ByteSource, options: OpenOptions): Promise
   const { ovf: ovfMember, mf } = checkLayout(members);
   const byName = new Map(members.map((m) => [m.name, m]));
   capMember(ovfMember, LIMITS.maxOvfBytes, 'OVF descriptor');
+  // The XML parser loads only when an OVA is opened: every other command starts faster without it.
+  const { parseOvf } = await import('./ovf-parse.js');
   const ovf = parseOvf(await source.read(ovfMember.offset, ovfMember.size, signal));
   const { file, disk } = checkReferences(ovf, byName);
 
