@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { type DiskImage, openImage } from '../disk/index.js';
 import { FerryError } from '../errors/index.js';
 import { checkChunks } from './chunk-digest.js';
@@ -7,6 +7,9 @@ import { checkChunks } from './chunk-digest.js';
 export function mapPathOf(image: string): string {
   return `${image}.ferry-map.json`;
 }
+
+/** Largest block map read (a 100,000-path, 100 GiB render's is about 40 MiB). */
+const MAX_MAP_BYTES = 256 * 1024 * 1024;
 
 /** A previous render: its image (null when given as its map alone), its map and chunk digests. */
 export interface Base<M> {
@@ -35,6 +38,15 @@ export async function loadBase<M>(
 ): Promise<Base<M>> {
   const mapOnly = path.endsWith('.json');
   const mapPath = mapOnly ? path : mapPathOf(path);
+  const size = await stat(mapPath).then(
+    (st) => st.size,
+    () => 0,
+  );
+  if (size > MAX_MAP_BYTES)
+    throw new FerryError(
+      'FERRY_RENDER_LIMIT',
+      `Cannot use ${path} as a base: its block map is ${size} bytes, over the ${MAX_MAP_BYTES}-byte cap`,
+    );
   let raw: unknown;
   try {
     raw = JSON.parse(await readFile(mapPath, 'utf8'));
