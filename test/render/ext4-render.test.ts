@@ -407,6 +407,12 @@ describe('ext4 render', () => {
         await assert.rejects(renderFilesystem(store, ing.revision, m, { out, base }), {
           code: 'FERRY_RENDER_INPUT',
         });
+      // A map too big to read is refused before it is read (a sparse file: no disk used).
+      const huge = join(dir, 'huge.ferry-map.json');
+      execFileSync('truncate', ['-s', '300M', huge]);
+      await assert.rejects(renderFilesystem(store, ing.revision, m, { out, base: huge }), {
+        code: 'FERRY_RENDER_LIMIT',
+      });
       await assert.rejects(stat(out), { code: 'ENOENT' });
       const tool = m.entries.find((e) => e.path === 'usr/bin/tool')!;
       const path = store.objects.pathOf(tool.hash!);
