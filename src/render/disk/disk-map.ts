@@ -47,7 +47,8 @@ export function checkDiskMap(raw: unknown, fsType: RenderFsType = 'ext4'): DiskM
   if (!Array.isArray(m.partitions) || m.partitions.length > 4)
     throw bad('the partition list is malformed');
   const total = m.totalSectors;
-  const partitions = m.partitions.map((p: Partial<DiskMapPartition>) => {
+  const partitions = m.partitions.map((p: Partial<DiskMapPartition> | null) => {
+    if (p === null || typeof p !== 'object') throw bad('a partition is malformed');
     if (p.role !== 'bios-boot' && p.role !== 'esp' && p.role !== 'root')
       throw bad('a partition has an unknown role');
     if (!lba(p.firstLba) || !lba(p.lastLba) || p.firstLba > p.lastLba || p.lastLba >= total)

@@ -45,6 +45,7 @@ const isCount = (n: unknown, max = 2 ** 48): n is number =>
 function checkRuns(v: unknown, blocks: number, what: string): Run[] {
   if (!Array.isArray(v) || v.length > 1_000_000) throw bad(`${what} has no run list`);
   return v.map((r: unknown) => {
+    if (r === null || typeof r !== 'object') throw bad(`${what} has a malformed run`);
     const x = r as Partial<Run>;
     if (
       !isCount(x.logical, 2 ** 32) ||
@@ -78,6 +79,8 @@ export function checkExt4Map(raw: unknown): Ext4Map {
   if (entries.length > MAX_MAP_NODES) throw bad('it lists too many paths');
   const nodes: Record<string, MapNode> = {};
   for (const [path, n] of entries) {
+    if (n === null || typeof n !== 'object')
+      throw bad(`the entry for "${path.slice(0, 100)}" is malformed`);
     const x = n as Partial<MapNode>;
     if (!isCount(x.ino, 2 ** 32) || x.ino < 2 || typeof x.type !== 'string')
       throw bad(`the entry for "${path.slice(0, 100)}" is malformed`);

@@ -63,6 +63,7 @@ export function checkXfsMap(raw: unknown): XfsMap {
   if (!isCount(blocks) || blocks > m.agcount * m.agblocks || blocks <= (m.agcount - 1) * m.agblocks)
     throw bad('blocksCount does not match the AGs');
   const run = (r: unknown, what: string): { start: number; length: number } => {
+    if (r === null || typeof r !== 'object') throw bad(`${what} has a malformed run`);
     const x = r as { start?: unknown; length?: unknown };
     if (!isCount(x.start) || !isCount(x.length) || x.length === 0 || x.start + x.length > blocks)
       throw bad(`${what} has a run outside the filesystem`);
@@ -79,8 +80,9 @@ export function checkXfsMap(raw: unknown): XfsMap {
   if (entries.length > MAX_MAP_NODES) throw bad('it lists too many paths');
   const nodes: Record<string, XfsMapNode> = {};
   for (const [path, n] of entries) {
-    const x = n as Partial<XfsMapNode>;
     const what = `the entry for "${path.slice(0, 100)}"`;
+    if (n === null || typeof n !== 'object') throw bad(`${what} is malformed`);
+    const x = n as Partial<XfsMapNode>;
     if (!isCount(x.ino, 2 ** 32 - 1) || typeof x.type !== 'string')
       throw bad(`${what} is malformed`);
     if (x.hash !== undefined && (typeof x.hash !== 'string' || !/^[0-9a-f]{128}$/.test(x.hash)))
@@ -89,6 +91,7 @@ export function checkXfsMap(raw: unknown): XfsMap {
     if (x.runs !== undefined && (!Array.isArray(x.runs) || x.runs.length > 1_000_000))
       throw bad(`${what} has a malformed run list`);
     const runs = x.runs?.map((r) => {
+      if (r === null || typeof r !== 'object') throw bad(`${what} has a malformed run`);
       const o = (r as Partial<MapRun>).offset;
       if (!isCount(o)) throw bad(`${what} has a malformed run`);
       return { offset: o, ...run(r, what) };
