@@ -52,8 +52,9 @@ const hostile = fc.oneof(
 function paths(v: unknown, prefix: (string | number)[] = [], out: (string | number)[][] = []) {
   if (out.length > 4000) return out;
   out.push(prefix);
-  if (Array.isArray(v)) v.forEach((x, i) => paths(x, [...prefix, i], out));
-  else if (v !== null && typeof v === 'object')
+  if (Array.isArray(v)) {
+    for (const [i, x] of v.entries()) paths(x, [...prefix, i], out);
+  } else if (v !== null && typeof v === 'object')
     for (const [k, x] of Object.entries(v)) paths(x, [...prefix, k], out);
   return out;
 }
