@@ -55,7 +55,12 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function onlyKeys(o: Record<string, unknown>, allowed: readonly string[], where: string, path: string): void {
+function onlyKeys(
+  o: Record<string, unknown>,
+  allowed: readonly string[],
+  where: string,
+  path: string,
+): void {
   for (const k of Object.keys(o)) {
     if (!allowed.includes(k)) throw invalid(path, `${where} has an unknown key "${k}"`);
   }
@@ -94,7 +99,10 @@ export function parseCloudConfig(text: string, path: string): CloudConfig {
     for (const r of a.roles) {
       for (const t of r.trust) {
         if (!known.has(t))
-          throw invalid(path, `role ${r.name} of account ${a.id} trusts ${t}, which is not configured`);
+          throw invalid(
+            path,
+            `role ${r.name} of account ${a.id} trusts ${t}, which is not configured`,
+          );
       }
     }
   }

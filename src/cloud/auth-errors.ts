@@ -38,7 +38,11 @@ const EC2: Record<AuthFailureKind, Answer> = {
   ],
   skewed: [400, 'RequestExpired', 'Request has expired.'],
   'presign-expired': [400, 'RequestExpired', 'Request has expired.'],
-  'token-invalid': [401, 'AuthFailure', 'AWS was not able to validate the provided access credentials'],
+  'token-invalid': [
+    401,
+    'AuthFailure',
+    'AWS was not able to validate the provided access credentials',
+  ],
   'token-expired': [400, 'RequestExpired', 'Request has expired.'],
 };
 

@@ -86,10 +86,14 @@ function queryValue(req: WireRequest, name: string): string | undefined {
 
 /** Is there any SigV4 material at all (so that its scope names the service)? */
 export function hasAuth(req: WireRequest): boolean {
-  return req.header('authorization') !== undefined || queryValue(req, 'X-Amz-Algorithm') !== undefined;
+  return (
+    req.header('authorization') !== undefined || queryValue(req, 'X-Amz-Algorithm') !== undefined
+  );
 }
 
-function parseCredential(credential: string): Pick<ParsedAuth, 'accessKeyId' | 'scopeDate' | 'region' | 'service'> {
+function parseCredential(
+  credential: string,
+): Pick<ParsedAuth, 'accessKeyId' | 'scopeDate' | 'region' | 'service'> {
   const parts = credential.split('/');
   if (parts.length !== 5 || parts[4] !== 'aws4_request' || !/^\d{8}$/.test(parts[1]!))
     throw INCOMPLETE(
@@ -155,7 +159,8 @@ export function parseAuth(req: WireRequest): ParsedAuth {
     };
   }
   const algorithm = queryValue(req, 'X-Amz-Algorithm');
-  if (algorithm === undefined) throw new AuthFailure('missing', 'Request is missing Authentication Token');
+  if (algorithm === undefined)
+    throw new AuthFailure('missing', 'Request is missing Authentication Token');
   if (algorithm !== ALGORITHM)
     throw INCOMPLETE(`X-Amz-Algorithm only supports "${ALGORITHM}", not "${algorithm}".`);
   const credential = queryValue(req, 'X-Amz-Credential');
@@ -229,7 +234,12 @@ const HEX64 = /^[0-9a-f]{64}$/;
  * (S3, botocore) or the empty body's hash (other services, the JS SDK).
  * A declared hash that the body does not match is refused after that.
  */
-export function verifySignature(req: WireRequest, auth: ParsedAuth, secret: string, body: Buffer): void {
+export function verifySignature(
+  req: WireRequest,
+  auth: ParsedAuth,
+  secret: string,
+  body: Buffer,
+): void {
   const headers = canonicalHeaders(req.rawHeaders, auth.signedHeaders);
   if (headers === null)
     throw new AuthFailure(
@@ -260,7 +270,10 @@ export function verifySignature(req: WireRequest, auth: ParsedAuth, secret: stri
       signedHeaders: auth.signedHeaders,
       payloadHash,
     });
-    const expected = Buffer.from(signatureHex(key, stringToSign(auth.amzDate, scope, canonical)), 'utf8');
+    const expected = Buffer.from(
+      signatureHex(key, stringToSign(auth.amzDate, scope, canonical)),
+      'utf8',
+    );
     return expected.length === given.length && timingSafeEqual(expected, given);
   });
   if (!matched)

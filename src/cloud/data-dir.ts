@@ -1,6 +1,6 @@
+import { rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { rm } from 'node:fs/promises';
 
 /**
  * Where `ferry cloud serve` keeps its data unless given --data:

@@ -29,7 +29,11 @@ export function ec2Service(actions: Ec2Actions): CloudService {
           `The action ${action || '(none)'} is not valid for this web service.`,
         );
       if (queryBoolean(params, 'DryRun'))
-        throw new AwsError(412, 'DryRunOperation', 'Request would have succeeded, but DryRun flag is set.');
+        throw new AwsError(
+          412,
+          'DryRunOperation',
+          'Request would have succeeded, but DryRun flag is set.',
+        );
       return ec2Response(action, await run(request, params), request.requestId);
     },
   };

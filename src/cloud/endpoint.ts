@@ -4,12 +4,18 @@
  * server in front of them.
  */
 import { FerryError } from '../errors/index.js';
-import { Accounts, DEFAULT_ACCESS_KEY, DEFAULT_ACCOUNT, DEFAULT_SECRET, loadCloudConfig } from './accounts.js';
+import {
+  Accounts,
+  DEFAULT_ACCESS_KEY,
+  DEFAULT_ACCOUNT,
+  DEFAULT_SECRET,
+  loadCloudConfig,
+} from './accounts.js';
 import { stateDir } from './data-dir.js';
 import { ec2Service } from './ec2.js';
 import { EC2_BASE_ACTIONS } from './ec2-regions.js';
-import { KmsKeys } from './kms-keys.js';
 import { kmsService } from './kms.js';
+import { KmsKeys } from './kms-keys.js';
 import { CloudServer, type CloudService, type SigningIdentity } from './server.js';
 import { Sessions } from './sessions.js';
 import { StateStore } from './state-store.js';
@@ -30,7 +36,12 @@ export interface CloudEndpointOptions {
 /** Is `host` a loopback address (or localhost)? */
 export function isLoopback(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || /^::ffff:127\.\d+\.\d+\.\d+$/.test(h);
+  return (
+    h === 'localhost' ||
+    h === '::1' ||
+    /^127\.\d+\.\d+\.\d+$/.test(h) ||
+    /^::ffff:127\.\d+\.\d+\.\d+$/.test(h)
+  );
 }
 
 export class CloudEndpoint {

@@ -75,10 +75,18 @@ export function policyAccounts(policy: string): string[] {
   try {
     doc = JSON.parse(policy);
   } catch {
-    throw new AwsError(400, 'MalformedPolicyDocumentException', 'The key policy is not valid JSON.');
+    throw new AwsError(
+      400,
+      'MalformedPolicyDocumentException',
+      'The key policy is not valid JSON.',
+    );
   }
   const statements = (doc as { Statement?: unknown }).Statement;
-  const list = Array.isArray(statements) ? statements : statements === undefined ? [] : [statements];
+  const list = Array.isArray(statements)
+    ? statements
+    : statements === undefined
+      ? []
+      : [statements];
   const accounts = new Set<string>();
   for (const s of list as Array<{ Effect?: unknown; Principal?: unknown }>) {
     if (s?.Effect !== 'Allow') continue;
@@ -191,7 +199,13 @@ export class KmsKeys {
    * alias/aws/ebs is made on first use. Throws NotFoundException or
    * AccessDeniedException (with `action` in the message).
    */
-  async resolve(account: string, region: string, ref: string, action: string, principal: string): Promise<KmsKey> {
+  async resolve(
+    account: string,
+    region: string,
+    ref: string,
+    action: string,
+    principal: string,
+  ): Promise<KmsKey> {
     let owner = account;
     let keyRegion = region;
     let local = ref;
@@ -206,10 +220,15 @@ export class KmsKeys {
     }
     let key: KmsKey | undefined;
     if (local.startsWith('alias/')) {
-      if (local === EBS_DEFAULT_ALIAS && owner === account) key = await this.defaultEbsKey(owner, keyRegion);
+      if (local === EBS_DEFAULT_ALIAS && owner === account)
+        key = await this.defaultEbsKey(owner, keyRegion);
       else key = findByAlias(await this.readOrEmpty(owner, keyRegion), local);
       if (key === undefined)
-        throw new AwsError(400, 'NotFoundException', `Alias ${aliasArn(keyRegion, owner, local)} is not found.`);
+        throw new AwsError(
+          400,
+          'NotFoundException',
+          `Alias ${aliasArn(keyRegion, owner, local)} is not found.`,
+        );
     } else {
       const id = local.startsWith('key/') ? local.slice(4) : local;
       key = (await this.readOrEmpty(owner, keyRegion)).keys.find((k) => k.keyId === id);
@@ -243,11 +262,19 @@ export class KmsKeys {
    * always among them (without a target until its key is made, as AWS lists
    * its predefined aliases).
    */
-  async aliases(account: string, region: string): Promise<Array<Omit<KmsAlias, 'targetKeyId'> & { targetKeyId?: string }>> {
+  async aliases(
+    account: string,
+    region: string,
+  ): Promise<Array<Omit<KmsAlias, 'targetKeyId'> & { targetKeyId?: string }>> {
     const doc = await this.read(account, region);
     const list: Array<Omit<KmsAlias, 'targetKeyId'> & { targetKeyId?: string }> = [...doc.aliases];
     if (!list.some((a) => a.name === EBS_DEFAULT_ALIAS)) {
-      list.push({ name: EBS_DEFAULT_ALIAS, arn: aliasArn(region, account, EBS_DEFAULT_ALIAS), created: 0, updated: 0 });
+      list.push({
+        name: EBS_DEFAULT_ALIAS,
+        arn: aliasArn(region, account, EBS_DEFAULT_ALIAS),
+        created: 0,
+        updated: 0,
+      });
     }
     return list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
@@ -261,7 +288,13 @@ export class KmsKeys {
           'AlreadyExistsException',
           `An alias with the name ${aliasArn(region, account, name)} already exists`,
         );
-      doc.aliases.push({ name, arn: aliasArn(region, account, name), targetKeyId: target.keyId, created: now, updated: now });
+      doc.aliases.push({
+        name,
+        arn: aliasArn(region, account, name),
+        targetKeyId: target.keyId,
+        created: now,
+        updated: now,
+      });
     });
   }
 }

@@ -3,7 +3,7 @@
  * DescribeKey, ListKeys, CreateAlias, ListAliases.
  */
 import { AwsError } from './aws-error.js';
-import { type KmsAlias, type KmsKey, type KmsKeys, type KmsTag } from './kms-keys.js';
+import type { KmsAlias, KmsKey, KmsKeys, KmsTag } from './kms-keys.js';
 import type { CloudService } from './server.js';
 import type { CloudRequest, CloudResponse } from './service.js';
 
@@ -36,7 +36,11 @@ function requiredString(input: Input, name: string, max: number): string {
 }
 
 /** Limit and Marker of a KMS list call: a page of `items`, the marker the next page starts after. */
-function page<T>(items: readonly T[], input: Input, keyOf: (item: T) => string): { items: T[]; next?: string } {
+function page<T>(
+  items: readonly T[],
+  input: Input,
+  keyOf: (item: T) => string,
+): { items: T[]; next?: string } {
   const limit = input.Limit ?? 50;
   if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > 100)
     throw validation(
@@ -81,10 +85,21 @@ export function keyMetadata(key: KmsKey): Record<string, unknown> {
 
 function parseTags(value: unknown): KmsTag[] {
   if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) throw new AwsError(400, 'SerializationException', 'Tags is not a list');
+  if (!Array.isArray(value))
+    throw new AwsError(400, 'SerializationException', 'Tags is not a list');
   return value.map((t: { TagKey?: unknown; TagValue?: unknown }) => {
-    if (typeof t?.TagKey !== 'string' || typeof t.TagValue !== 'string' || t.TagKey === '' || t.TagKey.length > 128 || t.TagValue.length > 256)
-      throw new AwsError(400, 'TagException', 'Each tag needs a TagKey (1 to 128 characters) and a TagValue (up to 256)');
+    if (
+      typeof t?.TagKey !== 'string' ||
+      typeof t.TagValue !== 'string' ||
+      t.TagKey === '' ||
+      t.TagKey.length > 128 ||
+      t.TagValue.length > 256
+    )
+      throw new AwsError(
+        400,
+        'TagException',
+        'Each tag needs a TagKey (1 to 128 characters) and a TagValue (up to 256)',
+      );
     return { TagKey: t.TagKey, TagValue: t.TagValue };
   });
 }
@@ -100,10 +115,18 @@ export function kmsService(keys: KmsKeys): CloudService {
       ] as const) {
         const v = optionalString(input, name, 64);
         if (v !== undefined && v !== allowed)
-          throw new AwsError(400, 'UnsupportedOperationException', `ferry cloud makes only ${name} ${allowed} keys, not ${v}`);
+          throw new AwsError(
+            400,
+            'UnsupportedOperationException',
+            `ferry cloud makes only ${name} ${allowed} keys, not ${v}`,
+          );
       }
       if (input.MultiRegion === true)
-        throw new AwsError(400, 'UnsupportedOperationException', 'ferry cloud makes no multi-Region keys');
+        throw new AwsError(
+          400,
+          'UnsupportedOperationException',
+          'ferry cloud makes no multi-Region keys',
+        );
       const description = optionalString(input, 'Description', 8192);
       const policy = optionalString(input, 'Policy', 32768);
       const key = await keys.createKey(r.account, r.region, {
@@ -130,11 +153,27 @@ export function kmsService(keys: KmsKeys): CloudService {
     CreateAlias: async (r, input) => {
       const name = requiredString(input, 'AliasName', 256);
       if (!/^alias\/[a-zA-Z0-9/_-]+$/.test(name))
-        throw validation(`1 validation error detected: Value '${name}' at 'aliasName' failed to satisfy constraint: Member must satisfy regular expression pattern: ^alias/[a-zA-Z0-9/_-]+$`);
+        throw validation(
+          `1 validation error detected: Value '${name}' at 'aliasName' failed to satisfy constraint: Member must satisfy regular expression pattern: ^alias/[a-zA-Z0-9/_-]+$`,
+        );
       if (name.startsWith('alias/aws/'))
-        throw new AwsError(400, 'NotAuthorizedException', 'Cannot create alias with prefix \'alias/aws/\'');
-      const target = await keys.resolve(r.account, r.region, requiredString(input, 'TargetKeyId', 2048), 'kms:CreateAlias', r.principal);
-      if (target.account !== r.account || target.region !== r.region || target.keyManager !== 'CUSTOMER')
+        throw new AwsError(
+          400,
+          'NotAuthorizedException',
+          "Cannot create alias with prefix 'alias/aws/'",
+        );
+      const target = await keys.resolve(
+        r.account,
+        r.region,
+        requiredString(input, 'TargetKeyId', 2048),
+        'kms:CreateAlias',
+        r.principal,
+      );
+      if (
+        target.account !== r.account ||
+        target.region !== r.region ||
+        target.keyManager !== 'CUSTOMER'
+      )
         throw new AwsError(400, 'NotFoundException', `Key '${target.arn}' does not exist`);
       await keys.createAlias(r.account, r.region, name, target);
       return {};
@@ -185,7 +224,10 @@ export function kmsService(keys: KmsKeys): CloudService {
       const output = await run(request, input as Input);
       return {
         status: 200,
-        headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': request.requestId },
+        headers: {
+          'content-type': 'application/x-amz-json-1.1',
+          'x-amzn-requestid': request.requestId,
+        },
         body: Buffer.from(JSON.stringify(output)),
       };
     },

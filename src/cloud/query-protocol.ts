@@ -11,7 +11,10 @@ export function queryParams(request: CloudRequest): URLSearchParams {
   const params = new URLSearchParams();
   for (const [k, v] of request.query) if (!k.startsWith('X-Amz-')) params.append(k, v);
   const type = String(request.headers['content-type'] ?? '');
-  if (request.body.length > 0 && (type === '' || type.startsWith('application/x-www-form-urlencoded'))) {
+  if (
+    request.body.length > 0 &&
+    (type === '' || type.startsWith('application/x-www-form-urlencoded'))
+  ) {
     for (const [k, v] of new URLSearchParams(request.body.toString('utf8'))) params.append(k, v);
   }
   return params;
@@ -54,7 +57,10 @@ export function queryFilters(params: URLSearchParams): QueryFilter[] {
 export function filterMatches(values: readonly string[], value: string): boolean {
   return values.some((pattern) => {
     const re = new RegExp(
-      `^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`,
+      `^${pattern
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*/g, '.*')
+        .replace(/\?/g, '.')}$`,
       's',
     );
     return re.test(value);
@@ -67,11 +73,20 @@ export function queryBoolean(params: URLSearchParams, name: string, fallback = f
   if (v === null) return fallback;
   if (v === 'true') return true;
   if (v === 'false') return false;
-  throw new AwsError(400, 'InvalidParameterValue', `Value (${v}) for parameter ${name} is invalid. Expected: 'true' or 'false'.`);
+  throw new AwsError(
+    400,
+    'InvalidParameterValue',
+    `Value (${v}) for parameter ${name} is invalid. Expected: 'true' or 'false'.`,
+  );
 }
 
 /** An STS/IAM-style success: <ActionResponse><ActionResult>…</ActionResult><ResponseMetadata>. */
-export function queryResponse(action: string, xmlns: string, result: string, requestId: string): CloudResponse {
+export function queryResponse(
+  action: string,
+  xmlns: string,
+  result: string,
+  requestId: string,
+): CloudResponse {
   return {
     status: 200,
     headers: { 'content-type': 'text/xml', 'x-amzn-requestid': requestId },

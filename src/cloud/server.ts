@@ -78,7 +78,10 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
 }
 
 /** Without a scope to name the service, the request's shape picks the error dialect. */
-function guessProtocol(req: IncomingMessage, pairs: ReadonlyArray<readonly [string, string]>): WireProtocol {
+function guessProtocol(
+  req: IncomingMessage,
+  pairs: ReadonlyArray<readonly [string, string]>,
+): WireProtocol {
   if (req.headers['x-amz-target'] !== undefined) return 'json';
   const type = String(req.headers['content-type'] ?? '');
   const action = pairs.some(([k]) => k === 'Action');
@@ -169,7 +172,8 @@ export class CloudServer {
           return Array.isArray(v) ? v.join(',') : v;
         },
       };
-      if (!hasAuth(wire)) throw new AuthFailure('missing', 'Request is missing Authentication Token');
+      if (!hasAuth(wire))
+        throw new AuthFailure('missing', 'Request is missing Authentication Token');
       const auth: ParsedAuth = parseAuth(wire);
       const service = this.services.get(auth.service);
       if (service === undefined)
@@ -188,11 +192,20 @@ export class CloudServer {
       checkTime(auth, now);
       const identity = this.options.resolveKey(auth.accessKeyId);
       if (identity === undefined)
-        throw new AuthFailure('unknown-key', 'The security token included in the request is invalid.');
+        throw new AuthFailure(
+          'unknown-key',
+          'The security token included in the request is invalid.',
+        );
       if (identity.sessionToken !== auth.securityToken)
-        throw new AuthFailure('token-invalid', 'The security token included in the request is invalid.');
+        throw new AuthFailure(
+          'token-invalid',
+          'The security token included in the request is invalid.',
+        );
       if (identity.expiration !== undefined && identity.expiration <= now)
-        throw new AuthFailure('token-expired', 'The security token included in the request is expired');
+        throw new AuthFailure(
+          'token-expired',
+          'The security token included in the request is expired',
+        );
       let body: Buffer;
       try {
         body = await readBody(req, service.maxBodyBytes);
@@ -227,17 +240,26 @@ export class CloudServer {
             : null;
       errorCode = aws?.code ?? 'InternalFailure';
       if (aws === null) {
-        this.options.log?.(`internal error ${requestId}: ${(error as Error).stack ?? String(error)}`);
+        this.options.log?.(
+          `internal error ${requestId}: ${(error as Error).stack ?? String(error)}`,
+        );
         response = encodeAwsError(
           protocol,
-          new AwsError(500, protocol === 'rest-xml' ? 'InternalError' : 'InternalFailure', 'We encountered an internal error. Please try again.'),
+          new AwsError(
+            500,
+            protocol === 'rest-xml' ? 'InternalError' : 'InternalFailure',
+            'We encountered an internal error. Please try again.',
+          ),
           requestId,
         );
       } else response = encodeAwsError(protocol, aws, requestId);
     }
     this.send(req, res, response, protocol, requestId, closeAfter);
     this.options.log?.(
-      `${req.method} ${rawPath} ${serviceName} ${response.status} ${errorCode} ${account}`.replace(/ +/g, ' '),
+      `${req.method} ${rawPath} ${serviceName} ${response.status} ${errorCode} ${account}`.replace(
+        / +/g,
+        ' ',
+      ),
     );
   }
 

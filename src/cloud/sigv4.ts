@@ -57,7 +57,10 @@ export function parseRawQuery(rawQuery: string): Array<[string, string]> {
 }
 
 /** The canonical query: every pair encoded, sorted by name then value; the signature itself left out of a presigned URL. */
-export function canonicalQuery(pairs: ReadonlyArray<readonly [string, string]>, presigned: boolean): string {
+export function canonicalQuery(
+  pairs: ReadonlyArray<readonly [string, string]>,
+  presigned: boolean,
+): string {
   return pairs
     .filter(([k]) => !(presigned && k === 'X-Amz-Signature'))
     .map(([k, v]) => [uriEscape(k), uriEscape(v)] as const)
@@ -71,7 +74,10 @@ export function canonicalQuery(pairs: ReadonlyArray<readonly [string, string]>, 
  * trimmed with inner runs of spaces folded, repeated headers joined by ",".
  * Returns null when a signed header is absent from the request.
  */
-export function canonicalHeaders(rawHeaders: readonly string[], signed: readonly string[]): string | null {
+export function canonicalHeaders(
+  rawHeaders: readonly string[],
+  signed: readonly string[],
+): string | null {
   const values = new Map<string, string[]>();
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!.toLowerCase();
@@ -136,5 +142,8 @@ export function parseAmzDate(text: string): number {
 }
 
 export function formatAmzDate(ms: number): string {
-  return new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  return new Date(ms)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
 }

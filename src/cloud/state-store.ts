@@ -24,7 +24,11 @@ export class StateStore {
   }
 
   private path(account: string, region: string, service: string): string {
-    if (!/^\d{12}$/.test(account) || !(region === GLOBAL_REGION || isRegion(region)) || !/^[a-z0-9-]+$/.test(service)) {
+    if (
+      !/^\d{12}$/.test(account) ||
+      !(region === GLOBAL_REGION || isRegion(region)) ||
+      !/^[a-z0-9-]+$/.test(service)
+    ) {
       throw new FerryError(
         'FERRY_INTERNAL',
         `Cannot locate the state of ${account}/${region}/${service}: not an account, region and service`,
@@ -55,7 +59,12 @@ export class StateStore {
   }
 
   /** The current document (never mutate it: change it through update). */
-  async read<T>(account: string, region: string, service: string, init: () => T): Promise<Readonly<T>> {
+  async read<T>(
+    account: string,
+    region: string,
+    service: string,
+    init: () => T,
+  ): Promise<Readonly<T>> {
     const path = this.path(account, region, service);
     await this.queues.get(path);
     return this.load(path, init);

@@ -45,16 +45,24 @@ async function assumeRole(
   const roleArn = params.get('RoleArn');
   const sessionName = params.get('RoleSessionName');
   if (roleArn === null)
-    throw validation("1 validation error detected: Value null at 'roleArn' failed to satisfy constraint: Member must not be null");
+    throw validation(
+      "1 validation error detected: Value null at 'roleArn' failed to satisfy constraint: Member must not be null",
+    );
   if (sessionName === null)
-    throw validation("1 validation error detected: Value null at 'roleSessionName' failed to satisfy constraint: Member must not be null");
+    throw validation(
+      "1 validation error detected: Value null at 'roleSessionName' failed to satisfy constraint: Member must not be null",
+    );
   if (!/^[\w+=,.@-]{2,64}$/.test(sessionName))
     throw validation(
       `1 validation error detected: Value '${sessionName}' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*`,
     );
   const durationText = params.get('DurationSeconds');
   const duration = durationText === null ? 3600 : Number(durationText);
-  if (!Number.isInteger(duration) || duration < MIN_SESSION_SECONDS || duration > MAX_SESSION_SECONDS)
+  if (
+    !Number.isInteger(duration) ||
+    duration < MIN_SESSION_SECONDS ||
+    duration > MAX_SESSION_SECONDS
+  )
     throw validation(
       `1 validation error detected: Value '${durationText}' at 'durationSeconds' failed to satisfy constraint: Member must have value between ${MIN_SESSION_SECONDS} and ${MAX_SESSION_SECONDS}`,
     );
@@ -75,7 +83,9 @@ async function assumeRole(
       'The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.',
     );
   if (duration > role.maxSessionSeconds)
-    throw validation('The requested DurationSeconds exceeds the MaxSessionDuration set for this role.');
+    throw validation(
+      'The requested DurationSeconds exceeds the MaxSessionDuration set for this role.',
+    );
   const session = await deps.sessions.create(target, roleName, sessionName, duration, deps.now());
   return xmlElements({
     AssumedRoleUser: {

@@ -42,7 +42,10 @@ function xmlValue(value: Exclude<XmlValue, undefined>, itemName: string): string
   if (Array.isArray(value)) {
     return (value as readonly XmlValue[])
       .filter((v) => v !== undefined)
-      .map((v) => `<${itemName}>${xmlValue(v as Exclude<XmlValue, undefined>, itemName)}</${itemName}>`)
+      .map(
+        (v) =>
+          `<${itemName}>${xmlValue(v as Exclude<XmlValue, undefined>, itemName)}</${itemName}>`,
+      )
       .join('');
   }
   return xmlElements(value as XmlFields, itemName);

@@ -135,7 +135,7 @@ export const ERROR_CODES = {
 
   // Local cloud
   FERRY_CLOUD_CONFIG_INVALID:
-    'The local cloud\'s config.json is malformed: not JSON, an unknown key, a bad account id, access key or role, a duplicate, or a trust naming an unknown account.',
+    "The local cloud's config.json is malformed: not JSON, an unknown key, a bad account id, access key or role, a duplicate, or a trust naming an unknown account.",
   FERRY_CLOUD_UNSAFE_LISTEN:
     'ferry cloud serve was asked to listen beyond loopback while the default test/test credentials are enabled.',
   FERRY_CLOUD_STATE_CORRUPT:

@@ -59,7 +59,11 @@ async function serve(flags: Flags, mode: OutputMode, signal: AbortSignal): Promi
         services: endpoint.serviceNames(),
         accounts: endpoint.accounts.ids(),
         defaultCredentials: defaults
-          ? { accessKeyId: DEFAULT_ACCESS_KEY, secretAccessKey: DEFAULT_SECRET, account: DEFAULT_ACCOUNT }
+          ? {
+              accessKeyId: DEFAULT_ACCESS_KEY,
+              secretAccessKey: DEFAULT_SECRET,
+              account: DEFAULT_ACCOUNT,
+            }
           : null,
       })}\n`,
     );
@@ -101,5 +105,8 @@ export async function cloudCommand(
     else process.stdout.write(`ferry cloud: state under ${data} wiped (config.json kept)\n`);
     return 0;
   }
-  throw new FerryError('FERRY_USAGE', 'Cannot run cloud: give serve or reset (see ferry cloud --help)');
+  throw new FerryError(
+    'FERRY_USAGE',
+    'Cannot run cloud: give serve or reset (see ferry cloud --help)',
+  );
 }
