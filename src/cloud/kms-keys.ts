@@ -279,6 +279,29 @@ export class KmsKeys {
     return list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
+  /**
+   * Replaces a customer key's policy; the accounts its Allow statements name
+   * may use the key from then on (an AWS managed key's policy is fixed).
+   */
+  async putPolicy(key: KmsKey, policy: string): Promise<KmsKey> {
+    if (key.keyManager === 'AWS')
+      throw new AwsError(
+        400,
+        'AccessDeniedException',
+        `The key policy of the AWS managed key ${key.arn} cannot be changed`,
+      );
+    const allowed = policyAccounts(policy).filter((a) => a !== key.account);
+    return this.state.update(key.account, key.region, 'kms', emptyDoc, (doc) => {
+      const i = doc.keys.findIndex((k) => k.keyId === key.keyId);
+      const current = doc.keys[i];
+      if (current === undefined)
+        throw new AwsError(400, 'NotFoundException', `Key '${key.arn}' does not exist`);
+      const updated: KmsKey = { ...current, policy, allowedAccounts: allowed };
+      doc.keys[i] = updated;
+      return updated;
+    });
+  }
+
   async createAlias(account: string, region: string, name: string, target: KmsKey): Promise<void> {
     const now = this.now();
     await this.state.update(account, region, 'kms', emptyDoc, (doc) => {

@@ -1,6 +1,6 @@
 /**
  * KMS over JSON 1.1 (X-Amz-Target: TrentService.ACTION): CreateKey,
- * DescribeKey, ListKeys, CreateAlias, ListAliases.
+ * DescribeKey, ListKeys, CreateAlias, ListAliases, GetKeyPolicy, PutKeyPolicy.
  */
 import { AwsError } from './aws-error.js';
 import type { KmsAlias, KmsKey, KmsKeys, KmsTag } from './kms-keys.js';
@@ -105,6 +105,26 @@ function parseTags(value: unknown): KmsTag[] {
 }
 
 export function kmsService(keys: KmsKeys): CloudService {
+  /** A key of the caller's own account (key policies are not managed across accounts). */
+  const ownKey = async (r: CloudRequest, input: Input, action: string): Promise<KmsKey> => {
+    const name = optionalString(input, 'PolicyName', 128);
+    if (name !== undefined && name !== 'default')
+      throw new AwsError(400, 'NotFoundException', `Policy ${name} does not exist`);
+    const key = await keys.resolve(
+      r.account,
+      r.region,
+      requiredString(input, 'KeyId', 2048),
+      action,
+      r.principal,
+    );
+    if (key.account !== r.account)
+      throw new AwsError(
+        400,
+        'AccessDeniedException',
+        `User: ${r.principal} is not authorized to perform: ${action} on resource: ${key.arn}`,
+      );
+    return key;
+  };
   const actions: Record<string, Action> = {
     CreateKey: async (r, input) => {
       for (const [name, allowed] of [
@@ -176,6 +196,15 @@ export function kmsService(keys: KmsKeys): CloudService {
       )
         throw new AwsError(400, 'NotFoundException', `Key '${target.arn}' does not exist`);
       await keys.createAlias(r.account, r.region, name, target);
+      return {};
+    },
+    GetKeyPolicy: async (r, input) => {
+      const key = await ownKey(r, input, 'kms:GetKeyPolicy');
+      return { Policy: key.policy, PolicyName: 'default' };
+    },
+    PutKeyPolicy: async (r, input) => {
+      const key = await ownKey(r, input, 'kms:PutKeyPolicy');
+      await keys.putPolicy(key, requiredString(input, 'Policy', 32768));
       return {};
     },
     ListAliases: async (r, input) => {

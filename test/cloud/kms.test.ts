@@ -4,9 +4,11 @@ import {
   CreateAliasCommand,
   CreateKeyCommand,
   DescribeKeyCommand,
+  GetKeyPolicyCommand,
   KMSClient,
   ListAliasesCommand,
   ListKeysCommand,
+  PutKeyPolicyCommand,
 } from '@aws-sdk/client-kms';
 import { send, signRequest, TEST_CREDENTIALS, withCloud } from '../helpers/cloud.js';
 
@@ -209,6 +211,48 @@ describe('cloud: KMS', () => {
         const otherEbs = await other.send(new DescribeKeyCommand({ KeyId: 'alias/aws/ebs' }));
         assert.notEqual(otherEbs.KeyMetadata?.KeyId, ebs.KeyMetadata?.KeyId);
         assert.equal(otherEbs.KeyMetadata?.AWSAccountId, OTHER);
+
+        // A later policy grants the other account the first key.
+        const grant = JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [
+            { Effect: 'Allow', Principal: { AWS: OTHER }, Action: 'kms:*', Resource: '*' },
+          ],
+        });
+        await kms(url).send(
+          new PutKeyPolicyCommand({
+            KeyId: mine.KeyMetadata!.KeyId!,
+            PolicyName: 'default',
+            Policy: grant,
+          }),
+        );
+        assert.equal(
+          (await kms(url).send(new GetKeyPolicyCommand({ KeyId: mine.KeyMetadata!.KeyId! })))
+            .Policy,
+          grant,
+        );
+        const granted = await other.send(new DescribeKeyCommand({ KeyId: mine.KeyMetadata!.Arn! }));
+        assert.equal(granted.KeyMetadata?.KeyId, mine.KeyMetadata?.KeyId);
+        await assert.rejects(
+          other.send(
+            new PutKeyPolicyCommand({
+              KeyId: mine.KeyMetadata!.Arn!,
+              PolicyName: 'default',
+              Policy: grant,
+            }),
+          ),
+          { name: 'AccessDeniedException' },
+        );
+        await assert.rejects(
+          kms(url).send(
+            new PutKeyPolicyCommand({
+              KeyId: 'alias/aws/ebs',
+              PolicyName: 'default',
+              Policy: grant,
+            }),
+          ),
+          { name: 'AccessDeniedException' },
+        );
 
         const record = await endpoint.kms.resolve(
           '000000000000',
