@@ -142,6 +142,21 @@ describe('cloud: STS and SigV4', () => {
         assert.match(me.UserId!, /^AROA[A-Z2-7]{17}:ci-run$/);
         assert.equal(me.UserId!.split(':')[0], out.AssumedRoleUser?.AssumedRoleId?.split(':')[0]);
 
+        // A presigned call carries the token as X-Amz-Security-Token.
+        const presigned = await signRequest(
+          url,
+          {
+            method: 'GET',
+            path: '/',
+            query: { Action: 'GetCallerIdentity', Version: '2011-06-15' },
+          },
+          { service: 'sts', credentials: temp, presignExpiresIn: 60 },
+        );
+        assert.equal(presigned.query?.['X-Amz-Security-Token'], temp.sessionToken);
+        const viaUrl = await send(url, presigned);
+        assert.equal(viaUrl.status, 200, viaUrl.body);
+        assert.match(viaUrl.body, new RegExp(`<Account>${OTHER}</Account>`));
+
         // Without its token, or with another, the key is refused.
         await assert.rejects(
           sts(url, { accessKeyId: temp.accessKeyId, secretAccessKey: temp.secretAccessKey }).send(
