@@ -259,4 +259,75 @@ describe('cloud: SigV4', () => {
       );
     });
   });
+  it('answers malformed authentication with 4xx codes, never a 500', async () => {
+    await withCloud(async ({ url, log }) => {
+      const amzDate = new Date()
+        .toISOString()
+        .replace(/[-:]/g, '')
+        .replace(/\.\d{3}/, '');
+      const day = amzDate.slice(0, 8);
+      const cases: Array<{
+        path?: string;
+        query?: Record<string, string>;
+        headers?: Record<string, string>;
+      }> = [
+        { headers: { authorization: 'AWS test:c2lnbmF0dXJl' } },
+        { headers: { authorization: 'AWS4-HMAC-SHA256 Credential=test' } },
+        {
+          headers: {
+            authorization: `AWS4-HMAC-SHA256 Credential=test/${day}/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=00`,
+          },
+        },
+        {
+          headers: {
+            authorization: `AWS4-HMAC-SHA256 Credential=test/${day}/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=00`,
+            'x-amz-date': 'yesterday',
+          },
+        },
+        {
+          headers: {
+            authorization: `AWS4-HMAC-SHA256 Credential=test/19990101/us-east-1/sts/aws4_request, SignedHeaders=host;x-amz-date, Signature=00`,
+            'x-amz-date': amzDate,
+          },
+        },
+        {
+          headers: {
+            authorization: `AWS4-HMAC-SHA256 Credential=test/${day}/us-east-1/sts/aws4_request, SignedHeaders=x-amz-date, Signature=00`,
+            'x-amz-date': amzDate,
+          },
+        },
+        {
+          query: {
+            'X-Amz-Algorithm': 'AWS4-HMAC-SHA256',
+            'X-Amz-Credential': `test/${day}/us-east-1/s3/aws4_request`,
+          },
+        },
+        {
+          query: {
+            'X-Amz-Algorithm': 'AWS4-HMAC-SHA256',
+            'X-Amz-Credential': `test/${day}/us-east-1/s3/aws4_request`,
+            'X-Amz-Date': amzDate,
+            'X-Amz-Expires': 'soon',
+            'X-Amz-SignedHeaders': 'host',
+            'X-Amz-Signature': '00',
+          },
+        },
+        { path: '/%zz' },
+      ];
+      for (const c of cases) {
+        const r = await send(url, {
+          method: 'GET',
+          path: c.path ?? '/',
+          ...(c.query ? { query: c.query } : {}),
+          ...(c.headers ? { headers: c.headers } : {}),
+        });
+        assert.ok(
+          r.status >= 400 && r.status < 500,
+          `${JSON.stringify(c)} -> ${r.status} ${r.body}`,
+        );
+        assert.match(r.body, /<Code>[A-Za-z]+<\/Code>/);
+      }
+      assert.ok(!log.some((l) => l.startsWith('internal error')), log.join('\n'));
+    });
+  });
 });
