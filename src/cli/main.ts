@@ -19,6 +19,7 @@ Commands:
                           (local and S3 stores)
   serve                   the store over HTTP(S), with bearer tokens
   replicate --from --to   copy missing revisions between stores (directories or URLs)
+  cloud serve|reset       a local AWS-compatible endpoint (STS, KMS, EC2) for tests and offline use
   build STREAM --layout fs|disk --out FILE
                           render a revision as a filesystem or a bootable disk, deterministically
   demo [DIR]              make a sample image and run it through every format
@@ -81,6 +82,10 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
     const m = await import('./commands/serve.js');
     return { help: m.replicateHelp, run: m.replicateCommand };
   },
+  cloud: async () => {
+    const m = await import('./commands/cloud.js');
+    return { help: m.cloudHelp, run: m.cloudCommand };
+  },
   build: async () => {
     const m = await import('./commands/build.js');
     return { help: m.buildHelp, run: m.buildCommand };
@@ -124,6 +129,7 @@ export async function main(argv: string[]): Promise<number> {
         grace: { type: 'string' },
         'dry-run': { type: 'boolean' },
         listen: { type: 'string' },
+        data: { type: 'string' },
         tokens: { type: 'string' },
         'anonymous-read': { type: 'boolean' },
         'tls-cert': { type: 'string' },

@@ -133,6 +133,14 @@ export const ERROR_CODES = {
   FERRY_RENDER_LIMIT:
     'A render exceeds a filesystem limit: too many inodes or extents, attributes larger than one block, a fixed size too small for the contents.',
 
+  // Local cloud
+  FERRY_CLOUD_CONFIG_INVALID:
+    "The local cloud's config.json is malformed: not JSON, an unknown key, a bad account id, access key or role, a duplicate, or a trust naming an unknown account.",
+  FERRY_CLOUD_UNSAFE_LISTEN:
+    'ferry cloud serve was asked to listen beyond loopback while the default test/test credentials are enabled.',
+  FERRY_CLOUD_STATE_CORRUPT:
+    'A local cloud state document is not JSON (it was changed by hand; atomic writes never leave one half-written).',
+
   // Compression
   FERRY_DECOMPRESS:
     'Compressed data is corrupt or inflates past its declared size (decompression bomb).',

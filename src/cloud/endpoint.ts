@@ -1,0 +1,139 @@
+/**
+ * The local cloud as a whole: the accounts config and state of one data
+ * directory, the services of this slice (STS, KMS, EC2), and the HTTP
+ * server in front of them.
+ */
+import { FerryError } from '../errors/index.js';
+import {
+  Accounts,
+  DEFAULT_ACCESS_KEY,
+  DEFAULT_ACCOUNT,
+  DEFAULT_SECRET,
+  loadCloudConfig,
+} from './accounts.js';
+import { stateDir } from './data-dir.js';
+import { ec2Service } from './ec2.js';
+import { EC2_BASE_ACTIONS } from './ec2-regions.js';
+import { kmsService } from './kms.js';
+import { KmsKeys } from './kms-keys.js';
+import { CloudServer, type CloudService, type SigningIdentity } from './server.js';
+import { Sessions } from './sessions.js';
+import { StateStore } from './state-store.js';
+import { stsService } from './sts.js';
+
+export const DEFAULT_CLOUD_PORT = 7879;
+
+export interface CloudEndpointOptions {
+  readonly dataDir: string;
+  /** Default 127.0.0.1; anything but loopback is refused while test/test is enabled. */
+  readonly host?: string;
+  /** Default 7879; 0 picks a free port. */
+  readonly port?: number;
+  readonly now?: () => number;
+  readonly log?: (line: string) => void;
+}
+
+/** Is `host` a loopback address (or localhost)? */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return (
+    h === 'localhost' ||
+    h === '::1' ||
+    /^127\.\d+\.\d+\.\d+$/.test(h) ||
+    /^::ffff:127\.\d+\.\d+\.\d+$/.test(h)
+  );
+}
+
+export class CloudEndpoint {
+  readonly dataDir: string;
+  readonly accounts: Accounts;
+  readonly state: StateStore;
+  readonly sessions: Sessions;
+  readonly kms: KmsKeys;
+  private readonly server: CloudServer;
+  private url: string | undefined;
+
+  private constructor(
+    options: CloudEndpointOptions,
+    accounts: Accounts,
+    state: StateStore,
+    sessions: Sessions,
+  ) {
+    const now = options.now ?? Date.now;
+    this.dataDir = options.dataDir;
+    this.accounts = accounts;
+    this.state = state;
+    this.sessions = sessions;
+    this.kms = new KmsKeys(state, now);
+    this.server = new CloudServer({
+      host: options.host ?? '127.0.0.1',
+      port: options.port ?? DEFAULT_CLOUD_PORT,
+      now,
+      resolveKey: (id) => this.resolveKey(id),
+      ...(options.log === undefined ? {} : { log: options.log }),
+    });
+    this.server.register(stsService({ accounts, sessions, now }));
+    this.server.register(kmsService(this.kms));
+    this.server.register(ec2Service(EC2_BASE_ACTIONS));
+  }
+
+  /** Reads the data directory's config and state; refuses an unsafe listen address. */
+  static async open(options: CloudEndpointOptions): Promise<CloudEndpoint> {
+    const accounts = new Accounts(await loadCloudConfig(options.dataDir));
+    const host = options.host ?? '127.0.0.1';
+    if (accounts.defaultCredentials && !isLoopback(host))
+      throw new FerryError(
+        'FERRY_CLOUD_UNSAFE_LISTEN',
+        `Cannot listen on ${host}: the default credentials (${DEFAULT_ACCESS_KEY}/${DEFAULT_SECRET}) are enabled, so anyone who reaches the port could use account ${DEFAULT_ACCOUNT}`,
+        {
+          details: { host },
+          hint: 'set "defaultCredentials": false in the data directory\'s config.json and configure accounts with their own keys, or listen on 127.0.0.1',
+        },
+      );
+    const state = new StateStore(stateDir(options.dataDir));
+    const sessions = await Sessions.open(state, accounts.ids());
+    return new CloudEndpoint(options, accounts, state, sessions);
+  }
+
+  /** Adds a service (one per SigV4 service name; a later one replaces an earlier one). */
+  register(service: CloudService): void {
+    this.server.register(service);
+  }
+
+  serviceNames(): string[] {
+    return this.server.serviceNames();
+  }
+
+  private resolveKey(accessKeyId: string): SigningIdentity | undefined {
+    const key = this.accounts.byAccessKey(accessKeyId);
+    if (key !== undefined)
+      return {
+        secretAccessKey: key.secretAccessKey,
+        account: key.account,
+        principal: `arn:aws:iam::${key.account}:root`,
+      };
+    const session = this.sessions.lookup(accessKeyId);
+    if (session === undefined) return undefined;
+    return {
+      secretAccessKey: session.secretAccessKey,
+      account: session.account,
+      principal: session.principal,
+      sessionToken: session.sessionToken,
+      expiration: session.expiration,
+    };
+  }
+
+  /** Starts serving; resolves to the endpoint URL. */
+  async listen(): Promise<string> {
+    this.url = await this.server.listen();
+    return this.url;
+  }
+
+  get endpoint(): string | undefined {
+    return this.url;
+  }
+
+  close(): Promise<void> {
+    return this.server.close();
+  }
+}

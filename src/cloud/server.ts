@@ -1,0 +1,287 @@
+/**
+ * The HTTP side of the endpoint: reads a request, verifies its SigV4
+ * signature against the credentials the resolver knows, and hands it to
+ * the service its credential scope names. Every failure goes back in that
+ * service's own error shape.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { authError } from './auth-errors.js';
+import {
+  AuthFailure,
+  checkTime,
+  hasAuth,
+  type ParsedAuth,
+  parseAuth,
+  verifySignature,
+  type WireRequest,
+} from './authenticate.js';
+import { AwsError, encodeAwsError, type WireProtocol } from './aws-error.js';
+import { isRegion } from './regions.js';
+import type { CloudRequest, CloudResponse, ServiceHandler } from './service.js';
+import { parseRawQuery } from './sigv4.js';
+
+/** A service as registered with the server. */
+export interface CloudService {
+  /** The SigV4 scope's service name: sts, kms, ec2, ebs, s3. */
+  readonly name: string;
+  readonly protocol: WireProtocol;
+  /** The largest body the service accepts. */
+  readonly maxBodyBytes: number;
+  readonly handler: ServiceHandler;
+}
+
+/** What an access key signs as. */
+export interface SigningIdentity {
+  readonly secretAccessKey: string;
+  readonly account: string;
+  readonly principal: string;
+  /** Temporary credentials only: the token and when it expires (epoch ms). */
+  readonly sessionToken?: string;
+  readonly expiration?: number;
+}
+
+export interface CloudServerOptions {
+  readonly host?: string;
+  readonly port?: number;
+  readonly resolveKey: (accessKeyId: string) => SigningIdentity | undefined;
+  /** The server's clock (tests move it). */
+  readonly now?: () => number;
+  /** One line per request: method, path, service, status, error code, account. */
+  readonly log?: (line: string) => void;
+}
+
+/** A body larger than the service's cap. */
+class TooLarge extends Error {}
+
+function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > max) return Promise.reject(new TooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) {
+        req.off('data', onData);
+        req.resume();
+        reject(new TooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(Buffer.concat(chunks, size)));
+    req.once('error', reject);
+  });
+}
+
+/** Without a scope to name the service, the request's shape picks the error dialect. */
+function guessProtocol(
+  req: IncomingMessage,
+  pairs: ReadonlyArray<readonly [string, string]>,
+): WireProtocol {
+  if (req.headers['x-amz-target'] !== undefined) return 'json';
+  const type = String(req.headers['content-type'] ?? '');
+  const action = pairs.some(([k]) => k === 'Action');
+  if (type.startsWith('application/x-www-form-urlencoded') || action) {
+    const version = pairs.find(([k]) => k === 'Version')?.[1];
+    return version === '2016-11-15' ? 'ec2' : 'query';
+  }
+  if ((req.url ?? '').startsWith('/snapshots')) return 'rest-json';
+  return 'rest-xml';
+}
+
+export class CloudServer {
+  private readonly options: CloudServerOptions;
+  private readonly services = new Map<string, CloudService>();
+  private readonly server: Server;
+  private readonly now: () => number;
+
+  constructor(options: CloudServerOptions) {
+    this.options = options;
+    this.now = options.now ?? Date.now;
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((error: unknown) => {
+        this.options.log?.(`internal error: ${(error as Error).stack ?? String(error)}`);
+        if (!res.headersSent) res.writeHead(500).end();
+        else res.destroy();
+      });
+    });
+  }
+
+  register(service: CloudService): void {
+    this.services.set(service.name, service);
+  }
+
+  serviceNames(): string[] {
+    return [...this.services.keys()].sort();
+  }
+
+  /** Starts listening; resolves to the endpoint URL. */
+  listen(): Promise<string> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.options.port ?? 0, this.options.host ?? '127.0.0.1', () => {
+        this.server.off('error', reject);
+        const a = this.server.address() as AddressInfo;
+        const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+        resolve(`http://${host}:${a.port}`);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const requestId = randomUUID();
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const rawPath = q < 0 ? url : url.slice(0, q);
+    const rawQuery = q < 0 ? '' : url.slice(q + 1);
+    let protocol: WireProtocol = 'rest-xml';
+    let serviceName = '-';
+    let account = '-';
+    let response: CloudResponse;
+    let errorCode = '';
+    let closeAfter = false;
+    try {
+      let pairs: Array<[string, string]>;
+      let path: string;
+      try {
+        pairs = parseRawQuery(rawQuery);
+        path = decodeURIComponent(rawPath);
+      } catch {
+        protocol = guessProtocol(req, []);
+        throw new AwsError(400, 'InvalidURI', 'Could not parse the specified URI.');
+      }
+      protocol = guessProtocol(req, pairs);
+      const wire: WireRequest = {
+        method: req.method ?? 'GET',
+        rawPath,
+        queryPairs: pairs,
+        rawHeaders: req.rawHeaders,
+        header: (name) => {
+          const v = req.headers[name];
+          return Array.isArray(v) ? v.join(',') : v;
+        },
+      };
+      if (!hasAuth(wire))
+        throw new AuthFailure('missing', 'Request is missing Authentication Token');
+      const auth: ParsedAuth = parseAuth(wire);
+      const service = this.services.get(auth.service);
+      if (service === undefined)
+        throw new AuthFailure(
+          'unknown-service',
+          `Credential should be scoped to correct service: '${auth.service}' is not served here (${this.serviceNames().join(', ')}).`,
+        );
+      protocol = service.protocol;
+      serviceName = service.name;
+      if (!isRegion(auth.region))
+        throw new AuthFailure(
+          'bad-region',
+          `Credential should be scoped to a valid region, not '${auth.region}'.`,
+        );
+      const now = this.now();
+      checkTime(auth, now);
+      const identity = this.options.resolveKey(auth.accessKeyId);
+      if (identity === undefined)
+        throw new AuthFailure(
+          'unknown-key',
+          'The security token included in the request is invalid.',
+        );
+      if (identity.sessionToken !== auth.securityToken)
+        throw new AuthFailure(
+          'token-invalid',
+          'The security token included in the request is invalid.',
+        );
+      if (identity.expiration !== undefined && identity.expiration <= now)
+        throw new AuthFailure(
+          'token-expired',
+          'The security token included in the request is expired',
+        );
+      let body: Buffer;
+      try {
+        body = await readBody(req, service.maxBodyBytes);
+      } catch (error) {
+        if (!(error instanceof TooLarge)) throw error;
+        closeAfter = true;
+        throw new AuthFailure(
+          'too-large',
+          `The request body exceeds the ${service.maxBodyBytes} bytes ${service.name} accepts.`,
+        );
+      }
+      verifySignature(wire, auth, identity.secretAccessKey, body);
+      account = identity.account;
+      const request: CloudRequest = {
+        method: wire.method,
+        path,
+        query: new URLSearchParams(pairs),
+        headers: req.headers,
+        body,
+        account: identity.account,
+        region: auth.region,
+        principal: identity.principal,
+        requestId,
+      };
+      response = await service.handler(request);
+    } catch (error) {
+      const aws =
+        error instanceof AuthFailure
+          ? authError(protocol, error)
+          : error instanceof AwsError
+            ? error
+            : null;
+      errorCode = aws?.code ?? 'InternalFailure';
+      if (aws === null) {
+        this.options.log?.(
+          `internal error ${requestId}: ${(error as Error).stack ?? String(error)}`,
+        );
+        response = encodeAwsError(
+          protocol,
+          new AwsError(
+            500,
+            protocol === 'rest-xml' ? 'InternalError' : 'InternalFailure',
+            'We encountered an internal error. Please try again.',
+          ),
+          requestId,
+        );
+      } else response = encodeAwsError(protocol, aws, requestId);
+    }
+    this.send(req, res, response, protocol, requestId, closeAfter);
+    this.options.log?.(
+      `${req.method} ${rawPath} ${serviceName} ${response.status} ${errorCode} ${account}`.replace(
+        / +/g,
+        ' ',
+      ),
+    );
+  }
+
+  private send(
+    req: IncomingMessage,
+    res: ServerResponse,
+    response: CloudResponse,
+    protocol: WireProtocol,
+    requestId: string,
+    closeAfter: boolean,
+  ): void {
+    const headers: Record<string, string> = { ...response.headers };
+    if (protocol === 'rest-xml') {
+      headers['x-amz-request-id'] ??= requestId;
+    } else headers['x-amzn-requestid'] ??= requestId;
+    const body = response.body ?? Buffer.alloc(0);
+    if (headers['content-length'] === undefined) headers['content-length'] = String(body.length);
+    if (closeAfter) headers.connection = 'close';
+    // The SDKs correct their clock from this header: it is the server's clock.
+    headers.date ??= new Date(this.now()).toUTCString();
+    res.writeHead(response.status, headers);
+    if (req.method === 'HEAD') res.end();
+    else res.end(body);
+  }
+}
