@@ -1,0 +1,27 @@
+import type { IncomingHttpHeaders } from 'node:http';
+
+/** A request the endpoint has authenticated, handed to one service. */
+export interface CloudRequest {
+  readonly method: string;
+  /** The path, decoded, without the query. */
+  readonly path: string;
+  readonly query: URLSearchParams;
+  readonly headers: IncomingHttpHeaders;
+  /** The whole body (the server caps its size per service). */
+  readonly body: Buffer;
+  /** The 12-digit account the credentials belong to. */
+  readonly account: string;
+  readonly region: string;
+  /** The caller: arn:aws:iam::ACCOUNT:root, or an assumed-role ARN. */
+  readonly principal: string;
+  readonly requestId: string;
+}
+
+export interface CloudResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body?: Buffer;
+}
+
+/** One AWS service behind the endpoint (the SigV4 scope's service name picks it). */
+export type ServiceHandler = (request: CloudRequest) => Promise<CloudResponse>;
