@@ -12,7 +12,7 @@ import {
   overlay,
   sortedMap,
 } from './block-map.js';
-import { BlockStore, blockDigest } from './block-store.js';
+import { BlockStore, blockDigest, syncDir } from './block-store.js';
 import { EbsError, invalid, snapshotNotFound } from './ebs-error.js';
 import {
   BLOCK_SIZE,
@@ -341,6 +341,7 @@ export class EbsEngine {
       };
       await this.saveRecord(area, record);
       const { journal } = await PutJournal.open(join(area.dir, 'journals', `${id}.log`));
+      await syncDir(join(area.dir, 'journals'));
       area.pending.set(id, newPending(journal, [], now));
       if (p.clientToken !== null) area.tokens.set(p.clientToken, id);
       return this.info(area, record);
