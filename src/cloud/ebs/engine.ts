@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../store/local-store.js';
 import {
@@ -23,12 +23,30 @@ import {
 import { type JournalEntry, PutJournal } from './put-journal.js';
 import { type EbsOperation, RateLimiter, type RateLimits } from './rate-limiter.js';
 import {
-  parseRecord,
   recordInfo,
   type SnapshotInfo,
   type SnapshotRecord,
   type SnapshotTag,
 } from './snapshot-record.js';
+import {
+  type Area,
+  type Pending,
+  type EbsContext,
+  loadArea,
+  mapPath,
+  newPending,
+  saveRecord,
+} from './snapshot-area.js';
+import type {
+  ChangedBlock,
+  CompleteSnapshotInput,
+  GetSnapshotBlockInput,
+  ListChangedBlocksInput,
+  ListedBlocks,
+  ListSnapshotBlocksInput,
+  PutSnapshotBlockInput,
+  SnapshotBlock,
+} from './operations.js';
 import { TokenSigner } from './tokens.js';
 import {
   checkAlgorithm,
@@ -40,12 +58,6 @@ import {
   normalStart,
   type StartSnapshotInput,
 } from './validate.js';
-
-/** Whose snapshots: the account and region a request is for. */
-export interface EbsContext {
-  readonly account: string;
-  readonly region: string;
-}
 
 /**
  * Says whether something still uses a snapshot (an image registered from
@@ -73,92 +85,10 @@ export interface EbsEngineOptions {
   readonly blockTokenTtlSeconds?: number;
 }
 
-export interface PutSnapshotBlockInput {
-  readonly snapshotId: string;
-  readonly blockIndex: number;
-  readonly data: Buffer;
-  readonly dataLength: number;
-  readonly checksum: string;
-  readonly checksumAlgorithm: string;
-  readonly progress?: number | undefined;
-}
-
-export interface CompleteSnapshotInput {
-  readonly snapshotId: string;
-  readonly changedBlocksCount: number;
-  readonly checksum?: string | undefined;
-  readonly checksumAlgorithm?: string | undefined;
-  readonly checksumAggregationMethod?: string | undefined;
-}
-
-export interface ListSnapshotBlocksInput {
-  readonly snapshotId: string;
-  readonly maxResults?: number | undefined;
-  readonly nextToken?: string | undefined;
-  readonly startingBlockIndex?: number | undefined;
-}
-
-export interface ListChangedBlocksInput {
-  readonly firstSnapshotId?: string | undefined;
-  readonly secondSnapshotId: string;
-  readonly maxResults?: number | undefined;
-  readonly nextToken?: string | undefined;
-  readonly startingBlockIndex?: number | undefined;
-}
-
-export interface GetSnapshotBlockInput {
-  readonly snapshotId: string;
-  readonly blockIndex: number;
-  readonly blockToken: string;
-}
-
-export interface ListedBlocks<T> {
-  readonly blocks: T[];
-  readonly expiryTime: Date;
-  readonly volumeSize: number;
-  readonly blockSize: number;
-  readonly nextToken?: string;
-}
-
-export interface ChangedBlock {
-  readonly blockIndex: number;
-  readonly firstBlockToken?: string;
-  readonly secondBlockToken?: string;
-}
-
-export interface SnapshotBlock {
-  readonly data: Buffer;
-  readonly dataLength: number;
-  /** Base64 SHA-256 of the data. */
-  readonly checksum: string;
-  readonly checksumAlgorithm: 'SHA256';
-}
-
-/** The live state of a pending snapshot: its journal and what it put so far. */
-interface Pending {
-  readonly journal: PutJournal;
-  readonly own: Map<number, string>;
-  progress: number;
-  /** The last put or the start, whichever is later (ms): the timeout counts from it. */
-  lastActivity: number;
-  inflight: number;
-  /** Set while CompleteSnapshot runs: no new puts. */
-  closed: boolean;
-  idle: Array<() => void>;
-}
-
-/** The snapshots of one account in one region. */
-interface Area {
-  readonly ctx: EbsContext;
-  readonly dir: string;
-  readonly records: Map<string, SnapshotRecord>;
-  readonly pending: Map<string, Pending>;
-  readonly tokens: Map<string, string>;
-}
-
 const ACCOUNT = /^[0-9]{12}$/;
 const REGION = /^[a-z0-9-]{1,40}$/;
-const RESOLVED_CACHE = 8;
+/** Block maps kept in memory, own and resolved each (a 64 GiB full volume's map is about 13 MB). */
+const MAP_CACHE = 8;
 
 /**
  * The EBS direct API over a data directory: snapshots per account and
@@ -204,6 +134,7 @@ export class EbsEngine {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
       await writeFileAtomic(secretPath, randomBytes(32));
+      await chmod(secretPath, 0o600);
       secret = await readFile(secretPath);
     }
     const engine = new EbsEngine(root, secret, options);
@@ -339,7 +270,7 @@ export class EbsEngine {
         progress: 0,
         deleted: null,
       };
-      await this.saveRecord(area, record);
+      await saveRecord(area, record);
       const { journal } = await PutJournal.open(join(area.dir, 'journals', `${id}.log`));
       await syncDir(join(area.dir, 'journals'));
       area.pending.set(id, newPending(journal, [], now));
@@ -437,7 +368,8 @@ export class EbsEngine {
         throw notPending(record.id, 'completed');
       }
       if (record.status === 'error') throw notPending(record.id, record.statusMessage ?? 'error');
-      const pending = area.pending.get(record.id)!;
+      const pending = area.pending.get(record.id);
+      if (pending === undefined) throw notPending(record.id, 'timing out');
       pending.closed = true;
       try {
         if (pending.inflight > 0) {
@@ -457,8 +389,8 @@ export class EbsEngine {
             `The aggregate checksum ${given} does not match the blocks written (LINEAR SHA-256 ${checksum}).`,
           );
         }
-        await writeFileAtomic(this.mapPath(area, record.id), encodeBlockMap(own));
-        await this.saveRecord(area, {
+        await writeFileAtomic(mapPath(area, record.id), encodeBlockMap(own));
+        await saveRecord(area, {
           ...record,
           status: 'completed',
           completionTime: this.now(),
@@ -466,7 +398,7 @@ export class EbsEngine {
           checksum,
           progress: 100,
         });
-        this.ownMaps.set(record.id, own);
+        this.remember(this.ownMaps, record.id, own);
         area.pending.delete(record.id);
         await pending.journal.remove();
         return { status: 'completed' as const };
@@ -653,7 +585,7 @@ export class EbsEngine {
         area.pending.delete(snapshotId);
         await pending.journal.remove();
       }
-      await this.saveRecord(area, { ...record, deleted: this.now() });
+      await saveRecord(area, { ...record, deleted: this.now() });
       await this.prune(area, snapshotId);
     });
   }
@@ -687,7 +619,7 @@ export class EbsEngine {
     do id = `snap-${randomBytes(9).toString('hex').slice(0, 17)}`;
     while (dest.records.has(id));
     const now = this.now();
-    await writeFileAtomic(this.mapPath(dest, id), encodeBlockMap(map));
+    await writeFileAtomic(mapPath(dest, id), encodeBlockMap(map));
     const record: SnapshotRecord = {
       format: 'ferry-ebs-snapshot',
       version: 1,
@@ -712,8 +644,8 @@ export class EbsEngine {
       progress: 100,
       deleted: null,
     };
-    await this.saveRecord(dest, record);
-    this.ownMaps.set(id, map);
+    await saveRecord(dest, record);
+    this.remember(this.ownMaps, id, map);
     return this.info(dest, record);
   }
 
@@ -810,45 +742,11 @@ export class EbsEngine {
     const key = `${ctx.account}/${ctx.region}`;
     let p = this.areas.get(key);
     if (p === undefined) {
-      p = this.loadArea({ account: ctx.account, region: ctx.region });
+      p = loadArea(this.root, { account: ctx.account, region: ctx.region });
       this.areas.set(key, p);
       p.catch(() => this.areas.delete(key));
     }
     return p;
-  }
-
-  private async loadArea(ctx: EbsContext): Promise<Area> {
-    const dir = join(this.root, 'accounts', ctx.account, ctx.region);
-    await mkdir(join(dir, 'snapshots'), { recursive: true });
-    await mkdir(join(dir, 'journals'), { recursive: true });
-    const area: Area = { ctx, dir, records: new Map(), pending: new Map(), tokens: new Map() };
-    for (const name of await readdir(join(dir, 'snapshots'))) {
-      if (!name.endsWith('.json')) continue;
-      const r = parseRecord(await readFile(join(dir, 'snapshots', name), 'utf8'));
-      if (r === null || `${r.id}.json` !== name) continue;
-      area.records.set(r.id, r);
-      if (r.clientToken !== null && r.deleted === null) area.tokens.set(r.clientToken, r.id);
-    }
-    for (const r of area.records.values()) {
-      if (r.status !== 'pending' || r.deleted !== null) continue;
-      const path = join(dir, 'journals', `${r.id}.log`);
-      const { journal, entries } = await PutJournal.open(path);
-      const mtime = (await stat(path)).mtimeMs;
-      area.pending.set(r.id, newPending(journal, entries, Math.max(r.startTime, entries.length > 0 ? mtime : 0)));
-    }
-    return area;
-  }
-
-  private mapPath(area: Area, id: string): string {
-    return join(area.dir, 'snapshots', `${id}.map`);
-  }
-
-  private async saveRecord(area: Area, record: SnapshotRecord): Promise<void> {
-    await writeFileAtomic(
-      join(area.dir, 'snapshots', `${record.id}.json`),
-      `${JSON.stringify(record, null, 2)}\n`,
-    );
-    area.records.set(record.id, record);
   }
 
   /** A snapshot that exists and is not deleted, or ResourceNotFoundException. */
@@ -894,7 +792,7 @@ export class EbsEngine {
       statusMessage: `timed out: not completed within ${r.timeoutMinutes} minutes of its last write`,
       progress: p.progress < 0 ? 0 : p.progress,
     };
-    await this.saveRecord(area, errored);
+    await saveRecord(area, errored);
     await p.journal.remove();
     return errored;
   }
@@ -918,10 +816,11 @@ export class EbsEngine {
   private async own(area: Area, id: string): Promise<BlockMap> {
     const cached = this.ownMaps.get(id);
     if (cached !== undefined) return cached;
-    const map = decodeBlockMap(await readFile(this.mapPath(area, id)));
+    const map = decodeBlockMap(await readFile(mapPath(area, id)));
     if (map === null) {
       throw new EbsError('InternalServerException', `The block map of snapshot '${id}' is damaged.`);
     }
+    this.remember(this.ownMaps, id, map);
     return map;
   }
 
@@ -929,8 +828,7 @@ export class EbsEngine {
   private async resolve(area: Area, r: SnapshotRecord): Promise<BlockMap> {
     const hit = this.resolved.get(r.id);
     if (hit !== undefined) {
-      this.resolved.delete(r.id);
-      this.resolved.set(r.id, hit);
+      this.remember(this.resolved, r.id, hit);
       return hit;
     }
     const chain: SnapshotRecord[] = [];
@@ -942,11 +840,15 @@ export class EbsEngine {
     for (const c of chain) map = overlay(map, await this.own(area, c.id));
     const limit = r.volumeSize * BLOCKS_PER_GIB;
     if (map.length > 0 && map[map.length - 1]![0] >= limit) map = map.filter(([i]) => i < limit);
-    this.resolved.set(r.id, map);
-    if (this.resolved.size > RESOLVED_CACHE) {
-      this.resolved.delete(this.resolved.keys().next().value!);
-    }
+    this.remember(this.resolved, r.id, map);
     return map;
+  }
+
+  /** Caches a block map, dropping the least recently cached beyond the limit. */
+  private remember(cache: Map<string, BlockMap>, id: string, map: BlockMap): void {
+    cache.delete(id);
+    cache.set(id, map);
+    while (cache.size > MAP_CACHE) cache.delete(cache.keys().next().value!);
   }
 
   /** Removes a deleted snapshot's files when no child needs them, then its deleted parent's. */
@@ -956,7 +858,7 @@ export class EbsEngine {
       if (r === undefined || r.deleted === null) return;
       const needed = [...area.records.values()].some((c) => c.parentId === cur);
       if (needed) return;
-      await unlink(this.mapPath(area, cur)).catch(() => {});
+      await unlink(mapPath(area, cur)).catch(() => {});
       await unlink(join(area.dir, 'snapshots', `${cur}.json`)).catch(() => {});
       area.records.delete(cur);
       this.ownMaps.delete(cur);
@@ -964,16 +866,6 @@ export class EbsEngine {
       cur = r.parentId;
     }
   }
-}
-
-function newPending(journal: PutJournal, entries: readonly JournalEntry[], at: number): Pending {
-  const own = new Map<number, string>();
-  let progress = -1;
-  for (const e of entries) {
-    own.set(e.index, e.digest);
-    if (e.progress >= 0) progress = e.progress;
-  }
-  return { journal, own, progress, lastActivity: at, inflight: 0, closed: false, idle: [] };
 }
 
 function notPending(id: string, state: string): EbsError {

@@ -9,22 +9,20 @@ export {
   isEbsError,
 } from './ebs-error.js';
 export { ebsService } from './ebs-service.js';
-export {
-  type ChangedBlock,
-  type CompleteSnapshotInput,
-  type EbsContext,
-  EbsEngine,
-  type EbsEngineOptions,
-  type GetSnapshotBlockInput,
-  type InUseGuard,
-  type ListChangedBlocksInput,
-  type ListedBlocks,
-  type ListSnapshotBlocksInput,
-  type PutSnapshotBlockInput,
-  type SnapshotBlock,
-} from './engine.js';
+export { EbsEngine, type EbsEngineOptions, type InUseGuard } from './engine.js';
 export * from './limits.js';
+export type {
+  ChangedBlock,
+  CompleteSnapshotInput,
+  GetSnapshotBlockInput,
+  ListChangedBlocksInput,
+  ListedBlocks,
+  ListSnapshotBlocksInput,
+  PutSnapshotBlockInput,
+  SnapshotBlock,
+} from './operations.js';
 export type { EbsOperation, RateLimit, RateLimits } from './rate-limiter.js';
+export type { EbsContext } from './snapshot-area.js';
 export type {
   SnapshotInfo,
   SnapshotRecord,
