@@ -301,10 +301,11 @@ export class EbsEngine {
     }
     checkAlgorithm(input.checksumAlgorithm);
     const given = decodeChecksum(input.checksum, 'block checksum');
-    const progress = input.progress ?? -1;
-    if (!Number.isSafeInteger(progress) || progress < -1 || progress > 100) {
-      throw invalid('INVALID_PARAMETER_VALUE', `The progress must be 0 to 100, not ${progress}.`);
+    const p = input.progress;
+    if (p !== undefined && (!Number.isSafeInteger(p) || p < 0 || p > 100)) {
+      throw invalid('INVALID_PARAMETER_VALUE', `The progress must be 0 to 100, not ${p}.`);
     }
+    const progress = p ?? -1;
     const digest = blockDigest(input.data);
     if (!given.equals(Buffer.from(digest, 'hex'))) {
       throw invalid(
@@ -544,6 +545,17 @@ export class EbsEngine {
     const r = area.records.get(snapshotId);
     if (r === undefined || r.deleted !== null) return undefined;
     return this.info(area, await this.expireIfDue(area, r));
+  }
+
+  /** Replaces a snapshot's tags (EC2 CreateTags and DeleteTags); the caller checks them. */
+  async setTags(ctx: EbsContext, snapshotId: string, tags: readonly SnapshotTag[]): Promise<SnapshotInfo> {
+    const area = await this.area(ctx);
+    return this.locked(`${area.dir}/${snapshotId}`, async () => {
+      const r = await this.expireIfDue(area, this.live(area, snapshotId));
+      const next = { ...r, tags: tags.map((t) => ({ key: t.key, value: t.value })) };
+      await saveRecord(area, next);
+      return this.info(area, next);
+    });
   }
 
   /** A completed snapshot's blocks, index to SHA-256 hex (its parents' included). */
