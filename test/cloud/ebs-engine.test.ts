@@ -39,7 +39,13 @@ async function rejectsWith(
   });
 }
 
-function put(engine: EbsEngine, snapshotId: string, index: number, data: Buffer, progress?: number) {
+function put(
+  engine: EbsEngine,
+  snapshotId: string,
+  index: number,
+  data: Buffer,
+  progress?: number,
+) {
   return engine.putSnapshotBlock(CTX, {
     snapshotId,
     blockIndex: index,
@@ -73,7 +79,11 @@ async function readAll(engine: EbsEngine, snapshotId: string): Promise<Map<numbe
 describe('EBS engine', () => {
   it('writes blocks, completes with the LINEAR checksum and reads them back', async () => {
     await withEngine(async (engine) => {
-      const s = await engine.startSnapshot(CTX, { volumeSize: 1, description: 'one', tags: [{ key: 'k', value: 'v' }] });
+      const s = await engine.startSnapshot(CTX, {
+        volumeSize: 1,
+        description: 'one',
+        tags: [{ key: 'k', value: 'v' }],
+      });
       assert.match(s.snapshotId, /^snap-[0-9a-f]{17}$/);
       assert.equal(s.status, 'pending');
       assert.equal(s.blockSize, BLOCK_SIZE);
@@ -103,7 +113,8 @@ describe('EBS engine', () => {
       assert.ok(all.get(2047)!.equals(data[2]!));
       // A retried CompleteSnapshot answers the same; a completed snapshot takes no puts.
       assert.equal(
-        (await engine.completeSnapshot(CTX, { snapshotId: s.snapshotId, changedBlocksCount: 3 })).status,
+        (await engine.completeSnapshot(CTX, { snapshotId: s.snapshotId, changedBlocksCount: 3 }))
+          .status,
         'completed',
       );
       await rejectsWith(put(engine, s.snapshotId, 1, block(9)), 'ValidationException');
@@ -114,7 +125,13 @@ describe('EBS engine', () => {
     await withEngine(async (engine) => {
       const { snapshotId } = await engine.startSnapshot(CTX, { volumeSize: 1 });
       const data = block(1);
-      const base = { snapshotId, blockIndex: 0, data, dataLength: BLOCK_SIZE, checksumAlgorithm: 'SHA256' };
+      const base = {
+        snapshotId,
+        blockIndex: 0,
+        data,
+        dataLength: BLOCK_SIZE,
+        checksumAlgorithm: 'SHA256',
+      };
       await rejectsWith(
         engine.putSnapshotBlock(CTX, { ...base, checksum: sha256b64(block(2)) }),
         'ValidationException',
@@ -125,26 +142,62 @@ describe('EBS engine', () => {
         'ValidationException',
       );
       await rejectsWith(
-        engine.putSnapshotBlock(CTX, { ...base, checksum: sha256b64(data), checksumAlgorithm: 'MD5' }),
+        engine.putSnapshotBlock(CTX, {
+          ...base,
+          checksum: sha256b64(data),
+          checksumAlgorithm: 'MD5',
+        }),
         'ValidationException',
       );
       const half = data.subarray(0, 4096);
       await rejectsWith(
-        engine.putSnapshotBlock(CTX, { ...base, data: half, dataLength: 4096, checksum: sha256b64(half) }),
+        engine.putSnapshotBlock(CTX, {
+          ...base,
+          data: half,
+          dataLength: 4096,
+          checksum: sha256b64(half),
+        }),
         'ValidationException',
       );
       await rejectsWith(
-        engine.putSnapshotBlock(CTX, { ...base, dataLength: BLOCK_SIZE - 1, checksum: sha256b64(data) }),
+        engine.putSnapshotBlock(CTX, {
+          ...base,
+          dataLength: BLOCK_SIZE - 1,
+          checksum: sha256b64(data),
+        }),
         'ValidationException',
       );
-      await rejectsWith(put(engine, snapshotId, 2048, data), 'ValidationException', 'INVALID_BLOCK');
+      await rejectsWith(
+        put(engine, snapshotId, 2048, data),
+        'ValidationException',
+        'INVALID_BLOCK',
+      );
       await rejectsWith(put(engine, snapshotId, -1, data), 'ValidationException', 'INVALID_BLOCK');
       await put(engine, snapshotId, 2047, data);
-      await rejectsWith(put(engine, 'snap-0123456789abcdef0', 0, data), 'ResourceNotFoundException', 'SNAPSHOT_NOT_FOUND');
-      await rejectsWith(put(engine, 'vol-1', 0, data), 'ValidationException', 'INVALID_SNAPSHOT_ID');
-      await rejectsWith(engine.startSnapshot(CTX, { volumeSize: 0 }), 'ValidationException', 'INVALID_VOLUME_SIZE');
-      await rejectsWith(engine.startSnapshot(CTX, { volumeSize: 65537 }), 'ValidationException', 'INVALID_VOLUME_SIZE');
-      await rejectsWith(engine.startSnapshot(CTX, { volumeSize: 1, timeout: 5 }), 'ValidationException');
+      await rejectsWith(
+        put(engine, 'snap-0123456789abcdef0', 0, data),
+        'ResourceNotFoundException',
+        'SNAPSHOT_NOT_FOUND',
+      );
+      await rejectsWith(
+        put(engine, 'vol-1', 0, data),
+        'ValidationException',
+        'INVALID_SNAPSHOT_ID',
+      );
+      await rejectsWith(
+        engine.startSnapshot(CTX, { volumeSize: 0 }),
+        'ValidationException',
+        'INVALID_VOLUME_SIZE',
+      );
+      await rejectsWith(
+        engine.startSnapshot(CTX, { volumeSize: 65537 }),
+        'ValidationException',
+        'INVALID_VOLUME_SIZE',
+      );
+      await rejectsWith(
+        engine.startSnapshot(CTX, { volumeSize: 1, timeout: 5 }),
+        'ValidationException',
+      );
     });
   });
 
@@ -183,14 +236,26 @@ describe('EBS engine', () => {
 
   it('makes StartSnapshot idempotent per client token', async () => {
     await withEngine(async (engine) => {
-      const a = await engine.startSnapshot(CTX, { volumeSize: 2, clientToken: 'tok-1', description: 'x' });
-      const b = await engine.startSnapshot(CTX, { volumeSize: 2, clientToken: 'tok-1', description: 'x' });
+      const a = await engine.startSnapshot(CTX, {
+        volumeSize: 2,
+        clientToken: 'tok-1',
+        description: 'x',
+      });
+      const b = await engine.startSnapshot(CTX, {
+        volumeSize: 2,
+        clientToken: 'tok-1',
+        description: 'x',
+      });
       assert.equal(b.snapshotId, a.snapshotId);
       await rejectsWith(
         engine.startSnapshot(CTX, { volumeSize: 3, clientToken: 'tok-1', description: 'x' }),
         'ConflictException',
       );
-      const c = await engine.startSnapshot(CTX, { volumeSize: 2, clientToken: 'tok-2', description: 'x' });
+      const c = await engine.startSnapshot(CTX, {
+        volumeSize: 2,
+        clientToken: 'tok-2',
+        description: 'x',
+      });
       assert.notEqual(c.snapshotId, a.snapshotId);
       // Another account's token space is its own.
       const other = await engine.startSnapshot(
@@ -198,7 +263,11 @@ describe('EBS engine', () => {
         { volumeSize: 2, clientToken: 'tok-1', description: 'x' },
       );
       assert.notEqual(other.snapshotId, a.snapshotId);
-      assert.equal(await engine.getSnapshot(CTX, other.snapshotId), undefined, 'accounts are isolated');
+      assert.equal(
+        await engine.getSnapshot(CTX, other.snapshotId),
+        undefined,
+        'accounts are isolated',
+      );
     });
   });
 
@@ -207,7 +276,10 @@ describe('EBS engine', () => {
       async (engine) => {
         const a = await engine.startSnapshot(CTX, { volumeSize: 1 });
         await engine.startSnapshot(CTX, { volumeSize: 1 });
-        await rejectsWith(engine.startSnapshot(CTX, { volumeSize: 1 }), 'ServiceQuotaExceededException');
+        await rejectsWith(
+          engine.startSnapshot(CTX, { volumeSize: 1 }),
+          'ServiceQuotaExceededException',
+        );
         await engine.startSnapshot({ ...CTX, region: 'eu-west-1' }, { volumeSize: 1 });
         await engine.completeSnapshot(CTX, { snapshotId: a.snapshotId, changedBlocksCount: 0 });
         await engine.startSnapshot(CTX, { volumeSize: 1 });
@@ -223,21 +295,31 @@ describe('EBS engine', () => {
         const { snapshotId } = await engine.startSnapshot(CTX, { volumeSize: 1 });
         await put(engine, snapshotId, 0, block(1));
         await put(engine, snapshotId, 1, block(2));
-        await rejectsWith(put(engine, snapshotId, 2, block(3)), 'RequestThrottledException', 'ACCOUNT_THROTTLED');
+        await rejectsWith(
+          put(engine, snapshotId, 2, block(3)),
+          'RequestThrottledException',
+          'ACCOUNT_THROTTLED',
+        );
         clock.advance(500);
         await put(engine, snapshotId, 2, block(3));
         await rejectsWith(put(engine, snapshotId, 3, block(4)), 'RequestThrottledException');
         // Other operations and other accounts have their own buckets.
         await engine.completeSnapshot(CTX, { snapshotId, changedBlocksCount: 3 });
-        const o = await engine.startSnapshot({ ...CTX, account: '111111111111' }, { volumeSize: 1 });
-        await engine.putSnapshotBlock({ ...CTX, account: '111111111111' }, {
-          snapshotId: o.snapshotId,
-          blockIndex: 0,
-          data: block(1),
-          dataLength: BLOCK_SIZE,
-          checksum: sha256b64(block(1)),
-          checksumAlgorithm: 'SHA256',
-        });
+        const o = await engine.startSnapshot(
+          { ...CTX, account: '111111111111' },
+          { volumeSize: 1 },
+        );
+        await engine.putSnapshotBlock(
+          { ...CTX, account: '111111111111' },
+          {
+            snapshotId: o.snapshotId,
+            blockIndex: 0,
+            data: block(1),
+            dataLength: BLOCK_SIZE,
+            checksum: sha256b64(block(1)),
+            checksumAlgorithm: 'SHA256',
+          },
+        );
       },
       { now: clock.now, rateLimits: { PutSnapshotBlock: { perSecond: 2 } } },
     );
@@ -253,7 +335,11 @@ describe('EBS engine', () => {
         await put(engine, b.snapshotId, 0, block(1)); // a write restarts b's timer
         clock.advance(60_000);
         assert.equal((await engine.getSnapshot(CTX, a.snapshotId))?.status, 'error');
-        await rejectsWith(put(engine, a.snapshotId, 0, block(1)), 'ValidationException', 'WRITE_REQUEST_TIMEOUT');
+        await rejectsWith(
+          put(engine, a.snapshotId, 0, block(1)),
+          'ValidationException',
+          'WRITE_REQUEST_TIMEOUT',
+        );
         await rejectsWith(
           engine.completeSnapshot(CTX, { snapshotId: a.snapshotId, changedBlocksCount: 0 }),
           'ValidationException',
@@ -295,9 +381,12 @@ describe('EBS engine', () => {
       assert.ok(parent.get(1)!.equals(block(1)), 'the parent is unchanged');
       // Four distinct contents, four block files: nothing was copied.
       const files: string[] = [];
-      for (const s of await readdir(join(dir, 'blocks'))) files.push(...(await readdir(join(dir, 'blocks', s))));
+      for (const s of await readdir(join(dir, 'blocks')))
+        files.push(...(await readdir(join(dir, 'blocks', s))));
       assert.equal(files.length, 4);
-      const map = await stat(join(dir, 'accounts', CTX.account, CTX.region, 'snapshots', `${c.snapshotId}.map`));
+      const map = await stat(
+        join(dir, 'accounts', CTX.account, CTX.region, 'snapshots', `${c.snapshotId}.map`),
+      );
       assert.equal(map.size, 8 + 4 + 2 * 36 + 32, "the child's map holds its own two blocks");
       // A child may not be smaller than its parent, nor name Encrypted.
       await rejectsWith(
@@ -306,7 +395,11 @@ describe('EBS engine', () => {
         'INVALID_VOLUME_SIZE',
       );
       await rejectsWith(
-        engine.startSnapshot(CTX, { volumeSize: 2, parentSnapshotId: c.snapshotId, encrypted: true }),
+        engine.startSnapshot(CTX, {
+          volumeSize: 2,
+          parentSnapshotId: c.snapshotId,
+          encrypted: true,
+        }),
         'ValidationException',
       );
       await rejectsWith(
@@ -330,8 +423,14 @@ describe('EBS engine', () => {
       await put(engine, c.snapshotId, 3, block(33));
       await engine.completeSnapshot(CTX, { snapshotId: c.snapshotId, changedBlocksCount: 1 });
 
-      const ac = await engine.listChangedBlocks(CTX, { firstSnapshotId: a.snapshotId, secondSnapshotId: c.snapshotId });
-      assert.deepEqual(ac.blocks.map((x) => x.blockIndex), [1, 3, 9]);
+      const ac = await engine.listChangedBlocks(CTX, {
+        firstSnapshotId: a.snapshotId,
+        secondSnapshotId: c.snapshotId,
+      });
+      assert.deepEqual(
+        ac.blocks.map((x) => x.blockIndex),
+        [1, 3, 9],
+      );
       assert.equal(ac.blocks[2]!.firstBlockToken, undefined, 'a has no block 9');
       const first = await engine.getSnapshotBlock(CTX, {
         snapshotId: a.snapshotId,
@@ -347,19 +446,38 @@ describe('EBS engine', () => {
       assert.ok(second.data.equals(block(33)));
       // Only the second: against its parent.
       const onlyB = await engine.listChangedBlocks(CTX, { secondSnapshotId: b.snapshotId });
-      assert.deepEqual(onlyB.blocks.map((x) => x.blockIndex), [1, 9]);
-      assert.ok(onlyB.blocks.every((x) => x.firstBlockToken === undefined && x.secondBlockToken !== undefined));
+      assert.deepEqual(
+        onlyB.blocks.map((x) => x.blockIndex),
+        [1, 9],
+      );
+      assert.ok(
+        onlyB.blocks.every(
+          (x) => x.firstBlockToken === undefined && x.secondBlockToken !== undefined,
+        ),
+      );
       const onlyA = await engine.listChangedBlocks(CTX, { secondSnapshotId: a.snapshotId });
-      assert.deepEqual(onlyA.blocks.map((x) => x.blockIndex), [0, 1, 2, 3]);
+      assert.deepEqual(
+        onlyA.blocks.map((x) => x.blockIndex),
+        [0, 1, 2, 3],
+      );
       // Reversed order lists the same indexes.
-      const ca = await engine.listChangedBlocks(CTX, { firstSnapshotId: c.snapshotId, secondSnapshotId: a.snapshotId });
-      assert.deepEqual(ca.blocks.map((x) => x.blockIndex), [1, 3, 9]);
+      const ca = await engine.listChangedBlocks(CTX, {
+        firstSnapshotId: c.snapshotId,
+        secondSnapshotId: a.snapshotId,
+      });
+      assert.deepEqual(
+        ca.blocks.map((x) => x.blockIndex),
+        [1, 3, 9],
+      );
       assert.equal(ca.blocks[2]!.secondBlockToken, undefined);
       // Another lineage is unrelated.
       const u = await engine.startSnapshot(CTX, { volumeSize: 1 });
       await engine.completeSnapshot(CTX, { snapshotId: u.snapshotId, changedBlocksCount: 0 });
       await rejectsWith(
-        engine.listChangedBlocks(CTX, { firstSnapshotId: u.snapshotId, secondSnapshotId: c.snapshotId }),
+        engine.listChangedBlocks(CTX, {
+          firstSnapshotId: u.snapshotId,
+          secondSnapshotId: c.snapshotId,
+        }),
         'ValidationException',
         'UNRELATED_SNAPSHOTS',
       );
@@ -376,29 +494,58 @@ describe('EBS engine', () => {
       let nextToken: string | undefined;
       let pages = 0;
       do {
-        const page = await engine.listSnapshotBlocks(CTX, { snapshotId, maxResults: 100, nextToken });
+        const page = await engine.listSnapshotBlocks(CTX, {
+          snapshotId,
+          maxResults: 100,
+          nextToken,
+        });
         seen.push(...page.blocks.map((b) => b.blockIndex));
         nextToken = page.nextToken;
         pages++;
       } while (nextToken !== undefined);
       assert.equal(pages, 3);
-      assert.deepEqual(seen, Array.from({ length: 250 }, (_, i) => i * 2));
-      const from = await engine.listSnapshotBlocks(CTX, { snapshotId, maxResults: 100, startingBlockIndex: 401 });
+      assert.deepEqual(
+        seen,
+        Array.from({ length: 250 }, (_, i) => i * 2),
+      );
+      const from = await engine.listSnapshotBlocks(CTX, {
+        snapshotId,
+        maxResults: 100,
+        startingBlockIndex: 401,
+      });
       assert.deepEqual(from.blocks.map((b) => b.blockIndex).slice(0, 2), [402, 404]);
       assert.equal(from.blocks.length, 49);
       assert.equal(from.nextToken, undefined);
-      const changed = await engine.listChangedBlocks(CTX, { secondSnapshotId: snapshotId, maxResults: 100, startingBlockIndex: 100 });
+      const changed = await engine.listChangedBlocks(CTX, {
+        secondSnapshotId: snapshotId,
+        maxResults: 100,
+        startingBlockIndex: 100,
+      });
       assert.equal(changed.blocks[0]!.blockIndex, 100);
-      const more = await engine.listChangedBlocks(CTX, { secondSnapshotId: snapshotId, maxResults: 100, nextToken: changed.nextToken });
+      const more = await engine.listChangedBlocks(CTX, {
+        secondSnapshotId: snapshotId,
+        maxResults: 100,
+        nextToken: changed.nextToken,
+      });
       assert.equal(more.blocks[0]!.blockIndex, 300);
       await rejectsWith(
         engine.listSnapshotBlocks(CTX, { snapshotId, nextToken: changed.nextToken }),
         'ValidationException',
         'INVALID_PAGE_TOKEN',
       );
-      await rejectsWith(engine.listSnapshotBlocks(CTX, { snapshotId, nextToken: 'AAAA' }), 'ValidationException', 'INVALID_PAGE_TOKEN');
-      await rejectsWith(engine.listSnapshotBlocks(CTX, { snapshotId, maxResults: 99 }), 'ValidationException');
-      await rejectsWith(engine.listSnapshotBlocks(CTX, { snapshotId, maxResults: 10001 }), 'ValidationException');
+      await rejectsWith(
+        engine.listSnapshotBlocks(CTX, { snapshotId, nextToken: 'AAAA' }),
+        'ValidationException',
+        'INVALID_PAGE_TOKEN',
+      );
+      await rejectsWith(
+        engine.listSnapshotBlocks(CTX, { snapshotId, maxResults: 99 }),
+        'ValidationException',
+      );
+      await rejectsWith(
+        engine.listSnapshotBlocks(CTX, { snapshotId, maxResults: 10001 }),
+        'ValidationException',
+      );
     });
   });
 
@@ -449,7 +596,14 @@ describe('EBS engine', () => {
       await engine.close();
       // What a kill -9 can leave: a torn journal line of an unacknowledged
       // put, and a block that never got renamed into place.
-      const journal = join(dir, 'accounts', CTX.account, CTX.region, 'journals', `${snapshotId}.log`);
+      const journal = join(
+        dir,
+        'accounts',
+        CTX.account,
+        CTX.region,
+        'journals',
+        `${snapshotId}.log`,
+      );
       const { appendFile, writeFile } = await import('node:fs/promises');
       await appendFile(journal, '6 0123456789abcdef');
       await writeFile(join(dir, 'tmp', 'deadbeef.partial'), block(6).subarray(0, 1000));
@@ -458,7 +612,10 @@ describe('EBS engine', () => {
         assert.deepEqual(await readdir(join(dir, 'tmp')), [], 'stray temporary files are swept');
         assert.equal((await engine.getSnapshot(CTX, snapshotId))?.changedBlocks, 2);
         await put(engine, snapshotId, 7, block(7));
-        assert.match(await readFile(journal, 'latin1'), /^4 [0-9a-f]{64} -1\n5 [0-9a-f]{64} -1\n7 [0-9a-f]{64} -1\n$/);
+        assert.match(
+          await readFile(journal, 'latin1'),
+          /^4 [0-9a-f]{64} -1\n5 [0-9a-f]{64} -1\n7 [0-9a-f]{64} -1\n$/,
+        );
         await engine.completeSnapshot(CTX, {
           snapshotId,
           changedBlocksCount: 3,
@@ -489,23 +646,39 @@ describe('EBS engine', () => {
       const c = await engine.startSnapshot(CTX, { volumeSize: 1, parentSnapshotId: p.snapshotId });
       await put(engine, c.snapshotId, 1, block(11));
       await engine.completeSnapshot(CTX, { snapshotId: c.snapshotId, changedBlocksCount: 1 });
-      engine.addInUseGuard((_ctx, id) => (id === c.snapshotId ? 'ami-0123456789abcdef0' : undefined));
+      engine.addInUseGuard((_ctx, id) =>
+        id === c.snapshotId ? 'ami-0123456789abcdef0' : undefined,
+      );
       await rejectsWith(engine.deleteSnapshot(CTX, c.snapshotId), 'ConflictException');
       await engine.deleteSnapshot(CTX, p.snapshotId);
       assert.equal(await engine.getSnapshot(CTX, p.snapshotId), undefined);
-      assert.deepEqual((await engine.listSnapshots(CTX)).map((s) => s.snapshotId), [c.snapshotId]);
+      assert.deepEqual(
+        (await engine.listSnapshots(CTX)).map((s) => s.snapshotId),
+        [c.snapshotId],
+      );
       await rejectsWith(engine.deleteSnapshot(CTX, p.snapshotId), 'ResourceNotFoundException');
       const child = await readAll(engine, c.snapshotId);
-      assert.ok(child.get(0)!.equals(block(0)), "the deleted parent's block is still read through the child");
+      assert.ok(
+        child.get(0)!.equals(block(0)),
+        "the deleted parent's block is still read through the child",
+      );
       const q = await engine.startSnapshot(CTX, { volumeSize: 1 });
       await put(engine, q.snapshotId, 0, block(50));
       await engine.deleteSnapshot(CTX, q.snapshotId); // a pending one
       const snaps = join(dir, 'accounts', CTX.account, CTX.region, 'snapshots');
       assert.ok((await readdir(snaps)).includes(`${p.snapshotId}.json`));
-      assert.deepEqual((await engine.collectGarbage(-1)).removed, 1, 'block 50 had no snapshot left');
+      assert.deepEqual(
+        (await engine.collectGarbage(-1)).removed,
+        1,
+        'block 50 had no snapshot left',
+      );
       const copy = await engine.copySnapshot(CTX, c.snapshotId, { ...CTX, region: 'eu-west-1' });
       assert.equal(copy.status, 'completed');
-      assert.ok((await engine.readBlock({ ...CTX, region: 'eu-west-1' }, copy.snapshotId, 1)).equals(block(11)));
+      assert.ok(
+        (await engine.readBlock({ ...CTX, region: 'eu-west-1' }, copy.snapshotId, 1)).equals(
+          block(11),
+        ),
+      );
     });
   });
 
@@ -516,16 +689,30 @@ describe('EBS engine', () => {
         assert.equal(e.encrypted, true);
         assert.equal(e.kmsKeyArn, 'arn:aws:kms:us-east-1:000000000000:key/default');
         await engine.completeSnapshot(CTX, { snapshotId: e.snapshotId, changedBlocksCount: 0 });
-        const child = await engine.startSnapshot(CTX, { volumeSize: 1, parentSnapshotId: e.snapshotId });
+        const child = await engine.startSnapshot(CTX, {
+          volumeSize: 1,
+          parentSnapshotId: e.snapshotId,
+        });
         assert.equal(child.encrypted, true);
         assert.equal(child.kmsKeyArn, e.kmsKeyArn);
         const own = 'arn:aws:kms:us-east-1:000000000000:key/1234abcd-12ab-34cd-56ef-1234567890ab';
-        assert.equal((await engine.startSnapshot(CTX, { volumeSize: 1, encrypted: true, kmsKeyArn: own })).kmsKeyArn, own);
+        assert.equal(
+          (await engine.startSnapshot(CTX, { volumeSize: 1, encrypted: true, kmsKeyArn: own }))
+            .kmsKeyArn,
+          own,
+        );
         await rejectsWith(
-          engine.startSnapshot(CTX, { volumeSize: 1, encrypted: true, kmsKeyArn: own.replace('000000000000', '222222222222') }),
+          engine.startSnapshot(CTX, {
+            volumeSize: 1,
+            encrypted: true,
+            kmsKeyArn: own.replace('000000000000', '222222222222'),
+          }),
           'AccessDeniedException',
         );
-        await rejectsWith(engine.startSnapshot(CTX, { volumeSize: 1, kmsKeyArn: own }), 'ValidationException');
+        await rejectsWith(
+          engine.startSnapshot(CTX, { volumeSize: 1, kmsKeyArn: own }),
+          'ValidationException',
+        );
         await rejectsWith(
           engine.startSnapshot(CTX, { volumeSize: 1, encrypted: true, kmsKeyArn: 'alias/aws/ebs' }),
           'ValidationException',

@@ -29,7 +29,13 @@ interface Shape {
   payload?: string;
 }
 interface Model {
-  operations: Record<string, { http: { method: string; requestUri: string; responseCode?: number }; output?: { shape: string } }>;
+  operations: Record<
+    string,
+    {
+      http: { method: string; requestUri: string; responseCode?: number };
+      output?: { shape: string };
+    }
+  >;
   shapes: Record<string, Shape>;
 }
 
@@ -37,10 +43,14 @@ function findModel(): Model | null {
   const rel = join('botocore', 'data', 'ebs', '2019-11-02', 'service-2.json');
   const dirs = [process.env.FERRY_BOTOCORE_DIR, '/usr/lib/python3/dist-packages'];
   try {
-    const out = execFileSync('python3', ['-c', 'import botocore, os; print(os.path.dirname(os.path.dirname(botocore.__file__)))'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
+    const out = execFileSync(
+      'python3',
+      ['-c', 'import botocore, os; print(os.path.dirname(os.path.dirname(botocore.__file__)))'],
+      {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    );
     dirs.push(out.trim());
   } catch {
     // no python3 with botocore
@@ -49,14 +59,21 @@ function findModel(): Model | null {
     if (d === undefined || d === '') continue;
     const p = join(d, rel);
     if (existsSync(p)) return JSON.parse(readFileSync(p, 'utf8')) as Model;
-    if (existsSync(`${p}.gz`)) return JSON.parse(gunzipSync(readFileSync(`${p}.gz`)).toString('utf8')) as Model;
+    if (existsSync(`${p}.gz`))
+      return JSON.parse(gunzipSync(readFileSync(`${p}.gz`)).toString('utf8')) as Model;
   }
   return null;
 }
 
 const model = findModel();
 
-function request(method: string, path: string, headers: Record<string, string> = {}, body = Buffer.alloc(0), query = ''): CloudRequest {
+function request(
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body: Buffer = Buffer.alloc(0),
+  query = '',
+): CloudRequest {
   return {
     method,
     path,
@@ -83,18 +100,26 @@ function conforms(m: Model, op: string, r: CloudResponse): void {
     else if (shape.payload !== name) body.add(name);
   }
   for (const h of Object.keys(r.headers)) {
-    if (h.toLowerCase().startsWith('x-amz-')) assert.ok(headers.has(h.toLowerCase()), `${op}: header ${h} is in the model`);
+    if (h.toLowerCase().startsWith('x-amz-'))
+      assert.ok(headers.has(h.toLowerCase()), `${op}: header ${h} is in the model`);
   }
   if (shape.payload !== undefined) return;
   const doc = JSON.parse(r.body?.toString() ?? '{}') as Record<string, unknown>;
-  for (const k of Object.keys(doc)) assert.ok(body.has(k), `${op}: body member ${k} is in the model`);
+  for (const k of Object.keys(doc))
+    assert.ok(body.has(k), `${op}: body member ${k} is in the model`);
 }
 
-it('answers as botocore\u2019s EBS model says', { skip: model === null ? 'no botocore EBS model installed' : false }, async () => {
+it('answers as botocore\u2019s EBS model says', {
+  skip: model === null ? 'no botocore EBS model installed' : false,
+}, async () => {
   const m = model!;
   for (const [name, shape] of Object.entries(m.shapes)) {
     if (shape.exception) {
-      assert.equal(EBS_EXCEPTIONS[name as keyof typeof EBS_EXCEPTIONS], shape.error?.httpStatusCode, name);
+      assert.equal(
+        EBS_EXCEPTIONS[name as keyof typeof EBS_EXCEPTIONS],
+        shape.error?.httpStatusCode,
+        name,
+      );
     }
   }
   const routes: Record<string, [string, string]> = {
@@ -115,7 +140,14 @@ it('answers as botocore\u2019s EBS model says', { skip: model === null ? 'no bot
     const ebs = ebsService(engine);
     try {
       const start = await ebs(
-        request('POST', '/snapshots', {}, Buffer.from(JSON.stringify({ VolumeSize: 1, Description: 'd', Tags: [{ Key: 'k', Value: 'v' }] }))),
+        request(
+          'POST',
+          '/snapshots',
+          {},
+          Buffer.from(
+            JSON.stringify({ VolumeSize: 1, Description: 'd', Tags: [{ Key: 'k', Value: 'v' }] }),
+          ),
+        ),
       );
       conforms(m, 'StartSnapshot', start);
       const id = (JSON.parse(start.body!.toString()) as { SnapshotId: string }).SnapshotId;
@@ -124,20 +156,39 @@ it('answers as botocore\u2019s EBS model says', { skip: model === null ? 'no bot
         request(
           'PUT',
           `/snapshots/${id}/blocks/0`,
-          { 'x-amz-data-length': '524288', 'x-amz-checksum': sha256b64(data), 'x-amz-checksum-algorithm': 'SHA256' },
+          {
+            'x-amz-data-length': '524288',
+            'x-amz-checksum': sha256b64(data),
+            'x-amz-checksum-algorithm': 'SHA256',
+          },
           data,
         ),
       );
       conforms(m, 'PutSnapshotBlock', put);
-      conforms(m, 'CompleteSnapshot', await ebs(request('POST', `/snapshots/completion/${id}`, { 'x-amz-changedblockscount': '1' })));
+      conforms(
+        m,
+        'CompleteSnapshot',
+        await ebs(
+          request('POST', `/snapshots/completion/${id}`, { 'x-amz-changedblockscount': '1' }),
+        ),
+      );
       const list = await ebs(request('GET', `/snapshots/${id}/blocks`));
       conforms(m, 'ListSnapshotBlocks', list);
       conforms(m, 'ListChangedBlocks', await ebs(request('GET', `/snapshots/${id}/changedblocks`)));
-      const token = (JSON.parse(list.body!.toString()) as { Blocks: Array<{ BlockToken: string }> }).Blocks[0]!.BlockToken;
+      const token = (JSON.parse(list.body!.toString()) as { Blocks: Array<{ BlockToken: string }> })
+        .Blocks[0]!.BlockToken;
       conforms(
         m,
         'GetSnapshotBlock',
-        await ebs(request('GET', `/snapshots/${id}/blocks/0`, {}, Buffer.alloc(0), new URLSearchParams({ blockToken: token }).toString())),
+        await ebs(
+          request(
+            'GET',
+            `/snapshots/${id}/blocks/0`,
+            {},
+            Buffer.alloc(0),
+            new URLSearchParams({ blockToken: token }).toString(),
+          ),
+        ),
       );
     } finally {
       await engine.close();

@@ -43,7 +43,11 @@ it('maps the REST-JSON bindings and encodes errors with the model statuses', asy
     try {
       const started = await ebs(
         request('POST', '/snapshots', {
-          body: JSON.stringify({ VolumeSize: 1, ClientToken: 't1', Tags: [{ Key: 'a', Value: 'b' }] }),
+          body: JSON.stringify({
+            VolumeSize: 1,
+            ClientToken: 't1',
+            Tags: [{ Key: 'a', Value: 'b' }],
+          }),
         }),
       );
       assert.equal(started.status, 201);
@@ -70,7 +74,12 @@ it('maps the REST-JSON bindings and encodes errors with the model statuses', asy
         'INVALID_BLOCK',
       );
       assertError(
-        await ebs(request('PUT', `/snapshots/${id}/blocks/4`, { headers: { ...headers, 'x-amz-data-length': 'many' }, body: data })),
+        await ebs(
+          request('PUT', `/snapshots/${id}/blocks/4`, {
+            headers: { ...headers, 'x-amz-data-length': 'many' },
+            body: data,
+          }),
+        ),
         400,
         'ValidationException',
       );
@@ -80,7 +89,11 @@ it('maps the REST-JSON bindings and encodes errors with the model statuses', asy
         'ValidationException',
       );
       assertError(
-        await ebs(request('POST', '/snapshots', { body: JSON.stringify({ VolumeSize: 2, ClientToken: 't1' }) })),
+        await ebs(
+          request('POST', '/snapshots', {
+            body: JSON.stringify({ VolumeSize: 2, ClientToken: 't1' }),
+          }),
+        ),
         409,
         'ConflictException',
       );
@@ -90,14 +103,22 @@ it('maps the REST-JSON bindings and encodes errors with the model statuses', asy
         402,
         'ServiceQuotaExceededException',
       );
-      assertError(await ebs(request('POST', '/snapshots', { body: '{' })), 400, 'ValidationException');
+      assertError(
+        await ebs(request('POST', '/snapshots', { body: '{' })),
+        400,
+        'ValidationException',
+      );
       assertError(
         await ebs(request('GET', '/snapshots/snap-0123456789abcdef0/blocks')),
         404,
         'ResourceNotFoundException',
         'SNAPSHOT_NOT_FOUND',
       );
-      assertError(await ebs(request('DELETE', `/snapshots/${id}`)), 404, 'UnknownOperationException');
+      assertError(
+        await ebs(request('DELETE', `/snapshots/${id}`)),
+        404,
+        'UnknownOperationException',
+      );
       const done = await ebs(
         request('POST', `/snapshots/completion/${id}`, {
           headers: {
@@ -110,10 +131,15 @@ it('maps the REST-JSON bindings and encodes errors with the model statuses', asy
       );
       assert.equal(done.status, 202);
       assert.deepEqual(json(done), { Status: 'completed' });
-      const list = await ebs(request('GET', `/snapshots/${id}/blocks`, { query: 'maxResults=100' }));
+      const list = await ebs(
+        request('GET', `/snapshots/${id}/blocks`, { query: 'maxResults=100' }),
+      );
       assert.equal(list.status, 200);
       const blocks = json(list).Blocks as Array<{ BlockIndex: number; BlockToken: string }>;
-      assert.deepEqual(blocks.map((b) => b.BlockIndex), [3]);
+      assert.deepEqual(
+        blocks.map((b) => b.BlockIndex),
+        [3],
+      );
       assert.equal(json(list).NextToken, undefined);
       const got = await ebs(
         request('GET', `/snapshots/${id}/blocks/3`, {

@@ -73,10 +73,18 @@ function client(url: string, region = 'us-east-1'): EBSClient {
 
 async function rejectsWith(p: Promise<unknown>, name: string, reason?: string): Promise<void> {
   await assert.rejects(p, (error: unknown) => {
-    const e = error as { name: string; message: string; Reason?: string; $metadata?: { httpStatusCode?: number } };
+    const e = error as {
+      name: string;
+      message: string;
+      Reason?: string;
+      $metadata?: { httpStatusCode?: number };
+    };
     assert.equal(e.name, name, e.message);
     if (reason !== undefined) assert.equal(e.Reason, reason);
-    assert.ok(e.message.length > 0 && e.message !== 'UnknownError', 'the message reaches the client');
+    assert.ok(
+      e.message.length > 0 && e.message !== 'UnknownError',
+      'the message reaches the client',
+    );
     return true;
   });
 }
@@ -147,7 +155,10 @@ describe('EBS direct API through @aws-sdk/client-ebs', () => {
     );
     assert.equal(done.Status, 'completed');
     const list = await ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snap }));
-    assert.deepEqual(list.Blocks?.map((b) => b.BlockIndex), indexes);
+    assert.deepEqual(
+      list.Blocks?.map((b) => b.BlockIndex),
+      indexes,
+    );
     assert.equal(list.VolumeSize, 1);
     assert.equal(list.BlockSize, 524288);
     assert.ok(list.ExpiryTime instanceof Date && list.ExpiryTime.getTime() > Date.now());
@@ -165,7 +176,9 @@ describe('EBS direct API through @aws-sdk/client-ebs', () => {
     assert.ok(Buffer.from(await got.BlockData!.transformToByteArray()).equals(data[1]!));
 
     // An incremental child: one block changed, one added.
-    const child = await ebs.send(new StartSnapshotCommand({ VolumeSize: 1, ParentSnapshotId: snap }));
+    const child = await ebs.send(
+      new StartSnapshotCommand({ VolumeSize: 1, ParentSnapshotId: snap }),
+    );
     assert.equal(child.ParentSnapshotId, snap);
     const changed = [block(200), block(201)];
     for (const [i, idx] of [5, 9].entries()) {
@@ -192,7 +205,10 @@ describe('EBS direct API through @aws-sdk/client-ebs', () => {
     const diff = await ebs.send(
       new ListChangedBlocksCommand({ FirstSnapshotId: snap, SecondSnapshotId: child.SnapshotId! }),
     );
-    assert.deepEqual(diff.ChangedBlocks?.map((b) => b.BlockIndex), [5, 9]);
+    assert.deepEqual(
+      diff.ChangedBlocks?.map((b) => b.BlockIndex),
+      [5, 9],
+    );
     assert.ok(diff.ChangedBlocks![0]!.FirstBlockToken && diff.ChangedBlocks![0]!.SecondBlockToken);
     assert.equal(diff.ChangedBlocks![1]!.FirstBlockToken, undefined);
     const newer = await ebs.send(
@@ -203,12 +219,23 @@ describe('EBS direct API through @aws-sdk/client-ebs', () => {
       }),
     );
     assert.ok(Buffer.from(await newer.BlockData!.transformToByteArray()).equals(changed[0]!));
-    const childList = await ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: child.SnapshotId! }));
-    assert.deepEqual(childList.Blocks?.map((b) => b.BlockIndex), [0, 5, 9, 2047]);
+    const childList = await ebs.send(
+      new ListSnapshotBlocksCommand({ SnapshotId: child.SnapshotId! }),
+    );
+    assert.deepEqual(
+      childList.Blocks?.map((b) => b.BlockIndex),
+      [0, 5, 9, 2047],
+    );
     // Throttling: GetSnapshotBlock allows a burst of 4 here, two used above.
     const token = childList.Blocks![0]!.BlockToken!;
     const get = () =>
-      ebs.send(new GetSnapshotBlockCommand({ SnapshotId: child.SnapshotId!, BlockIndex: 0, BlockToken: token }));
+      ebs.send(
+        new GetSnapshotBlockCommand({
+          SnapshotId: child.SnapshotId!,
+          BlockIndex: 0,
+          BlockToken: token,
+        }),
+      );
     await get();
     await get();
     await rejectsWith(get(), 'RequestThrottledException', 'ACCOUNT_THROTTLED');
@@ -217,7 +244,9 @@ describe('EBS direct API through @aws-sdk/client-ebs', () => {
   it('surfaces the EBS exceptions by name', async () => {
     // us-west-2: its own rate-limit buckets, untouched by the test above.
     const ebs = client(url, 'us-west-2');
-    const { SnapshotId } = await ebs.send(new StartSnapshotCommand({ VolumeSize: 1, ClientToken: 'wire-token' }));
+    const { SnapshotId } = await ebs.send(
+      new StartSnapshotCommand({ VolumeSize: 1, ClientToken: 'wire-token' }),
+    );
     const snap = SnapshotId!;
     const data = block(7);
     const putAt = (index: number, checksum = sha256b64(data)) =>
@@ -231,7 +260,11 @@ describe('EBS direct API through @aws-sdk/client-ebs', () => {
           ChecksumAlgorithm: 'SHA256',
         }),
       );
-    await rejectsWith(putAt(0, sha256b64(block(8))), 'ValidationException', 'INVALID_PARAMETER_VALUE');
+    await rejectsWith(
+      putAt(0, sha256b64(block(8))),
+      'ValidationException',
+      'INVALID_PARAMETER_VALUE',
+    );
     await rejectsWith(putAt(2048), 'ValidationException', 'INVALID_BLOCK');
     await putAt(1);
     await rejectsWith(
@@ -250,7 +283,9 @@ describe('EBS direct API through @aws-sdk/client-ebs', () => {
       ),
       'ValidationException',
     );
-    const again = await ebs.send(new StartSnapshotCommand({ VolumeSize: 1, ClientToken: 'wire-token' }));
+    const again = await ebs.send(
+      new StartSnapshotCommand({ VolumeSize: 1, ClientToken: 'wire-token' }),
+    );
     assert.equal(again.SnapshotId, snap, 'the same token and parameters answer the same snapshot');
     await rejectsWith(
       ebs.send(new StartSnapshotCommand({ VolumeSize: 2, ClientToken: 'wire-token' })),
@@ -268,7 +303,9 @@ describe('EBS direct API through @aws-sdk/client-ebs', () => {
     );
     await ebs.send(new CompleteSnapshotCommand({ SnapshotId: snap, ChangedBlocksCount: 1 }));
     await rejectsWith(
-      ebs.send(new GetSnapshotBlockCommand({ SnapshotId: snap, BlockIndex: 1, BlockToken: 'AAAA' })),
+      ebs.send(
+        new GetSnapshotBlockCommand({ SnapshotId: snap, BlockIndex: 1, BlockToken: 'AAAA' }),
+      ),
       'ValidationException',
       'INVALID_BLOCK_TOKEN',
     );

@@ -31,7 +31,10 @@ export function linear(blocks: readonly Buffer[]): string {
 }
 
 /** A clock tests move by hand. */
-export function fakeClock(start = Date.UTC(2026, 0, 1)): { now: () => number; advance: (ms: number) => void } {
+export function fakeClock(start = Date.UTC(2026, 0, 1)): {
+  now: () => number;
+  advance: (ms: number) => void;
+} {
   let t = start;
   return {
     now: () => t,

@@ -1,6 +1,6 @@
 import type { CloudRequest, CloudResponse, ServiceHandler } from '../service.js';
 import { invalid } from './ebs-error.js';
-import type { EbsContext, EbsEngine } from './engine.js';
+import type { EbsEngine } from './engine.js';
 import {
   ebsErrorResponse,
   epochSeconds,
@@ -13,6 +13,7 @@ import {
   requiredInt,
   requiredString,
 } from './rest-json.js';
+import type { EbsContext } from './snapshot-area.js';
 import type { SnapshotTag } from './snapshot-record.js';
 import type { StartSnapshotInput } from './validate.js';
 
@@ -81,7 +82,11 @@ function blockIndex(s: string): number {
   return Number(s);
 }
 
-async function start(engine: EbsEngine, ctx: EbsContext, req: CloudRequest): Promise<CloudResponse> {
+async function start(
+  engine: EbsEngine,
+  ctx: EbsContext,
+  req: CloudRequest,
+): Promise<CloudResponse> {
   const doc = jsonBody(req.body);
   const input: StartSnapshotInput = {
     volumeSize: num(doc.VolumeSize, 'VolumeSize', true)!,
@@ -254,7 +259,8 @@ function num(v: unknown, name: string, required: boolean): number | undefined {
 
 function bool(v: unknown, name: string): boolean | undefined {
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'boolean') throw invalid('INVALID_PARAMETER_VALUE', `${name} must be a boolean.`);
+  if (typeof v !== 'boolean')
+    throw invalid('INVALID_PARAMETER_VALUE', `${name} must be a boolean.`);
   return v;
 }
 

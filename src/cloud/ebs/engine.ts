@@ -20,23 +20,6 @@ import {
   DEFAULT_BLOCK_TOKEN_TTL_SECONDS,
   DEFAULT_PENDING_SNAPSHOT_LIMIT,
 } from './limits.js';
-import { type JournalEntry, PutJournal } from './put-journal.js';
-import { type EbsOperation, RateLimiter, type RateLimits } from './rate-limiter.js';
-import {
-  recordInfo,
-  type SnapshotInfo,
-  type SnapshotRecord,
-  type SnapshotTag,
-} from './snapshot-record.js';
-import {
-  type Area,
-  type Pending,
-  type EbsContext,
-  loadArea,
-  mapPath,
-  newPending,
-  saveRecord,
-} from './snapshot-area.js';
 import type {
   ChangedBlock,
   CompleteSnapshotInput,
@@ -47,6 +30,23 @@ import type {
   PutSnapshotBlockInput,
   SnapshotBlock,
 } from './operations.js';
+import { type JournalEntry, PutJournal } from './put-journal.js';
+import { type EbsOperation, RateLimiter, type RateLimits } from './rate-limiter.js';
+import {
+  type Area,
+  type EbsContext,
+  loadArea,
+  mapPath,
+  newPending,
+  type Pending,
+  saveRecord,
+} from './snapshot-area.js';
+import {
+  recordInfo,
+  type SnapshotInfo,
+  type SnapshotRecord,
+  type SnapshotTag,
+} from './snapshot-record.js';
 import { TokenSigner } from './tokens.js';
 import {
   checkAlgorithm,
@@ -338,7 +338,10 @@ export class EbsEngine {
     checkSnapshotId(input.snapshotId);
     const count = input.changedBlocksCount;
     if (!Number.isSafeInteger(count) || count < 0) {
-      throw invalid('INVALID_PARAMETER_VALUE', `ChangedBlocksCount must be 0 or more, not ${count}.`);
+      throw invalid(
+        'INVALID_PARAMETER_VALUE',
+        `ChangedBlocksCount must be 0 or more, not ${count}.`,
+      );
     }
     let given: string | null = null;
     if (input.checksum !== undefined) {
@@ -351,7 +354,10 @@ export class EbsEngine {
         );
       }
       given = input.checksum;
-    } else if (input.checksumAlgorithm !== undefined || input.checksumAggregationMethod !== undefined) {
+    } else if (
+      input.checksumAlgorithm !== undefined ||
+      input.checksumAggregationMethod !== undefined
+    ) {
       throw invalid(
         'INVALID_PARAMETER_VALUE',
         'ChecksumAlgorithm and ChecksumAggregationMethod need a Checksum.',
@@ -548,7 +554,11 @@ export class EbsEngine {
   }
 
   /** Replaces a snapshot's tags (EC2 CreateTags and DeleteTags); the caller checks them. */
-  async setTags(ctx: EbsContext, snapshotId: string, tags: readonly SnapshotTag[]): Promise<SnapshotInfo> {
+  async setTags(
+    ctx: EbsContext,
+    snapshotId: string,
+    tags: readonly SnapshotTag[],
+  ): Promise<SnapshotInfo> {
     const area = await this.area(ctx);
     return this.locked(`${area.dir}/${snapshotId}`, async () => {
       const r = await this.expireIfDue(area, this.live(area, snapshotId));
@@ -621,7 +631,8 @@ export class EbsEngine {
     const source = this.completed(src, snapshotId);
     const map = await this.resolve(src, source);
     const dest = await this.area(to);
-    const encrypted = source.encrypted || options.encrypted === true || options.kmsKeyArn !== undefined;
+    const encrypted =
+      source.encrypted || options.encrypted === true || options.kmsKeyArn !== undefined;
     // KMS keys are regional and the source's may be another account's: a
     // copy keeps the source's key only within its account and region.
     const sameArea = from.account === to.account && from.region === to.region;
@@ -720,10 +731,15 @@ export class EbsEngine {
     return Math.floor(this.now() / 1000) + ttl;
   }
 
-  private startIndex(token: string | undefined, scope: string, starting: number | undefined): number {
+  private startIndex(
+    token: string | undefined,
+    scope: string,
+    starting: number | undefined,
+  ): number {
     if (token === undefined) return checkStartingBlockIndex(starting);
     const next = this.signer.checkPageToken(token, scope);
-    if (next === null) throw invalid('INVALID_PAGE_TOKEN', 'The NextToken is not valid for this listing.');
+    if (next === null)
+      throw invalid('INVALID_PAGE_TOKEN', 'The NextToken is not valid for this listing.');
     return next;
   }
 
@@ -748,7 +764,10 @@ export class EbsEngine {
   private area(ctx: EbsContext): Promise<Area> {
     if (!ACCOUNT.test(ctx.account) || !REGION.test(ctx.region)) {
       return Promise.reject(
-        new EbsError('InternalServerException', `Invalid account or region '${ctx.account}/${ctx.region}'.`),
+        new EbsError(
+          'InternalServerException',
+          `Invalid account or region '${ctx.account}/${ctx.region}'.`,
+        ),
       );
     }
     const key = `${ctx.account}/${ctx.region}`;
@@ -830,7 +849,10 @@ export class EbsEngine {
     if (cached !== undefined) return cached;
     const map = decodeBlockMap(await readFile(mapPath(area, id)));
     if (map === null) {
-      throw new EbsError('InternalServerException', `The block map of snapshot '${id}' is damaged.`);
+      throw new EbsError(
+        'InternalServerException',
+        `The block map of snapshot '${id}' is damaged.`,
+      );
     }
     this.remember(this.ownMaps, id, map);
     return map;

@@ -58,7 +58,10 @@ export async function loadArea(root: string, ctx: EbsContext): Promise<Area> {
     const path = join(dir, 'journals', `${r.id}.log`);
     const { journal, entries } = await PutJournal.open(path);
     const mtime = (await stat(path)).mtimeMs;
-    area.pending.set(r.id, newPending(journal, entries, Math.max(r.startTime, entries.length > 0 ? mtime : 0)));
+    area.pending.set(
+      r.id,
+      newPending(journal, entries, Math.max(r.startTime, entries.length > 0 ? mtime : 0)),
+    );
   }
   return area;
 }
@@ -76,8 +79,11 @@ export async function saveRecord(area: Area, record: SnapshotRecord): Promise<vo
   area.records.set(record.id, record);
 }
 
-
-export function newPending(journal: PutJournal, entries: readonly JournalEntry[], at: number): Pending {
+export function newPending(
+  journal: PutJournal,
+  entries: readonly JournalEntry[],
+  at: number,
+): Pending {
   const own = new Map<number, string>();
   let progress = -1;
   for (const e of entries) {
@@ -86,4 +92,3 @@ export function newPending(journal: PutJournal, entries: readonly JournalEntry[]
   }
   return { journal, own, progress, lastActivity: at, inflight: 0, closed: false, idle: [] };
 }
-

@@ -56,7 +56,8 @@ export function checkStartingBlockIndex(n: number | undefined): number {
 
 /** Decodes a base64 SHA-256 checksum to its 32 bytes, or throws. */
 export function decodeChecksum(checksum: string, what: string): Buffer {
-  const b = CHECKSUM.test(checksum) && checksum.length <= 64 ? Buffer.from(checksum, 'base64') : null;
+  const b =
+    CHECKSUM.test(checksum) && checksum.length <= 64 ? Buffer.from(checksum, 'base64') : null;
   if (b === null || b.length !== 32) {
     throw invalid('INVALID_PARAMETER_VALUE', `The ${what} is not a base64 SHA-256 checksum.`);
   }
@@ -115,7 +116,10 @@ export function normalStart(input: StartSnapshotInput): NormalStart {
   }
   const tags = input.tags ?? [];
   if (tags.length > MAX_TAGS) {
-    throw invalid('INVALID_TAG', `A snapshot can have at most ${MAX_TAGS} tags, not ${tags.length}.`);
+    throw invalid(
+      'INVALID_TAG',
+      `A snapshot can have at most ${MAX_TAGS} tags, not ${tags.length}.`,
+    );
   }
   const keys = new Set<string>();
   for (const t of tags) {
@@ -126,14 +130,20 @@ export function normalStart(input: StartSnapshotInput): NormalStart {
       throw invalid('INVALID_TAG', `The tag key '${t.key}' uses the reserved prefix aws:.`);
     }
     if (typeof t.value !== 'string' || t.value.length > MAX_TAG_VALUE) {
-      throw invalid('INVALID_TAG', `The value of tag '${t.key}' must be at most ${MAX_TAG_VALUE} characters.`);
+      throw invalid(
+        'INVALID_TAG',
+        `The value of tag '${t.key}' must be at most ${MAX_TAG_VALUE} characters.`,
+      );
     }
     if (keys.has(t.key)) throw invalid('INVALID_TAG', `The tag key '${t.key}' is given twice.`);
     keys.add(t.key);
   }
   const d = input.description;
   if (d !== undefined && (d.length === 0 || d.length > MAX_DESCRIPTION)) {
-    throw invalid('INVALID_PARAMETER_VALUE', `The description must be 1 to ${MAX_DESCRIPTION} characters.`);
+    throw invalid(
+      'INVALID_PARAMETER_VALUE',
+      `The description must be 1 to ${MAX_DESCRIPTION} characters.`,
+    );
   }
   const c = input.clientToken;
   if (c !== undefined && (c.length === 0 || c.length > MAX_CLIENT_TOKEN || /\s/.test(c))) {
