@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BLOCK_SIZE } from './limits.js';
 
@@ -56,7 +56,17 @@ export class BlockStore {
    * it records the block (null when the block was already stored).
    */
   async put(digest: string, data: Buffer): Promise<string | null> {
-    if (await this.has(digest)) return null;
+    if (await this.has(digest)) {
+      // Fresh again, so that garbage collection's grace period covers the
+      // put that is about to refer to it.
+      const now = new Date();
+      try {
+        await utimes(this.path(digest), now, now);
+        return null;
+      } catch {
+        // collected meanwhile: store it again
+      }
+    }
     const dir = this.shardDir(digest);
     if (!this.shards.has(dir)) {
       await mkdir(dir, { recursive: true });
