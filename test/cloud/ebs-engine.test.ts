@@ -614,7 +614,7 @@ describe('EBS engine', () => {
         await put(engine, snapshotId, 7, block(7));
         assert.match(
           await readFile(journal, 'latin1'),
-          /^4 [0-9a-f]{64} -1\n5 [0-9a-f]{64} -1\n7 [0-9a-f]{64} -1\n$/,
+          /^4 [0-9a-f]{64} -1 \d+\n5 [0-9a-f]{64} -1 \d+\n7 [0-9a-f]{64} -1 \d+\n$/,
         );
         await engine.completeSnapshot(CTX, {
           snapshotId,
@@ -631,6 +631,34 @@ describe('EBS engine', () => {
         const all = await readAll(engine, snapshotId);
         assert.deepEqual([...all.keys()], [4, 5, 7]);
         assert.ok(all.get(5)!.equals(block(5)));
+      } finally {
+        await engine.close();
+      }
+    });
+  });
+
+  it('counts the timeout from the last put, across a restart', async () => {
+    const clock = fakeClock();
+    await withTempDir(async (dir) => {
+      let engine = await EbsEngine.open(dir, { now: clock.now });
+      const { snapshotId } = await engine.startSnapshot(CTX, { volumeSize: 1, timeout: 10 });
+      clock.advance(9 * 60_000);
+      await put(engine, snapshotId, 0, block(0));
+      await engine.close();
+      clock.advance(6 * 60_000);
+      engine = await EbsEngine.open(dir, { now: clock.now });
+      try {
+        assert.equal((await engine.getSnapshot(CTX, snapshotId))?.status, 'pending');
+        clock.advance(4 * 60_000);
+        assert.equal((await engine.getSnapshot(CTX, snapshotId))?.status, 'error');
+      } finally {
+        await engine.close();
+      }
+      engine = await EbsEngine.open(dir, { now: clock.now });
+      try {
+        const info = await engine.getSnapshot(CTX, snapshotId);
+        assert.equal(info?.status, 'error', 'the error state is on disk');
+        assert.match(info?.statusMessage ?? '', /timed out/);
       } finally {
         await engine.close();
       }

@@ -318,7 +318,7 @@ export class EbsEngine {
     pending.inflight++;
     try {
       const dir = await this.blocks.put(digest, input.data);
-      const entry: JournalEntry = { index: input.blockIndex, digest, progress };
+      const entry: JournalEntry = { index: input.blockIndex, digest, progress, time: this.now() };
       await pending.journal.append(entry, dir);
       pending.own.set(input.blockIndex, digest);
       if (progress >= 0) pending.progress = progress;

@@ -8,9 +8,11 @@ export interface JournalEntry {
   readonly digest: string;
   /** The x-amz-Progress the put carried, or -1. */
   readonly progress: number;
+  /** When the put was made (ms since the epoch, the engine's clock). */
+  readonly time: number;
 }
 
-const LINE = /^(\d{1,10}) ([0-9a-f]{64}) (-1|\d{1,3})$/;
+const LINE = /^(\d{1,10}) ([0-9a-f]{64}) (-1|\d{1,3}) (\d{1,15})$/;
 
 interface Waiter {
   readonly line: string;
@@ -21,7 +23,7 @@ interface Waiter {
 
 /**
  * The puts of one pending snapshot, as an append-only file of lines
- * "<index> <sha256 hex> <progress>\n". A put is acknowledged only after its
+ * "<index> <sha256 hex> <progress> <time ms>\n". A put is acknowledged only after its
  * line is fsynced, and its block file is durable before the line is written,
  * so every line names a whole block. Puts that arrive while a write is in
  * flight are committed together with one write and one fsync (group commit).
@@ -54,7 +56,12 @@ export class PutJournal {
       if (nl < 0) break;
       const m = LINE.exec(text.slice(start, nl));
       if (!m) break;
-      entries.push({ index: Number(m[1]), digest: m[2]!, progress: Number(m[3]) });
+      entries.push({
+        index: Number(m[1]),
+        digest: m[2]!,
+        progress: Number(m[3]),
+        time: Number(m[4]),
+      });
       start = nl + 1;
       good = start;
     }
@@ -70,7 +77,7 @@ export class PutJournal {
    * be fsynced first (null if none). Resolves once the line is durable.
    */
   append(entry: JournalEntry, dir: string | null): Promise<void> {
-    const line = `${entry.index} ${entry.digest} ${entry.progress}\n`;
+    const line = `${entry.index} ${entry.digest} ${entry.progress} ${Math.floor(entry.time)}\n`;
     return new Promise((resolve, reject) => {
       this.queue.push({ line, dir, resolve, reject });
       if (!this.flushing) void this.flush();

@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../store/local-store.js';
 import { type JournalEntry, PutJournal } from './put-journal.js';
@@ -57,11 +57,7 @@ export async function loadArea(root: string, ctx: EbsContext): Promise<Area> {
     if (r.status !== 'pending' || r.deleted !== null) continue;
     const path = join(dir, 'journals', `${r.id}.log`);
     const { journal, entries } = await PutJournal.open(path);
-    const mtime = (await stat(path)).mtimeMs;
-    area.pending.set(
-      r.id,
-      newPending(journal, entries, Math.max(r.startTime, entries.length > 0 ? mtime : 0)),
-    );
+    area.pending.set(r.id, newPending(journal, entries, r.startTime));
   }
   return area;
 }
@@ -82,13 +78,15 @@ export async function saveRecord(area: Area, record: SnapshotRecord): Promise<vo
 export function newPending(
   journal: PutJournal,
   entries: readonly JournalEntry[],
-  at: number,
+  start: number,
 ): Pending {
   const own = new Map<number, string>();
   let progress = -1;
+  let at = start;
   for (const e of entries) {
     own.set(e.index, e.digest);
     if (e.progress >= 0) progress = e.progress;
+    at = Math.max(at, e.time);
   }
   return { journal, own, progress, lastActivity: at, inflight: 0, closed: false, idle: [] };
 }
