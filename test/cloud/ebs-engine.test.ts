@@ -637,6 +637,31 @@ describe('EBS engine', () => {
     });
   });
 
+  it('takes 64 concurrent puts, all of them durable', async () => {
+    await withTempDir(async (dir) => {
+      let engine = await EbsEngine.open(dir);
+      const { snapshotId } = await engine.startSnapshot(CTX, { volumeSize: 1 });
+      const indexes = Array.from({ length: 64 }, (_, i) => i * 31);
+      await Promise.all(indexes.map((i) => put(engine, snapshotId, i, block(i))));
+      await engine.close();
+      engine = await EbsEngine.open(dir);
+      try {
+        await engine.completeSnapshot(CTX, {
+          snapshotId,
+          changedBlocksCount: 64,
+          checksum: linear(indexes.map((i) => block(i))),
+          checksumAlgorithm: 'SHA256',
+          checksumAggregationMethod: 'LINEAR',
+        });
+        const all = await readAll(engine, snapshotId);
+        assert.deepEqual([...all.keys()], indexes);
+        for (const i of indexes) assert.ok(all.get(i)!.equals(block(i)));
+      } finally {
+        await engine.close();
+      }
+    });
+  });
+
   it('counts the timeout from the last put, across a restart', async () => {
     const clock = fakeClock();
     await withTempDir(async (dir) => {

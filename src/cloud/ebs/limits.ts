@@ -23,3 +23,9 @@ export const MAX_CLIENT_TOKEN = 255;
 export const DEFAULT_PENDING_SNAPSHOT_LIMIT = 100;
 /** How long block tokens stay valid (ExpiryTime of the list operations). */
 export const DEFAULT_BLOCK_TOKEN_TTL_SECONDS = 7 * 24 * 3600;
+/**
+ * The largest request body the EBS direct API takes: one block
+ * (PutSnapshotBlock); StartSnapshot's JSON, with 50 tags, is far smaller.
+ * The endpoint caps bodies of the ebs service at this.
+ */
+export const MAX_REQUEST_BODY = BLOCK_SIZE;
