@@ -33,12 +33,14 @@ export function errorResponse(
   message: string,
   reason?: string,
 ): CloudResponse {
+  // The model's ErrorMessage is at most 256 characters.
+  const text = message.length > 256 ? `${message.slice(0, 253)}...` : message;
   return jsonResponse(
     status,
     requestId,
     {
-      message,
-      Message: message,
+      message: text,
+      Message: text,
       ...(reason === undefined ? {} : { Reason: reason }),
     },
     { 'x-amzn-ErrorType': name },
