@@ -190,6 +190,31 @@ it('answers as botocore\u2019s EBS model says', {
           ),
         ),
       );
+      // Errors: the type header names an exception of the model, the body
+      // carries its members (and the lowercase message AWS's JSON services send).
+      const errors = [
+        await ebs(request('GET', '/snapshots/snap-00000000000000000/blocks')),
+        await ebs(request('GET', `/snapshots/${id}/blocks`, {}, Buffer.alloc(0), 'pageToken=AAAA')),
+        await ebs(
+          request('POST', `/snapshots/completion/${id}`, { 'x-amz-changedblockscount': '5' }),
+        ),
+      ];
+      for (const r of errors) {
+        const name = r.headers['x-amzn-ErrorType']!;
+        const shape = m.shapes[name];
+        assert.ok(shape?.exception, `${name} is an exception of the model`);
+        assert.equal(r.status, shape.error?.httpStatusCode);
+        const doc = JSON.parse(r.body!.toString()) as Record<string, unknown>;
+        for (const k of Object.keys(doc)) {
+          assert.ok(k === 'message' || k in (shape.members ?? {}), `${name}: member ${k}`);
+        }
+        const reason = doc.Reason;
+        if (reason !== undefined) {
+          const member = shape.members?.Reason;
+          const values = (m.shapes[member!.shape] as { enum?: string[] }).enum ?? [];
+          assert.ok(values.includes(reason as string), `${name}: Reason ${String(reason)}`);
+        }
+      }
     } finally {
       await engine.close();
     }
