@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,7 +17,7 @@ import {
 } from '@aws-sdk/client-ebs';
 import { EbsEngine, ebsService } from '../../src/cloud/ebs/index.js';
 import type { CloudRequest, ServiceHandler } from '../../src/cloud/service.js';
-import { block, linear, sha256b64 } from '../helpers/ebs.js';
+import { block, linear, sha256, sha256b64 } from '../helpers/ebs.js';
 
 /**
  * A stand-in for the endpoint: every request becomes a CloudRequest for
@@ -318,6 +318,31 @@ describe('EBS direct API through @aws-sdk/client-ebs', () => {
     await rejectsWith(
       client(url, 'eu-west-1').send(new ListSnapshotBlocksCommand({ SnapshotId: snap })),
       'ResourceNotFoundException',
+    );
+    await rejectsWith(
+      ebs.send(
+        new StartSnapshotCommand({
+          VolumeSize: 1,
+          Encrypted: true,
+          KmsKeyArn: 'arn:aws:kms:us-west-2:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+        }),
+      ),
+      'AccessDeniedException',
+      'DEPENDENCY_ACCESS_DENIED',
+    );
+    // A block damaged on disk is refused, not served.
+    const list = await ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snap }));
+    const digest = sha256(data).toString('hex');
+    await writeFile(join(dir, 'blocks', digest.slice(0, 2), digest), Buffer.alloc(524288));
+    await rejectsWith(
+      ebs.send(
+        new GetSnapshotBlockCommand({
+          SnapshotId: snap,
+          BlockIndex: 1,
+          BlockToken: list.Blocks![0]!.BlockToken!,
+        }),
+      ),
+      'InternalServerException',
     );
   });
 });
