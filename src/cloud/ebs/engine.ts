@@ -460,7 +460,7 @@ export class EbsEngine {
       input.firstSnapshotId === undefined
         ? undefined
         : this.completed(area, input.firstSnapshotId, 'FirstSnapshotId');
-    if (first !== undefined && this.root_(area, first) !== this.root_(area, second)) {
+    if (first !== undefined && this.lineageRoot(area, first) !== this.lineageRoot(area, second)) {
       throw invalid(
         'UNRELATED_SNAPSHOTS',
         `The snapshots '${first.id}' and '${second.id}' are not of the same lineage.`,
@@ -834,7 +834,7 @@ export class EbsEngine {
   }
 
   /** The root of a snapshot's lineage (the oldest ancestor). */
-  private root_(area: Area, r: SnapshotRecord): string {
+  private lineageRoot(area: Area, r: SnapshotRecord): string {
     let cur = r;
     for (let i = 0; cur.parentId !== null; i++) {
       const parent = area.records.get(cur.parentId);
