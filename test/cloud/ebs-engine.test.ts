@@ -9,6 +9,7 @@ import {
   type EbsExceptionName,
   isEbsError,
 } from '../../src/cloud/ebs/index.js';
+import { isFerryError } from '../../src/errors/index.js';
 import { block, CTX, fakeClock, linear, sha256b64 } from '../helpers/ebs.js';
 import { withTempDir } from '../helpers/qemu.js';
 
@@ -634,6 +635,17 @@ describe('EBS engine', () => {
       } finally {
         await engine.close();
       }
+    });
+  });
+
+  it('holds its data directory: a second engine on it is refused until the first closes', async () => {
+    await withTempDir(async (dir) => {
+      const engine = await EbsEngine.open(dir);
+      await assert.rejects(EbsEngine.open(dir), (e: unknown) =>
+        isFerryError(e, 'FERRY_STORE_LOCKED'),
+      );
+      await engine.close();
+      await (await EbsEngine.open(dir)).close();
     });
   });
 

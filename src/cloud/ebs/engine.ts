@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../store/local-store.js';
+import { withLock } from '../../store/store-lock.js';
 import {
   type BlockMap,
   decodeBlockMap,
@@ -101,7 +102,7 @@ const MAP_CACHE = 8;
  *   accounts/<account>/<region>/snapshots/    <id>.json records, <id>.map own blocks
  *   accounts/<account>/<region>/journals/     <id>.log puts of pending snapshots
  *
- * One engine process owns a data directory.
+ * One engine owns a data directory at a time (its lock file, `lock`).
  */
 export class EbsEngine {
   readonly root: string;
@@ -115,9 +116,11 @@ export class EbsEngine {
   private readonly ownMaps = new Map<string, BlockMap>();
   private readonly resolved = new Map<string, BlockMap>();
   private readonly guards: InUseGuard[] = [];
+  private readonly lock: HeldLock;
 
-  private constructor(root: string, secret: Buffer, options: EbsEngineOptions) {
+  private constructor(root: string, secret: Buffer, options: EbsEngineOptions, lock: HeldLock) {
     this.root = root;
+    this.lock = lock;
     this.blocks = new BlockStore(root);
     this.signer = new TokenSigner(secret);
     this.now = options.now ?? Date.now;
@@ -125,8 +128,27 @@ export class EbsEngine {
     this.options = options;
   }
 
+  /**
+   * Opens (creating) the engine's data directory and holds its lock until
+   * close(): a second engine on the directory fails with FERRY_STORE_LOCKED
+   * (a lock left by a killed process of this host is taken over).
+   */
   static async open(root: string, options: EbsEngineOptions = {}): Promise<EbsEngine> {
     await mkdir(root, { recursive: true });
+    const lock = await holdLock(join(root, 'lock'));
+    try {
+      return await EbsEngine.openLocked(root, options, lock);
+    } catch (error) {
+      await lock.release();
+      throw error;
+    }
+  }
+
+  private static async openLocked(
+    root: string,
+    options: EbsEngineOptions,
+    lock: HeldLock,
+  ): Promise<EbsEngine> {
     const secretPath = join(root, 'secret');
     let secret: Buffer;
     try {
@@ -137,7 +159,7 @@ export class EbsEngine {
       await chmod(secretPath, 0o600);
       secret = await readFile(secretPath);
     }
-    const engine = new EbsEngine(root, secret, options);
+    const engine = new EbsEngine(root, secret, options, lock);
     await engine.blocks.open();
     return engine;
   }
@@ -153,6 +175,7 @@ export class EbsEngine {
       for (const pending of area.pending.values()) await pending.journal.close();
     }
     this.areas.clear();
+    await this.lock.release();
   }
 
   // ---- The EBS direct API -------------------------------------------------
@@ -908,4 +931,35 @@ function notPending(id: string, state: string): EbsError {
 
 function ownKeyOnly(ctx: EbsContext, keyArn: string): boolean {
   return keyArn.split(':')[4] === ctx.account;
+}
+
+interface HeldLock {
+  release(): Promise<void>;
+}
+
+/** Takes the lock file at `path` (the store's lock protocol) and holds it until released. */
+async function holdLock(path: string): Promise<HeldLock> {
+  let acquired!: () => void;
+  const ready = new Promise<void>((r) => {
+    acquired = r;
+  });
+  let release!: () => void;
+  const done = new Promise<void>((r) => {
+    release = r;
+  });
+  const held = withLock(
+    path,
+    async () => {
+      acquired();
+      await done;
+    },
+    { timeoutMs: 0 },
+  );
+  await Promise.race([ready, held]);
+  return {
+    release: async () => {
+      release();
+      await held;
+    },
+  };
 }
