@@ -1,8 +1,10 @@
 /**
  * The local cloud as a whole: the accounts config and state of one data
- * directory, the services of this slice (STS, KMS, EC2), and the HTTP
- * server in front of them.
+ * directory, its services (STS, KMS, EC2, EBS direct), and the HTTP server
+ * in front of them.
  */
+
+import { join } from 'node:path';
 import { FerryError } from '../errors/index.js';
 import {
   Accounts,
@@ -12,10 +14,11 @@ import {
   loadCloudConfig,
 } from './accounts.js';
 import { stateDir } from './data-dir.js';
+import { EbsEngine, ebsService, MAX_REQUEST_BODY } from './ebs/index.js';
 import { ec2Service } from './ec2.js';
 import { EC2_BASE_ACTIONS } from './ec2-regions.js';
 import { kmsService } from './kms.js';
-import { KmsKeys } from './kms-keys.js';
+import { canUse, KmsKeys } from './kms-keys.js';
 import { CloudServer, type CloudService, type SigningIdentity } from './server.js';
 import { Sessions } from './sessions.js';
 import { StateStore } from './state-store.js';
@@ -50,6 +53,7 @@ export class CloudEndpoint {
   readonly state: StateStore;
   readonly sessions: Sessions;
   readonly kms: KmsKeys;
+  readonly ebs: EbsEngine;
   private readonly server: CloudServer;
   private url: string | undefined;
 
@@ -58,13 +62,16 @@ export class CloudEndpoint {
     accounts: Accounts,
     state: StateStore,
     sessions: Sessions,
+    kms: KmsKeys,
+    ebs: EbsEngine,
   ) {
     const now = options.now ?? Date.now;
     this.dataDir = options.dataDir;
     this.accounts = accounts;
     this.state = state;
     this.sessions = sessions;
-    this.kms = new KmsKeys(state, now);
+    this.kms = kms;
+    this.ebs = ebs;
     this.server = new CloudServer({
       host: options.host ?? '127.0.0.1',
       port: options.port ?? DEFAULT_CLOUD_PORT,
@@ -75,6 +82,12 @@ export class CloudEndpoint {
     this.server.register(stsService({ accounts, sessions, now }));
     this.server.register(kmsService(this.kms));
     this.server.register(ec2Service(EC2_BASE_ACTIONS));
+    this.server.register({
+      name: 'ebs',
+      protocol: 'rest-json',
+      maxBodyBytes: MAX_REQUEST_BODY,
+      handler: ebsService(ebs),
+    });
   }
 
   /** Reads the data directory's config and state; refuses an unsafe listen address. */
@@ -92,7 +105,20 @@ export class CloudEndpoint {
       );
     const state = new StateStore(stateDir(options.dataDir));
     const sessions = await Sessions.open(state, accounts.ids());
-    return new CloudEndpoint(options, accounts, state, sessions);
+    const kms = new KmsKeys(state, options.now ?? Date.now);
+    // Encrypted snapshots use the account's alias/aws/ebs key unless they name one, and
+    // a key is usable only by the accounts its policy allows (AWS managed keys: their own).
+    const ebs = await EbsEngine.open(join(stateDir(options.dataDir), 'ebs'), {
+      ...(options.now === undefined ? {} : { now: options.now }),
+      defaultKmsKeyArn: async (account, region) => (await kms.defaultEbsKey(account, region)).arn,
+      canUseKey: async (ctx, arn) => {
+        const m = /^arn:aws:kms:([a-z0-9-]+):(\d{12}):key\/(.+)$/.exec(arn);
+        if (m === null) return false;
+        const key = (await kms.keys(m[2]!, m[1]!)).find((k) => k.arn === arn);
+        return key !== undefined && canUse(key, ctx.account);
+      },
+    });
+    return new CloudEndpoint(options, accounts, state, sessions, kms, ebs);
   }
 
   /** Adds a service (one per SigV4 service name; a later one replaces an earlier one). */
@@ -133,7 +159,8 @@ export class CloudEndpoint {
     return this.url;
   }
 
-  close(): Promise<void> {
-    return this.server.close();
+  async close(): Promise<void> {
+    await this.server.close();
+    await this.ebs.close();
   }
 }

@@ -77,7 +77,7 @@ export interface EbsEngineOptions {
   /** Request-rate limits per account, region and operation (none by default). */
   readonly rateLimits?: RateLimits;
   /** The account's default EBS key in a region (alias/aws/ebs), for encrypted snapshots without KmsKeyArn. */
-  readonly defaultKmsKeyArn?: (account: string, region: string) => string;
+  readonly defaultKmsKeyArn?: (account: string, region: string) => string | Promise<string>;
   /** Whether the account encrypts new snapshots by default in a region. */
   readonly encryptionByDefault?: (account: string, region: string) => boolean;
   /** Whether the caller may use a KMS key (default: keys of its own account only). */
@@ -255,7 +255,7 @@ export class EbsEngine {
         );
       }
       if (encrypted) {
-        key ??= this.defaultKey(ctx);
+        key ??= await this.defaultKey(ctx);
         const allowed = await (this.options.canUseKey ?? ownKeyOnly)(ctx, key);
         if (!allowed) {
           throw new EbsError(
@@ -660,7 +660,7 @@ export class EbsEngine {
     // copy keeps the source's key only within its account and region.
     const sameArea = from.account === to.account && from.region === to.region;
     const kept = source.encrypted && sameArea ? source.kmsKeyArn : null;
-    const key = encrypted ? (options.kmsKeyArn ?? kept ?? this.defaultKey(to)) : null;
+    const key = encrypted ? (options.kmsKeyArn ?? kept ?? (await this.defaultKey(to))) : null;
     let id: string;
     do id = `snap-${randomBytes(9).toString('hex').slice(0, 17)}`;
     while (dest.records.has(id));
@@ -736,7 +736,7 @@ export class EbsEngine {
     this.limiter.take(ctx.account, ctx.region, op);
   }
 
-  private defaultKey(ctx: EbsContext): string {
+  private async defaultKey(ctx: EbsContext): Promise<string> {
     if (this.options.defaultKmsKeyArn !== undefined) {
       return this.options.defaultKmsKeyArn(ctx.account, ctx.region);
     }
