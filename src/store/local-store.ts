@@ -51,10 +51,17 @@ export function defaultStoreDir(): string {
   return join(data, 'ferry', 'store');
 }
 
-/** Writes `data` to `path` atomically: a temporary file beside it, fsync, rename. */
-export async function writeFileAtomic(path: string, data: string | Buffer): Promise<void> {
+/**
+ * Writes `data` to `path` atomically: a temporary file (beside it, or `tmp`
+ * on the same file system), fsync, rename.
+ */
+export async function writeFileAtomic(
+  path: string,
+  data: string | Buffer,
+  tmpPath?: string,
+): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  const tmp = tmpPath ?? `${path}.${randomBytes(6).toString('hex')}.tmp`;
   const fh = await open(tmp, 'wx', 0o644);
   try {
     await fh.writeFile(data);

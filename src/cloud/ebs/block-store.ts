@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../../store/local-store.js';
 import { BLOCK_SIZE } from './limits.js';
 
 /** The SHA-256 of a block, as the 64 hex digits that name its file. */
@@ -73,19 +74,7 @@ export class BlockStore {
       this.shards.add(dir);
     }
     const tmp = join(this.root, 'tmp', `${digest.slice(0, 16)}.${randomBytes(6).toString('hex')}`);
-    const fh = await open(tmp, 'wx', 0o644);
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await rename(tmp, this.path(digest));
-    } catch (error) {
-      await unlink(tmp).catch(() => {});
-      throw error;
-    }
+    await writeFileAtomic(this.path(digest), data, tmp);
     return dir;
   }
 
