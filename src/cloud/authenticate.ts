@@ -233,13 +233,15 @@ const HEX64 = /^[0-9a-f]{64}$/;
  * body; a presigned URL without one may have signed either UNSIGNED-PAYLOAD
  * (S3, botocore) or the empty body's hash (other services, the JS SDK).
  * A declared hash that the body does not match is refused after that.
+ * Returns the body's SHA-256 (hex) when it was computed, so that a service
+ * need not hash the same bytes again.
  */
 export function verifySignature(
   req: WireRequest,
   auth: ParsedAuth,
   secret: string,
   body: Buffer,
-): void {
+): string | undefined {
   const headers = canonicalHeaders(req.rawHeaders, auth.signedHeaders);
   if (headers === null)
     throw new AuthFailure(
@@ -249,7 +251,9 @@ export function verifySignature(
   const declared = auth.presigned
     ? queryValue(req, 'X-Amz-Content-Sha256')
     : req.header('x-amz-content-sha256');
-  const bodyHash = sha256Hex(body);
+  // Hashing a body costs as much as the request's other work: only when a hash is in play.
+  const needsHash = declared === undefined || HEX64.test(declared);
+  const bodyHash = needsHash ? sha256Hex(body) : '';
   const candidates =
     declared !== undefined
       ? [declared]
@@ -286,4 +290,5 @@ export function verifySignature(
       'content-sha-mismatch',
       "The provided 'x-amz-content-sha256' header does not match what was computed.",
     );
+  return needsHash ? bodyHash : undefined;
 }

@@ -217,7 +217,7 @@ export class CloudServer {
           `The request body exceeds the ${service.maxBodyBytes} bytes ${service.name} accepts.`,
         );
       }
-      verifySignature(wire, auth, identity.secretAccessKey, body);
+      const bodySha256 = verifySignature(wire, auth, identity.secretAccessKey, body);
       account = identity.account;
       const request: CloudRequest = {
         method: wire.method,
@@ -225,6 +225,7 @@ export class CloudServer {
         query: new URLSearchParams(pairs),
         headers: req.headers,
         body,
+        ...(bodySha256 === undefined ? {} : { bodySha256 }),
         account: identity.account,
         region: auth.region,
         principal: identity.principal,

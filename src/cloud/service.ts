@@ -9,6 +9,8 @@ export interface CloudRequest {
   readonly headers: IncomingHttpHeaders;
   /** The whole body (the server caps its size per service). */
   readonly body: Buffer;
+  /** The body's SHA-256 (hex), when the server computed it to check the signature. */
+  readonly bodySha256?: string;
   /** The 12-digit account the credentials belong to. */
   readonly account: string;
   readonly region: string;
