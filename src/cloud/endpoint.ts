@@ -92,7 +92,8 @@ export class CloudEndpoint {
 
   /** Reads the data directory's config and state; refuses an unsafe listen address. */
   static async open(options: CloudEndpointOptions): Promise<CloudEndpoint> {
-    const accounts = new Accounts(await loadCloudConfig(options.dataDir));
+    const config = await loadCloudConfig(options.dataDir);
+    const accounts = new Accounts(config);
     const host = options.host ?? '127.0.0.1';
     if (accounts.defaultCredentials && !isLoopback(host))
       throw new FerryError(
@@ -110,6 +111,10 @@ export class CloudEndpoint {
     // a key is usable only by the accounts its policy allows (AWS managed keys: their own).
     const ebs = await EbsEngine.open(join(stateDir(options.dataDir), 'ebs'), {
       ...(options.now === undefined ? {} : { now: options.now }),
+      ...(config.ebs.pendingSnapshotLimit === undefined
+        ? {}
+        : { pendingSnapshotLimit: config.ebs.pendingSnapshotLimit }),
+      ...(config.ebs.rateLimits === undefined ? {} : { rateLimits: config.ebs.rateLimits }),
       defaultKmsKeyArn: async (account, region) => (await kms.defaultEbsKey(account, region)).arn,
       canUseKey: async (ctx, arn) => {
         const m = /^arn:aws:kms:([a-z0-9-]+):(\d{12}):key\/(.+)$/.exec(arn);
