@@ -488,13 +488,28 @@ function identify(model: ServiceModel, ex: Exchange): string | undefined {
   let best: string | undefined;
   let bestScore = -1;
   for (const [name, op] of Object.entries(model.operations)) {
-    const score = matchRest(
+    let score = matchRest(
       op.http.requestUri,
       ex.method,
       op.http.method,
       decodeURIComponent(url.pathname),
       url.searchParams,
     );
+    if (score < 0) continue;
+    // Operations that share a URI (PutObject and CopyObject, UploadPart and
+    // UploadPartCopy, ...) differ in their required headers and query members.
+    const input = op.input === undefined ? undefined : model.shapes[op.input.shape];
+    for (const r of input?.required ?? []) {
+      const m = input?.members?.[r];
+      if (m?.location === 'header') {
+        if (header(ex.requestHeaders, m.locationName ?? r) === undefined) score = -1;
+        else score += 3;
+      } else if (m?.location === 'querystring') {
+        if (!url.searchParams.has(m.locationName ?? r)) score = -1;
+        else score += 3;
+      }
+      if (score < 0) break;
+    }
     if (score > bestScore) {
       best = name;
       bestScore = score;
