@@ -1,0 +1,120 @@
+/**
+ * Small disks for VM Import tests: a Debian-like MBR disk (mke2fs -d and
+ * sfdisk, as the inspect tests make them) that inspect judges importable,
+ * and its broken variants. Its first stage is a few bytes of real-mode code
+ * of ferry's tests, not GRUB: it writes one line to COM1 and halts, so a
+ * QEMU boot of the imported snapshot shows (or, for the variant that never
+ * boots, never shows) what a guest reaching userspace prints. It carries
+ * GRUB's first-stage messages so inspect names the boot code grub2, as it
+ * would for a disk with GRUB's boot.img.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdir, open, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export const haveDiskTools =
+  spawnSync('sh', ['-c', 'command -v mke2fs && command -v sfdisk']).status === 0;
+export const haveQemu = spawnSync('sh', ['-c', 'command -v qemu-system-x86_64']).status === 0;
+
+export const KVER = '6.1.0-18-cloud-amd64';
+const UUID = '11111111-2222-3333-4444-555555555555';
+export const DISK_BYTES = 24 * 1024 * 1024;
+
+/** A fake bzImage header: version string and the 64-bit flag (what inspect reads). */
+function bzImage(version: string): Buffer {
+  const b = Buffer.alloc(0x1000);
+  b.write('HdrS', 0x202, 'latin1');
+  b.writeUInt16LE(0x020f, 0x206);
+  b.writeUInt16LE(0x600, 0x20e);
+  b.write(`${version} (debian-kernel@lists.debian.org) #1 SMP\0`, 0x800, 'latin1');
+  b.writeUInt16LE(1, 0x236);
+  return b;
+}
+
+/**
+ * 440 bytes of MBR boot code:
+ *   cli; xor ax,ax; mov ds,ax; mov si,msg; mov dx,0x3f8
+ *   next: lodsb; test al,al; jz halt; out dx,al; jmp next
+ *   halt: hlt; jmp halt
+ *   msg:  the line, NUL, then GRUB's first-stage messages (data only).
+ */
+export function serialBootCode(line: string): Buffer {
+  const code = Buffer.from('fa31c08ed8be167cbaf803ac84c07403eeebf8f4ebfd', 'hex');
+  const msg = Buffer.from(`\r\n${line}\r\n\0`, 'latin1');
+  const grub = Buffer.from('GRUB \0Geom\0Hard Disk\0Read\0 Error', 'latin1');
+  const out = Buffer.alloc(440);
+  Buffer.concat([code, msg, grub]).copy(out);
+  if (code.length + msg.length + grub.length > 440) throw new Error('boot code too long');
+  return out;
+}
+
+export interface DiskOptions {
+  /** /etc/os-release present (without it inspect cannot tell the OS). */
+  readonly osRelease?: boolean;
+  /** What the boot code prints on COM1. */
+  readonly bootLine?: string;
+}
+
+/** A Debian 12-like root on MBR partition 1 (ext4) with a supported kernel. */
+export async function makeDebianDisk(dir: string, opts: DiskOptions = {}): Promise<string> {
+  const root = join(dir, 'root');
+  for (const d of ['etc', 'boot/grub', 'usr/bin', `lib/modules/${KVER}/kernel/drivers/block`])
+    await mkdir(join(root, d), { recursive: true });
+  if (opts.osRelease !== false)
+    await writeFile(
+      join(root, 'etc/os-release'),
+      'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n',
+    );
+  await writeFile(join(root, 'etc/fstab'), `UUID=${UUID} / ext4 defaults 0 1\n`);
+  await writeFile(
+    join(root, 'boot/grub/grub.cfg'),
+    `linux /boot/vmlinuz-${KVER} root=UUID=${UUID} ro console=ttyS0\n`,
+  );
+  await writeFile(join(root, `boot/vmlinuz-${KVER}`), bzImage(KVER));
+  await writeFile(join(root, `boot/initrd.img-${KVER}`), 'initrd');
+  await writeFile(
+    join(root, `lib/modules/${KVER}/modules.builtin`),
+    'kernel/drivers/nvme/host/nvme.ko\n',
+  );
+  await writeFile(join(root, `lib/modules/${KVER}/kernel/drivers/block/virtio_blk.ko`), 'ko');
+  await writeFile(join(root, 'usr/bin/cloud-init'), '#!/bin/sh\n');
+  const fs = join(dir, 'fs.img');
+  execFileSync(
+    'mke2fs',
+    ['-q', '-t', 'ext4', '-U', UUID, '-L', 'root', '-d', root, '-F', fs, '16M'],
+    { stdio: 'ignore' },
+  );
+  const disk = join(dir, 'disk.img');
+  const fh = await open(disk, 'w');
+  await fh.truncate(DISK_BYTES);
+  await fh.close();
+  execFileSync('sfdisk', ['-q', disk], { input: 'start=2048, type=83, bootable\n' });
+  execFileSync('dd', [
+    `if=${fs}`,
+    `of=${disk}`,
+    'bs=512',
+    'seek=2048',
+    'conv=notrunc',
+    'status=none',
+  ]);
+  const mbr = await open(disk, 'r+');
+  try {
+    await mbr.write(
+      serialBootCode(opts.bootLine ?? 'Reached target Multi-User System.'),
+      0,
+      440,
+      0,
+    );
+  } finally {
+    await mbr.close();
+  }
+  return disk;
+}
+
+/** An all-zero disk: no partition table, no filesystem. */
+export async function makeEmptyDisk(path: string, size = 8 * 1024 * 1024): Promise<string> {
+  const fh = await open(path, 'w');
+  await fh.truncate(size);
+  await fh.close();
+  return path;
+}
