@@ -2,10 +2,17 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { CancelImportTaskCommand, ImportImageCommand } from '@aws-sdk/client-ec2';
+import {
+  CancelImportTaskCommand,
+  DescribeImportImageTasksCommand,
+  DescribeImportSnapshotTasksCommand,
+  type DescribeImportSnapshotTasksCommandInput,
+  ImportImageCommand,
+  ImportSnapshotCommand,
+} from '@aws-sdk/client-ec2';
 import { withCloud } from '../helpers/cloud.js';
 import { CTX } from '../helpers/ebs.js';
-import { haveDiskTools, makeDebianDisk } from '../helpers/import-disks.js';
+import { haveDiskTools, haveQemu, makeDebianDisk } from '../helpers/import-disks.js';
 import { withTempDir } from '../helpers/qemu.js';
 import { doubles, ec2Client, gate, waitImage } from '../helpers/vm-import.js';
 
@@ -109,4 +116,171 @@ describe('VM Import: cancel, restart, boot, describe', {
       });
     });
   }
+
+  it('boots the imported disk under QEMU: booted when the console shows userspace, FirstBootFailure on timeout', {
+    skip: haveQemu ? false : 'qemu-system-x86_64 missing',
+  }, async () => {
+    await withTempDir(async (dir) => {
+      await mkdir(join(dir, 'good'));
+      await mkdir(join(dir, 'hangs'));
+      const good = await makeDebianDisk(join(dir, 'good'));
+      // Boot code that prints a line but never anything of userspace.
+      const hangs = await makeDebianDisk(join(dir, 'hangs'), { bootLine: 'Loading Linux ...' });
+      const d = doubles({ boot: { timeoutMs: 6000, memoryMiB: 128 } });
+      d.objects.set('imports/good.raw', good);
+      d.objects.set('imports/hangs.raw', hangs);
+      await withCloud(
+        async ({ url, endpoint }) => {
+          const ec2 = ec2Client(url);
+          const ok = await ec2.send(
+            new ImportImageCommand({
+              DiskContainers: [{ Format: 'RAW', Url: 's3://imports/good.raw' }],
+            }),
+          );
+          const bad = await ec2.send(
+            new ImportImageCommand({
+              DiskContainers: [{ Format: 'RAW', Url: 's3://imports/hangs.raw' }],
+            }),
+          );
+          const booted = await waitImage(ec2, ok.ImportTaskId!);
+          assert.equal(booted.task.Status, 'completed', booted.task.StatusMessage);
+          const started = Date.now();
+          const failed = await waitImage(ec2, bad.ImportTaskId!);
+          assert.equal(failed.task.Status, 'deleted');
+          assert.equal(
+            failed.task.StatusMessage,
+            'FirstBootFailure: This import request failed because the instance failed to boot and establish network connectivity.',
+          );
+          assert.ok(Date.now() - started < 60_000);
+          const records = await endpoint.vmImport!.tasks(CTX, 'image');
+          const okRecord = records.find((t) => t.id === ok.ImportTaskId)!;
+          assert.match(
+            okRecord.timeline.find((e) => e.message === 'booting')?.note ?? '',
+            /QEMU \(TCG\) with SeaBIOS/,
+          );
+          assert.ok(okRecord.timeline.some((e) => e.message === 'booted'));
+          const badRecord = records.find((t) => t.id === bad.ImportTaskId)!;
+          assert.deepEqual(
+            badRecord.timeline.slice(-3).map((e) => [e.status, e.message]),
+            [
+              ['active', 'booting'],
+              ['deleting', failed.task.StatusMessage],
+              ['deleted', failed.task.StatusMessage],
+            ],
+          );
+          // The failed task's snapshot is gone; the good one's stays, its AMI's root.
+          assert.deepEqual(
+            (await endpoint.ebs.listSnapshots(CTX)).map((s) => s.snapshotId),
+            [okRecord.snapshotId],
+          );
+          assert.equal(d.registered.length, 1);
+        },
+        { extra: { vmImport: d.deps } },
+      );
+    });
+  });
+
+  it('lists tasks by id, task-state and tag, a page at a time, and honours ClientToken', async () => {
+    await withTempDir(async (dir) => {
+      const raw = await makeDebianDisk(dir);
+      const d = doubles();
+      d.objects.set('imports/debian.raw', raw);
+      await withCloud(
+        async ({ url }) => {
+          const ec2 = ec2Client(url);
+          const ids: string[] = [];
+          for (let i = 0; i < 5; i++) {
+            const r = await ec2.send(
+              new ImportSnapshotCommand({
+                DiskContainer: container,
+                TagSpecifications: [
+                  {
+                    ResourceType: 'import-snapshot-task',
+                    Tags: [{ Key: 'n', Value: String(i % 2) }],
+                  },
+                ],
+              }),
+            );
+            ids.push(r.ImportTaskId!);
+          }
+          // A failing one (no such object), to filter on its state.
+          const gone = await ec2.send(
+            new ImportSnapshotCommand({ DiskContainer: { Url: 's3://imports/none.raw' } }),
+          );
+          const list = async (input: DescribeImportSnapshotTasksCommandInput = {}) => {
+            const seen: string[] = [];
+            let token: string | undefined;
+            let pages = 0;
+            do {
+              const r = await ec2.send(
+                new DescribeImportSnapshotTasksCommand({
+                  ...input,
+                  MaxResults: 2,
+                  NextToken: token,
+                }),
+              );
+              seen.push(...(r.ImportSnapshotTasks ?? []).map((t) => t.ImportTaskId!));
+              token = r.NextToken;
+              pages++;
+            } while (token !== undefined);
+            return { seen, pages };
+          };
+          for (const id of [...ids, gone.ImportTaskId!]) {
+            const end = Date.now() + 30_000;
+            for (;;) {
+              const r = await ec2.send(
+                new DescribeImportSnapshotTasksCommand({ ImportTaskIds: [id] }),
+              );
+              const s = r.ImportSnapshotTasks?.[0]?.SnapshotTaskDetail?.Status;
+              if (s === 'completed' || s === 'deleted') break;
+              assert.ok(Date.now() < end);
+              await new Promise((r) => setTimeout(r, 20));
+            }
+          }
+          const all = await list();
+          assert.deepEqual(all.seen, [...ids, gone.ImportTaskId]);
+          assert.equal(all.pages, 3);
+          assert.deepEqual(
+            (await list({ Filters: [{ Name: 'task-state', Values: ['deleted'] }] })).seen,
+            [gone.ImportTaskId],
+          );
+          assert.deepEqual((await list({ Filters: [{ Name: 'tag:n', Values: ['1'] }] })).seen, [
+            ids[1],
+            ids[3],
+          ]);
+          assert.deepEqual((await list({ ImportTaskIds: [ids[4]!, ids[0]!] })).seen, [
+            ids[0],
+            ids[4],
+          ]);
+          await assert.rejects(
+            ec2.send(new DescribeImportSnapshotTasksCommand({ NextToken: 'not-a-token' })),
+            { name: 'InvalidParameterValue' },
+          );
+          // The image task list does not show snapshot tasks.
+          const images = await ec2.send(new DescribeImportImageTasksCommand({}));
+          assert.deepEqual(images.ImportImageTasks, []);
+          // The same ClientToken gives the same task; with other parameters it is refused.
+          const a = await ec2.send(
+            new ImportImageCommand({ ClientToken: 'tok-1', DiskContainers: [container] }),
+          );
+          const b = await ec2.send(
+            new ImportImageCommand({ ClientToken: 'tok-1', DiskContainers: [container] }),
+          );
+          assert.equal(a.ImportTaskId, b.ImportTaskId);
+          await assert.rejects(
+            ec2.send(
+              new ImportImageCommand({
+                ClientToken: 'tok-1',
+                Description: 'other',
+                DiskContainers: [container],
+              }),
+            ),
+            { name: 'IdempotentParameterMismatch' },
+          );
+          await waitImage(ec2, a.ImportTaskId!);
+        },
+        { extra: { vmImport: d.deps } },
+      );
+    });
+  });
 });
