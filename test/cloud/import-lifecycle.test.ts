@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import {
   CancelImportTaskCommand,
   DescribeImportImageTasksCommand,
@@ -14,7 +16,15 @@ import { withCloud } from '../helpers/cloud.js';
 import { CTX } from '../helpers/ebs.js';
 import { haveDiskTools, haveQemu, makeDebianDisk } from '../helpers/import-disks.js';
 import { withTempDir } from '../helpers/qemu.js';
-import { doubles, ec2Client, gate, waitImage } from '../helpers/vm-import.js';
+import { doubles, ec2Client, gate, waitImage, waitUntil } from '../helpers/vm-import.js';
+
+const CHILD = fileURLToPath(new URL('../helpers/import-crash-child.js', import.meta.url));
+
+/** QEMU processes this test process started (the endpoint runs in it). */
+function qemuChildren(): number {
+  const r = spawnSync('ps', ['-o', 'comm=', '--ppid', String(process.pid)], { encoding: 'utf8' });
+  return r.stdout.split('\n').filter((l) => l.startsWith('qemu-system')).length;
+}
 
 const container = { Format: 'RAW', UserBucket: { S3Bucket: 'imports', S3Key: 'debian.raw' } };
 
@@ -177,6 +187,30 @@ describe('VM Import: cancel, restart, boot, describe', {
         },
         { extra: { vmImport: d.deps } },
       );
+      // A cancel while the guest boots kills QEMU at once.
+      const slow = doubles({ boot: { timeoutMs: 600_000, memoryMiB: 128 } });
+      slow.objects.set('imports/hangs.raw', hangs);
+      await withCloud(
+        async ({ url, endpoint }) => {
+          const ec2 = ec2Client(url);
+          const { ImportTaskId: id } = await ec2.send(
+            new ImportImageCommand({
+              DiskContainers: [{ Format: 'RAW', Url: 's3://imports/hangs.raw' }],
+            }),
+          );
+          await waitUntil(ec2, id!, (t) => t.StatusMessage === 'booting');
+          await new Promise((r) => setTimeout(r, 300));
+          assert.ok(qemuChildren() > 0, 'QEMU is running');
+          const started = Date.now();
+          await ec2.send(new CancelImportTaskCommand({ ImportTaskId: id }));
+          const { task } = await waitImage(ec2, id!);
+          assert.equal(task.Status, 'deleted');
+          assert.ok(Date.now() - started < 10_000);
+          assert.equal(qemuChildren(), 0);
+          assert.deepEqual(await endpoint.ebs.listSnapshots(CTX), []);
+        },
+        { extra: { vmImport: slow.deps } },
+      );
     });
   });
 
@@ -280,6 +314,79 @@ describe('VM Import: cancel, restart, boot, describe', {
           await waitImage(ec2, a.ImportTaskId!);
         },
         { extra: { vmImport: d.deps } },
+      );
+    });
+  });
+
+  it('survives kill -9 mid-conversion: the task starts over from its record, the orphan snapshot removed', async () => {
+    await withTempDir(async (dir) => {
+      const raw = await makeDebianDisk(dir);
+      const data = join(dir, 'cloud');
+      await mkdir(data);
+      const child = spawn(process.execPath, [CHILD, data, raw], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      const held = await new Promise<[string, string]>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          const m = /held (\S+) (\S+)\n/.exec(out);
+          if (m !== null) resolve([m[1]!, m[2]!]);
+        });
+        child.on('exit', (code) => reject(new Error(`child exited ${code}: ${out}`)));
+      });
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+      const [id, orphan] = held;
+      const d = doubles();
+      d.objects.set('imports/debian.raw', raw);
+      await withCloud(
+        async ({ url, endpoint }) => {
+          const { task } = await waitImage(ec2Client(url), id);
+          assert.equal(task.Status, 'completed', task.StatusMessage);
+          const record = (await endpoint.vmImport!.tasks(CTX, 'image'))[0]!;
+          assert.notEqual(record.snapshotId, orphan);
+          assert.equal(await endpoint.ebs.getSnapshot(CTX, orphan), undefined);
+          assert.equal(d.registered.length, 1);
+        },
+        { dir: data, extra: { vmImport: d.deps } },
+      );
+    });
+  });
+
+  it('runs at most `concurrency` tasks; a queued task cancelled before it starts ends deleted', async () => {
+    await withTempDir(async (dir) => {
+      const raw = await makeDebianDisk(dir);
+      const g = gate('validating');
+      const d = doubles({ checkpoint: g.checkpoint });
+      d.objects.set('imports/debian.raw', raw);
+      await withCloud(
+        async ({ url }) => {
+          const ec2 = ec2Client(url);
+          const first = (await ec2.send(new ImportImageCommand({ DiskContainers: [container] })))
+            .ImportTaskId!;
+          await g.reached;
+          const second = (await ec2.send(new ImportImageCommand({ DiskContainers: [container] })))
+            .ImportTaskId!;
+          const third = (await ec2.send(new ImportImageCommand({ DiskContainers: [container] })))
+            .ImportTaskId!;
+          await new Promise((r) => setTimeout(r, 200));
+          // One worker, held in validating: the others wait as pending.
+          for (const id of [second, third]) {
+            const t = await waitUntil(ec2, id, () => true);
+            assert.equal(t.StatusMessage, 'pending');
+          }
+          const r = await ec2.send(new CancelImportTaskCommand({ ImportTaskId: second }));
+          assert.equal(r.State, 'deleting');
+          const cancelled = await waitImage(ec2, second);
+          assert.equal(cancelled.task.Status, 'deleted');
+          assert.equal(cancelled.task.StatusMessage, 'The import task was cancelled.');
+          g.open();
+          assert.equal((await waitImage(ec2, first)).task.Status, 'completed');
+          assert.equal((await waitImage(ec2, third)).task.Status, 'completed');
+        },
+        { extra: { vmImport: { ...d.deps, concurrency: 1 } } },
       );
     });
   });
