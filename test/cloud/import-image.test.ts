@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, open, readFile } from 'node:fs/promises';
+import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import {
@@ -13,7 +13,12 @@ import type { CloudEndpoint } from '../../src/cloud/index.js';
 import { convertImage } from '../../src/disk/index.js';
 import { withCloud } from '../helpers/cloud.js';
 import { CTX } from '../helpers/ebs.js';
-import { haveDiskTools, makeDebianDisk, makeEmptyDisk } from '../helpers/import-disks.js';
+import {
+  breakFillerGrain,
+  haveDiskTools,
+  makeDebianDisk,
+  makeEmptyDisk,
+} from '../helpers/import-disks.js';
 import { withTempDir } from '../helpers/qemu.js';
 import { doubles, ec2Client, type Seen, waitImage, waitSnapshot } from '../helpers/vm-import.js';
 
@@ -60,7 +65,7 @@ function assertWalk(seen: readonly Seen[], order: readonly string[]) {
 describe('VM Import: ImportImage and ImportSnapshot', {
   skip: haveDiskTools ? false : 'mke2fs or sfdisk missing',
 }, () => {
-  it('imports a Debian disk from VMDK and from raw, walking every state into an AMI', async () => {
+  it('imports a Debian disk from VMDK, raw, OVA, VHD and VHDX, walking every state into an AMI', async () => {
     await withTempDir(async (dir) => {
       const raw = await makeDebianDisk(dir);
       const vmdk = join(dir, 'disk.vmdk');
@@ -68,13 +73,22 @@ describe('VM Import: ImportImage and ImportSnapshot', {
       const d = doubles();
       d.objects.set('imports/debian.vmdk', vmdk);
       d.objects.set('imports/debian.raw', raw);
+      for (const to of ['ova', 'vhd', 'vhdx'] as const) {
+        const path = join(dir, `disk.${to}`);
+        await convertImage(raw, path, { to });
+        d.objects.set(`imports/debian.${to}`, path);
+      }
       await withCloud(
         async ({ url, endpoint }) => {
           const ec2 = ec2Client(url);
           for (const [container, format] of [
             { Format: 'vmdk', UserBucket: { S3Bucket: 'imports', S3Key: 'debian.vmdk' } },
             { Format: 'RAW', Url: 's3://imports/debian.raw' },
-          ].map((c) => [c, c.Format.toUpperCase()] as const)) {
+            { Format: 'OVA', Url: 's3://imports/debian.ova' },
+            { Format: 'VHD', Url: 's3://imports/debian.vhd' },
+            // No Format: the bytes say which.
+            { Url: 's3://imports/debian.vhdx' },
+          ].map((c) => [c, (c.Format ?? 'vhdx').toUpperCase()] as const)) {
             const started = await ec2.send(
               new ImportImageCommand({
                 Description: 'debian 12',
@@ -128,7 +142,7 @@ describe('VM Import: ImportImage and ImportSnapshot', {
               /boot skipped: booting is turned off/,
             );
           }
-          assert.equal(d.registered.length, 2);
+          assert.equal(d.registered.length, 5);
         },
         { extra: { vmImport: d.deps } },
       );
@@ -181,7 +195,15 @@ describe('VM Import: ImportImage and ImportSnapshot', {
       const fh = await open(corrupt, 'w');
       await fh.write(bytes);
       await fh.close();
+      await mkdir(join(dir, 'filler'));
+      const filled = await makeDebianDisk(join(dir, 'filler'), { filler: 2 * 1024 * 1024 });
+      const grainy = join(dir, 'grain.vmdk');
+      await convertImage(filled, grainy, { to: 'vmdk' });
+      const grainBytes = await readFile(grainy);
+      breakFillerGrain(grainBytes);
+      await writeFile(grainy, grainBytes);
       const d = doubles();
+      d.objects.set('bad/grain.vmdk', grainy);
       d.objects.set('bad/no-partitions.img', empty);
       d.objects.set('bad/no-os.img', noOs);
       d.objects.set('bad/raw-as-vmdk', good);
@@ -237,6 +259,24 @@ describe('VM Import: ImportImage and ImportSnapshot', {
             );
             assert.equal(record.snapshotId, null);
           }
+          // A grain validation never read breaks while converting: the half-written snapshot goes.
+          const started = await ec2.send(
+            new ImportImageCommand({
+              DiskContainers: [
+                { Format: 'VMDK', UserBucket: { S3Bucket: 'bad', S3Key: 'grain.vmdk' } },
+              ],
+            }),
+          );
+          const { task, seen } = await waitImage(ec2, started.ImportTaskId!);
+          assert.equal(task.Status, 'deleted');
+          assert.equal(task.StatusMessage, 'ClientError: Uncompressed data has invalid length');
+          const record = (await endpoint.vmImport!.tasks(CTX, 'image')).find(
+            (t) => t.id === started.ImportTaskId,
+          )!;
+          assert.ok(
+            record.timeline.some((e) => e.message === 'converting'),
+            JSON.stringify(seen),
+          );
           // Nothing half-made is left in EBS.
           assert.deepEqual(await endpoint.ebs.listSnapshots(CTX), []);
         },

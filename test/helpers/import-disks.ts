@@ -9,6 +9,7 @@
  * would for a disk with GRUB's boot.img.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -53,6 +54,8 @@ export interface DiskOptions {
   readonly osRelease?: boolean;
   /** What the boot code prints on COM1. */
   readonly bootLine?: string;
+  /** Bytes of incompressible data in /var/filler (which inspect never reads). */
+  readonly filler?: number;
 }
 
 /** A Debian 12-like root on MBR partition 1 (ext4) with a supported kernel. */
@@ -78,6 +81,10 @@ export async function makeDebianDisk(dir: string, opts: DiskOptions = {}): Promi
   );
   await writeFile(join(root, `lib/modules/${KVER}/kernel/drivers/block/virtio_blk.ko`), 'ko');
   await writeFile(join(root, 'usr/bin/cloud-init'), '#!/bin/sh\n');
+  if (opts.filler !== undefined) {
+    await mkdir(join(root, 'var'), { recursive: true });
+    await writeFile(join(root, 'var/filler'), randomBytes(opts.filler));
+  }
   const fs = join(dir, 'fs.img');
   execFileSync(
     'mke2fs',
@@ -117,4 +124,31 @@ export async function makeEmptyDisk(path: string, size = 8 * 1024 * 1024): Promi
   await fh.truncate(size);
   await fh.close();
   return path;
+}
+
+/**
+ * Breaks the compressed data of one incompressible grain of a
+ * streamOptimized VMDK (a grain of /var/filler, which validation never
+ * reads), walking the markers from the header's overhead: a grain is LBA
+ * (8 bytes), compressed size (4) and the data; a metadata marker is its
+ * sector count, size 0 and a type, then those sectors.
+ */
+export function breakFillerGrain(vmdk: Buffer): void {
+  let at = Number(vmdk.readBigUInt64LE(64)) * 512; // overHead, in sectors
+  for (;;) {
+    if (at + 16 > vmdk.length) throw new Error('no incompressible grain found');
+    const size = vmdk.readUInt32LE(at + 8);
+    if (size === 0) {
+      // A metadata marker (grain table, directory, footer): its sectors follow; type 0 ends the stream.
+      if (vmdk.readUInt32LE(at + 12) === 0) throw new Error('no incompressible grain found');
+      at += 512 + Number(vmdk.readBigUInt64LE(at)) * 512;
+      continue;
+    }
+    if (size > 60_000) {
+      const mid = at + 12 + (size >> 1);
+      for (let i = 0; i < 64; i++) vmdk[mid + i] = (vmdk[mid + i] ?? 0) ^ 0xa5;
+      return;
+    }
+    at += Math.ceil((12 + size) / 512) * 512;
+  }
 }

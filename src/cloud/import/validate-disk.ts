@@ -51,6 +51,16 @@ function readerFailure(error: unknown, format: string): ImportFailure {
 }
 
 /**
+ * AWS's words for a reader error met while converting (a broken grain past
+ * what validation read), or undefined for errors that are not the image's.
+ */
+export function conversionFailure(error: unknown, format: string): ImportFailure | undefined {
+  if (!isFerryError(error)) return undefined;
+  const own = /^FERRY_(VMDK|VHD|VHDX|QCOW2|VDI|OVA|IMAGE|READ)_/.test(error.code);
+  return own ? readerFailure(error, format) : undefined;
+}
+
+/**
  * Opens and judges the object. On success the caller owns the image (and
  * closes it); on failure everything opened is closed.
  */

@@ -35,7 +35,7 @@ import {
   isFinal,
   type TimelineEntry,
 } from './task-record.js';
-import { validateDisk } from './validate-disk.js';
+import { conversionFailure, validateDisk } from './validate-disk.js';
 
 /** AWS's default quota of import tasks in progress per account and region. */
 export const MAX_ACTIVE_TASKS = 20;
@@ -531,7 +531,7 @@ export class VmImport {
     const [from, to] = convertRange(task.kind);
     await this.enter(ctx, id, task.kind === 'image' ? 'converting' : 'downloading/converting');
     let shown = from;
-    const written = await writeSnapshot(
+    const writing = writeSnapshot(
       this.options.engine,
       ctx,
       image,
@@ -562,6 +562,12 @@ export class VmImport {
       },
       signal,
     );
+    let written: Awaited<typeof writing>;
+    try {
+      written = await writing;
+    } catch (error) {
+      throw conversionFailure(error, task.detectedFormat ?? 'raw') ?? error;
+    }
     if (task.kind === 'image') await this.enter(ctx, id, 'updating');
     // CompleteSnapshot checks the block count and the LINEAR checksum of what went in.
     await this.options.engine.completeSnapshot(ctx, {
