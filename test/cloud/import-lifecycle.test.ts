@@ -390,4 +390,42 @@ describe('VM Import: cancel, restart, boot, describe', {
       );
     });
   });
+
+  it('fails a task interrupted by more restarts than it may resume from', async () => {
+    await withTempDir(async (dir) => {
+      let id = '';
+      for (let open = 1; open <= 6; open++) {
+        const g = gate('validating');
+        const d = doubles({ checkpoint: g.checkpoint });
+        await withCloud(
+          async ({ url }) => {
+            if (open === 1)
+              id = (
+                await ec2Client(url).send(new ImportImageCommand({ DiskContainers: [container] }))
+              ).ImportTaskId!;
+            assert.equal(await g.reached, id);
+          },
+          { dir, extra: { vmImport: d.deps } },
+        );
+      }
+      const d = doubles();
+      await withCloud(
+        async ({ url, endpoint }) => {
+          const { task } = await waitImage(ec2Client(url), id);
+          assert.equal(task.Status, 'deleted');
+          assert.equal(
+            task.StatusMessage,
+            'ServerError: an internal error has occurred during conversion.',
+          );
+          const record = (await endpoint.vmImport!.tasks(CTX, 'image'))[0]!;
+          assert.equal(
+            record.timeline.filter((e) => e.note === 'resumed after a restart of the endpoint')
+              .length,
+            5,
+          );
+        },
+        { dir, extra: { vmImport: d.deps } },
+      );
+    });
+  });
 });

@@ -43,6 +43,9 @@ export const MAX_ACTIVE_TASKS = 20;
 export const FINISHED_RETENTION_MS = 7 * 24 * 3600_000;
 /** Records kept per account and region at most (the oldest finished go first). */
 export const MAX_RECORDS = 1000;
+/** Restarts a task may resume from; at the next it fails (no task loops on a crash forever). */
+export const MAX_RESUMES = 5;
+const RESUMED = 'resumed after a restart of the endpoint';
 
 export interface VmImportOptions extends ImportDependencies {
   readonly state: StateStore;
@@ -89,11 +92,25 @@ export class VmImport {
         continue;
       }
       await vm.update(ctx, task.id, (t) => {
+        const resumes = t.timeline.filter((e) => e.note === RESUMED).length;
+        if (resumes >= MAX_RESUMES) {
+          // Interrupted this often, the task would only be interrupted again: it ends.
+          t.status = 'deleting';
+          t.statusMessage = SERVER_ERROR;
+          t.progress = null;
+          vm.push(t, {
+            status: 'deleting',
+            message: SERVER_ERROR,
+            progress: null,
+            note: `stopped by ${MAX_RESUMES} restarts`,
+          });
+          return;
+        }
         vm.push(t, {
           status: 'active',
           message: t.statusMessage,
           progress: t.progress,
-          note: 'resumed after a restart of the endpoint',
+          note: RESUMED,
         });
       });
       vm.queue.push({ ctx, id: task.id });
@@ -325,12 +342,12 @@ export class VmImport {
     }
   }
 
-  /** Moves an active task to `step` (TaskStopped if it is no longer active). */
   private async checkpoint(id: string, point: string, signal: AbortSignal): Promise<void> {
     if (this.options.checkpoint !== undefined)
       await untilAborted(this.options.checkpoint(id, point), signal);
   }
 
+  /** Moves an active task to `step` (TaskStopped if it is no longer active). */
   private async enter(
     ctx: ImportContext,
     id: string,
@@ -404,7 +421,10 @@ export class VmImport {
       try {
         await this.options.engine.deleteSnapshot(ctx, task.snapshotId);
       } catch (error) {
-        if (!isEbsError(error, 'ResourceNotFoundException')) throw error;
+        // In use (an image registered from it elsewhere): it stays, and the task still ends.
+        if (isEbsError(error, 'ConflictException'))
+          this.options.log?.(`vm-import ${id}: snapshot ${task.snapshotId} kept: ${error.message}`);
+        else if (!isEbsError(error, 'ResourceNotFoundException')) throw error;
       }
     }
     await this.update(ctx, id, (t) => {
@@ -513,9 +533,10 @@ export class VmImport {
         }),
         signal,
       );
+      // Kept even if a cancel came meanwhile: the AMI exists and its snapshot must stay.
       await this.update(ctx, id, (t) => {
-        if (t.status !== 'active') throw new TaskStopped();
         t.imageId = imageId;
+        if (t.status !== 'active') throw new TaskStopped();
       });
     }
     await this.enter(ctx, id, 'completed');
