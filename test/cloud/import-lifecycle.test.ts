@@ -14,7 +14,13 @@ import {
 } from '@aws-sdk/client-ec2';
 import { withCloud } from '../helpers/cloud.js';
 import { CTX } from '../helpers/ebs.js';
-import { haveDiskTools, haveQemu, makeDebianDisk } from '../helpers/import-disks.js';
+import {
+  haveDiskTools,
+  haveQemu,
+  haveUefiTools,
+  makeDebianDisk,
+  makeUefiDisk,
+} from '../helpers/import-disks.js';
 import { withTempDir } from '../helpers/qemu.js';
 import { doubles, ec2Client, gate, waitImage, waitUntil } from '../helpers/vm-import.js';
 
@@ -425,6 +431,35 @@ describe('VM Import: cancel, restart, boot, describe', {
           );
         },
         { dir, extra: { vmImport: d.deps } },
+      );
+    });
+  });
+
+  it('boots a UEFI-only disk with OVMF and registers it as uefi', {
+    skip:
+      haveQemu && haveUefiTools ? false : 'qemu-system-x86_64, OVMF or the GRUB EFI tools missing',
+  }, async () => {
+    await withTempDir(async (dir) => {
+      const disk = await makeUefiDisk(dir);
+      const d = doubles({ boot: { timeoutMs: 180_000, memoryMiB: 256 } });
+      d.objects.set('imports/uefi.raw', disk);
+      await withCloud(
+        async ({ url, endpoint }) => {
+          const ec2 = ec2Client(url);
+          const { ImportTaskId: id } = await ec2.send(
+            new ImportImageCommand({ DiskContainers: [{ Url: 's3://imports/uefi.raw' }] }),
+          );
+          const { task } = await waitImage(ec2, id!, 240_000);
+          assert.equal(task.Status, 'completed', task.StatusMessage);
+          assert.equal(task.BootMode, 'uefi');
+          const record = (await endpoint.vmImport!.tasks(CTX, 'image'))[0]!;
+          assert.equal(
+            record.timeline.find((e) => e.message === 'booting')?.note,
+            'QEMU (TCG) with OVMF',
+          );
+          assert.equal(d.registered[0]?.input.bootMode, 'uefi');
+        },
+        { extra: { vmImport: d.deps } },
       );
     });
   });

@@ -16,6 +16,12 @@ import { join } from 'node:path';
 export const haveDiskTools =
   spawnSync('sh', ['-c', 'command -v mke2fs && command -v sfdisk']).status === 0;
 export const haveQemu = spawnSync('sh', ['-c', 'command -v qemu-system-x86_64']).status === 0;
+/** What makeUefiDisk needs besides mke2fs and sfdisk. */
+export const haveUefiTools =
+  spawnSync('sh', [
+    '-c',
+    'command -v grub-mkimage && command -v mkfs.vfat && command -v mcopy && test -d /usr/lib/grub/x86_64-efi && test -r /usr/share/OVMF/OVMF_CODE_4M.fd',
+  ]).status === 0;
 
 export const KVER = '6.1.0-18-cloud-amd64';
 const UUID = '11111111-2222-3333-4444-555555555555';
@@ -58,8 +64,8 @@ export interface DiskOptions {
   readonly filler?: number;
 }
 
-/** A Debian 12-like root on MBR partition 1 (ext4) with a supported kernel. */
-export async function makeDebianDisk(dir: string, opts: DiskOptions = {}): Promise<string> {
+/** The Debian 12-like tree of every test disk, as an ext4 image of 16 MiB. */
+async function makeRootFs(dir: string, opts: DiskOptions): Promise<string> {
   const root = join(dir, 'root');
   for (const d of ['etc', 'boot/grub', 'usr/bin', `lib/modules/${KVER}/kernel/drivers/block`])
     await mkdir(join(root, d), { recursive: true });
@@ -91,19 +97,33 @@ export async function makeDebianDisk(dir: string, opts: DiskOptions = {}): Promi
     ['-q', '-t', 'ext4', '-U', UUID, '-L', 'root', '-d', root, '-F', fs, '16M'],
     { stdio: 'ignore' },
   );
-  const disk = join(dir, 'disk.img');
-  const fh = await open(disk, 'w');
-  await fh.truncate(DISK_BYTES);
+  return fs;
+}
+
+async function blankDisk(path: string, size: number): Promise<void> {
+  const fh = await open(path, 'w');
+  await fh.truncate(size);
   await fh.close();
-  execFileSync('sfdisk', ['-q', disk], { input: 'start=2048, type=83, bootable\n' });
+}
+
+function place(image: string, disk: string, sector: number): void {
   execFileSync('dd', [
-    `if=${fs}`,
+    `if=${image}`,
     `of=${disk}`,
     'bs=512',
-    'seek=2048',
+    `seek=${sector}`,
     'conv=notrunc',
     'status=none',
   ]);
+}
+
+/** A Debian 12-like root on MBR partition 1 (ext4) with a supported kernel. */
+export async function makeDebianDisk(dir: string, opts: DiskOptions = {}): Promise<string> {
+  const fs = await makeRootFs(dir, opts);
+  const disk = join(dir, 'disk.img');
+  await blankDisk(disk, DISK_BYTES);
+  execFileSync('sfdisk', ['-q', disk], { input: 'start=2048, type=83, bootable\n' });
+  place(fs, disk, 2048);
   const mbr = await open(disk, 'r+');
   try {
     await mbr.write(
@@ -115,6 +135,53 @@ export async function makeDebianDisk(dir: string, opts: DiskOptions = {}): Promi
   } finally {
     await mbr.close();
   }
+  return disk;
+}
+
+/**
+ * The same root on a GPT disk that boots only through UEFI: an EFI system
+ * partition whose fallback loader \\EFI\\BOOT\\BOOTX64.EFI is a GRUB image
+ * (grub-mkimage) with a built-in configuration that prints `line` on the
+ * serial console and waits, and no BIOS boot code.
+ */
+export async function makeUefiDisk(
+  dir: string,
+  line = 'Reached target UEFI test.',
+): Promise<string> {
+  const fs = await makeRootFs(dir, {});
+  const cfg = join(dir, 'embedded.cfg');
+  await writeFile(
+    cfg,
+    `serial --unit=0 --speed=115200\nterminal_output serial console\necho "${line}"\nsleep 3600\n`,
+  );
+  const efi = join(dir, 'BOOTX64.EFI');
+  execFileSync('grub-mkimage', [
+    '-O',
+    'x86_64-efi',
+    '-o',
+    efi,
+    '-p',
+    '/EFI/BOOT',
+    '-c',
+    cfg,
+    'serial',
+    'terminal',
+    'echo',
+    'sleep',
+  ]);
+  const esp = join(dir, 'esp.img');
+  await blankDisk(esp, 8 * 1024 * 1024);
+  execFileSync('mkfs.vfat', [esp], { stdio: 'ignore' });
+  execFileSync('mmd', ['-i', esp, '::/EFI', '::/EFI/BOOT']);
+  execFileSync('mcopy', ['-i', esp, efi, '::/EFI/BOOT/BOOTX64.EFI']);
+  const disk = join(dir, 'uefi.img');
+  await blankDisk(disk, 28 * 1024 * 1024);
+  execFileSync('sfdisk', ['-q', disk], {
+    input:
+      'label: gpt\nstart=2048, size=16384, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\nstart=18432, size=32768, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n',
+  });
+  place(esp, disk, 2048);
+  place(fs, disk, 18432);
   return disk;
 }
 
