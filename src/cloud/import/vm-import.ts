@@ -520,24 +520,23 @@ export class VmImport {
         | 'uefi'
         | undefined;
       const description = task.description ?? undefined;
-      const { imageId } = await untilAborted(
-        this.options.registerImage(ctx, {
-          name: id,
-          ...(description === undefined ? {} : { description }),
-          architecture: task.architecture ?? detected?.architecture ?? 'x86_64',
-          ...(bootMode === undefined ? {} : { bootMode }),
-          rootDeviceName: '/dev/sda1',
-          snapshotId: task.snapshotId!,
-          volumeSize: task.volumeSize!,
-          clientToken: id,
-        }),
-        signal,
-      );
-      // Kept even if a cancel came meanwhile: the AMI exists and its snapshot must stay.
-      await this.update(ctx, id, (t) => {
-        t.imageId = imageId;
-        if (t.status !== 'active') throw new TaskStopped();
+      // Not raced with the abort: an AMI the registry makes must be recorded, so
+      // a cancel that came meanwhile leaves its snapshot alone.
+      const { imageId } = await this.options.registerImage(ctx, {
+        name: id,
+        ...(description === undefined ? {} : { description }),
+        architecture: task.architecture ?? detected?.architecture ?? 'x86_64',
+        ...(bootMode === undefined ? {} : { bootMode }),
+        rootDeviceName: '/dev/sda1',
+        snapshotId: task.snapshotId!,
+        volumeSize: task.volumeSize!,
+        clientToken: id,
       });
+      const status = await this.update(ctx, id, (t) => {
+        t.imageId = imageId;
+        return t.status;
+      });
+      if (status !== 'active') throw new TaskStopped();
     }
     await this.enter(ctx, id, 'completed');
   }
