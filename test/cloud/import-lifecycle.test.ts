@@ -9,6 +9,7 @@ import {
   DescribeImportImageTasksCommand,
   DescribeImportSnapshotTasksCommand,
   type DescribeImportSnapshotTasksCommandInput,
+  EC2Client,
   ImportImageCommand,
   ImportSnapshotCommand,
 } from '@aws-sdk/client-ec2';
@@ -462,5 +463,42 @@ describe('VM Import: cancel, restart, boot, describe', {
         { extra: { vmImport: d.deps } },
       );
     });
+  });
+
+  it('keeps accounts and regions apart', async () => {
+    const other = { accessKeyId: 'AKIAOTHERIMPORT01', secretAccessKey: 'import-secret' };
+    const d = doubles();
+    await withCloud(
+      async ({ url }) => {
+        const mine = ec2Client(url);
+        const { ImportTaskId: id } = await mine.send(
+          new ImportImageCommand({ DiskContainers: [{ Url: 's3://imports/none.raw' }] }),
+        );
+        await waitImage(mine, id!);
+        const theirs = new EC2Client({
+          endpoint: url,
+          region: 'us-east-1',
+          credentials: other,
+          maxAttempts: 1,
+        });
+        assert.deepEqual(
+          (await theirs.send(new DescribeImportImageTasksCommand({}))).ImportImageTasks,
+          [],
+        );
+        await assert.rejects(theirs.send(new CancelImportTaskCommand({ ImportTaskId: id })), {
+          name: 'InvalidConversionTaskId',
+        });
+        const west = ec2Client(url, 'us-west-2');
+        assert.deepEqual(
+          (await west.send(new DescribeImportImageTasksCommand({}))).ImportImageTasks,
+          [],
+        );
+        assert.equal(
+          (await mine.send(new DescribeImportImageTasksCommand({}))).ImportImageTasks?.length,
+          1,
+        );
+      },
+      { config: { accounts: [{ id: '222222222222', ...other }] }, extra: { vmImport: d.deps } },
+    );
   });
 });
