@@ -185,6 +185,9 @@ describe('VM Import: ImportImage and ImportSnapshot', {
       const good = await makeDebianDisk(dir);
       await mkdir(join(dir, 'no-os'));
       const noOs = await makeDebianDisk(join(dir, 'no-os'), { osRelease: false });
+      await mkdir(join(dir, 'old-kernel'));
+      // Debian 12 with Debian 9's kernel, which VM Import's table does not list.
+      const oldKernel = await makeDebianDisk(join(dir, 'old-kernel'), { kernel: '4.9.0-19-amd64' });
       const empty = await makeEmptyDisk(join(dir, 'empty.img'));
       const vmdk = join(dir, 'good.vmdk');
       await convertImage(good, vmdk, { to: 'vmdk' });
@@ -206,11 +209,13 @@ describe('VM Import: ImportImage and ImportSnapshot', {
       d.objects.set('bad/grain.vmdk', grainy);
       d.objects.set('bad/no-partitions.img', empty);
       d.objects.set('bad/no-os.img', noOs);
+      d.objects.set('bad/old-kernel.img', oldKernel);
       d.objects.set('bad/raw-as-vmdk', good);
       d.objects.set('bad/corrupt.vmdk', corrupt);
       const cases: Array<[string, string, string]> = [
         ['no-partitions.img', 'RAW', 'ClientError: No valid partitions. Not a valid volume.'],
         ['no-os.img', 'RAW', 'ClientError: Unknown OS / Missing OS files.'],
+        ['old-kernel.img', 'RAW', 'ClientError: Unsupported kernel version 4.9.0-19-amd64'],
         [
           'raw-as-vmdk',
           'VMDK',

@@ -62,12 +62,15 @@ export interface DiskOptions {
   readonly bootLine?: string;
   /** Bytes of incompressible data in /var/filler (which inspect never reads). */
   readonly filler?: number;
+  /** The kernel release installed (default KVER, which VM Import supports for Debian 12). */
+  readonly kernel?: string;
 }
 
 /** The Debian 12-like tree of every test disk, as an ext4 image of 16 MiB. */
 async function makeRootFs(dir: string, opts: DiskOptions): Promise<string> {
   const root = join(dir, 'root');
-  for (const d of ['etc', 'boot/grub', 'usr/bin', `lib/modules/${KVER}/kernel/drivers/block`])
+  const kver = opts.kernel ?? KVER;
+  for (const d of ['etc', 'boot/grub', 'usr/bin', `lib/modules/${kver}/kernel/drivers/block`])
     await mkdir(join(root, d), { recursive: true });
   if (opts.osRelease !== false)
     await writeFile(
@@ -77,15 +80,15 @@ async function makeRootFs(dir: string, opts: DiskOptions): Promise<string> {
   await writeFile(join(root, 'etc/fstab'), `UUID=${UUID} / ext4 defaults 0 1\n`);
   await writeFile(
     join(root, 'boot/grub/grub.cfg'),
-    `linux /boot/vmlinuz-${KVER} root=UUID=${UUID} ro console=ttyS0\n`,
+    `linux /boot/vmlinuz-${kver} root=UUID=${UUID} ro console=ttyS0\n`,
   );
-  await writeFile(join(root, `boot/vmlinuz-${KVER}`), bzImage(KVER));
-  await writeFile(join(root, `boot/initrd.img-${KVER}`), 'initrd');
+  await writeFile(join(root, `boot/vmlinuz-${kver}`), bzImage(kver));
+  await writeFile(join(root, `boot/initrd.img-${kver}`), 'initrd');
   await writeFile(
-    join(root, `lib/modules/${KVER}/modules.builtin`),
+    join(root, `lib/modules/${kver}/modules.builtin`),
     'kernel/drivers/nvme/host/nvme.ko\n',
   );
-  await writeFile(join(root, `lib/modules/${KVER}/kernel/drivers/block/virtio_blk.ko`), 'ko');
+  await writeFile(join(root, `lib/modules/${kver}/kernel/drivers/block/virtio_blk.ko`), 'ko');
   await writeFile(join(root, 'usr/bin/cloud-init'), '#!/bin/sh\n');
   if (opts.filler !== undefined) {
     await mkdir(join(root, 'var'), { recursive: true });
