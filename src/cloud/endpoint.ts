@@ -17,6 +17,7 @@ import { stateDir } from './data-dir.js';
 import { EbsEngine, ebsService, MAX_REQUEST_BODY } from './ebs/index.js';
 import { ec2Service } from './ec2.js';
 import { EC2_BASE_ACTIONS } from './ec2-regions.js';
+import { type ImportDependencies, VmImport, vmImportActions } from './import/index.js';
 import { kmsService } from './kms.js';
 import { canUse, KmsKeys } from './kms-keys.js';
 import { CloudServer, type CloudService, type SigningIdentity } from './server.js';
@@ -34,6 +35,8 @@ export interface CloudEndpointOptions {
   readonly port?: number;
   readonly now?: () => number;
   readonly log?: (line: string) => void;
+  /** VM Import's S3 object lookup and AMI registration; without them the import actions are not served. */
+  readonly vmImport?: ImportDependencies;
 }
 
 /** Is `host` a loopback address (or localhost)? */
@@ -54,6 +57,7 @@ export class CloudEndpoint {
   readonly sessions: Sessions;
   readonly kms: KmsKeys;
   readonly ebs: EbsEngine;
+  readonly vmImport: VmImport | undefined;
   private readonly server: CloudServer;
   private url: string | undefined;
 
@@ -64,6 +68,7 @@ export class CloudEndpoint {
     sessions: Sessions,
     kms: KmsKeys,
     ebs: EbsEngine,
+    vmImport: VmImport | undefined,
   ) {
     const now = options.now ?? Date.now;
     this.dataDir = options.dataDir;
@@ -72,6 +77,7 @@ export class CloudEndpoint {
     this.sessions = sessions;
     this.kms = kms;
     this.ebs = ebs;
+    this.vmImport = vmImport;
     this.server = new CloudServer({
       host: options.host ?? '127.0.0.1',
       port: options.port ?? DEFAULT_CLOUD_PORT,
@@ -81,7 +87,12 @@ export class CloudEndpoint {
     });
     this.server.register(stsService({ accounts, sessions, now }));
     this.server.register(kmsService(this.kms));
-    this.server.register(ec2Service(EC2_BASE_ACTIONS));
+    this.server.register(
+      ec2Service({
+        ...EC2_BASE_ACTIONS,
+        ...(vmImport === undefined ? {} : vmImportActions(vmImport)),
+      }),
+    );
     this.server.register({
       name: 'ebs',
       protocol: 'rest-json',
@@ -123,7 +134,19 @@ export class CloudEndpoint {
         return key !== undefined && canUse(key, ctx.account);
       },
     });
-    return new CloudEndpoint(options, accounts, state, sessions, kms, ebs);
+    // Import tasks resume (or are cleaned up) as soon as their engine is there.
+    const vmImport =
+      options.vmImport === undefined
+        ? undefined
+        : await VmImport.open({
+            ...options.vmImport,
+            state,
+            engine: ebs,
+            workDir: join(stateDir(options.dataDir), 'vm-import'),
+            ...(options.now === undefined ? {} : { now: options.now }),
+            ...(options.log === undefined ? {} : { log: options.log }),
+          });
+    return new CloudEndpoint(options, accounts, state, sessions, kms, ebs, vmImport);
   }
 
   /** Adds a service (one per SigV4 service name; a later one replaces an earlier one). */
@@ -166,6 +189,7 @@ export class CloudEndpoint {
 
   async close(): Promise<void> {
     await this.server.close();
+    await this.vmImport?.close();
     await this.ebs.close();
   }
 }
