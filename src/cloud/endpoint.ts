@@ -15,6 +15,7 @@ import {
 } from './accounts.js';
 import { stateDir } from './data-dir.js';
 import { EbsEngine, ebsService, MAX_REQUEST_BODY } from './ebs/index.js';
+import { Ec2Cloud, type Images, type ManifestReader, type TagRegistry } from './ec2/index.js';
 import { ec2Service } from './ec2.js';
 import { EC2_BASE_ACTIONS } from './ec2-regions.js';
 import { type ImportDependencies, VmImport, vmImportActions } from './import/index.js';
@@ -37,6 +38,10 @@ export interface CloudEndpointOptions {
   readonly log?: (line: string) => void;
   /** VM Import's S3 object lookup and AMI registration; without them the import actions are not served. */
   readonly vmImport?: ImportDependencies;
+  /** Reads an instance-store image's bundle manifest from S3 (RegisterImage ImageLocation). */
+  readonly readManifest?: ManifestReader;
+  /** How long a CopyImage copy stays pending (ms). */
+  readonly imageCopyDelayMs?: number;
 }
 
 /** Is `host` a loopback address (or localhost)? */
@@ -58,6 +63,10 @@ export class CloudEndpoint {
   readonly kms: KmsKeys;
   readonly ebs: EbsEngine;
   readonly vmImport: VmImport | undefined;
+  /** EC2 images: registerImage (import tasks), imageForLaunch (the instance runner). */
+  readonly images: Images;
+  /** EC2 tags: components register their resource kinds (instances, import tasks) here. */
+  readonly tags: TagRegistry;
   private readonly server: CloudServer;
   private url: string | undefined;
 
@@ -78,6 +87,17 @@ export class CloudEndpoint {
     this.kms = kms;
     this.ebs = ebs;
     this.vmImport = vmImport;
+    const ec2 = new Ec2Cloud({
+      state,
+      ebs,
+      kms,
+      accounts,
+      now,
+      ...(options.readManifest === undefined ? {} : { readManifest: options.readManifest }),
+      ...(options.imageCopyDelayMs === undefined ? {} : { copyDelayMs: options.imageCopyDelayMs }),
+    });
+    this.images = ec2.images;
+    this.tags = ec2.tags;
     this.server = new CloudServer({
       host: options.host ?? '127.0.0.1',
       port: options.port ?? DEFAULT_CLOUD_PORT,
@@ -90,6 +110,7 @@ export class CloudEndpoint {
     this.server.register(
       ec2Service({
         ...EC2_BASE_ACTIONS,
+        ...ec2.actions(),
         ...(vmImport === undefined ? {} : vmImportActions(vmImport)),
       }),
     );

@@ -13,6 +13,7 @@ export {
 } from './accounts.js';
 export { AwsError, encodeAwsError, isAwsError, type WireProtocol } from './aws-error.js';
 export { defaultCloudDir, resetCloud, stateDir } from './data-dir.js';
+export * from './ec2/index.js';
 export { type Ec2Action, type Ec2Actions, ec2Service } from './ec2.js';
 export { EC2_BASE_ACTIONS } from './ec2-regions.js';
 export {
