@@ -56,6 +56,7 @@ export interface RegisterImageInput {
 
 export const MAX_DESCRIPTION = 255;
 export const MAX_MAPPINGS = 64;
+/** UefiData's length limit in AWS's API reference (base64 characters). */
 const MAX_UEFI_DATA = 64 * 1024;
 
 /** AMI names: 3 to 128 of letters, digits and ( ) [ ] space . / - ' @ _ */

@@ -32,7 +32,7 @@ import { currentImage, type ImageBlockDevice, type ImageRecord } from './image-r
 import type { KmsAccess } from './kms-access.js';
 import { type BundleManifest, parseManifest, splitImageLocation } from './manifest.js';
 import type { Snapshots } from './snapshots.js';
-import { type Caller, mergeTags, type Tag, type TaggableKind } from './tags.js';
+import { type Caller, checkTag, mergeTags, type Tag, type TaggableKind } from './tags.js';
 
 export type ManifestReader = (
   account: string,
@@ -50,7 +50,7 @@ const SERVICE = 'ec2-images';
 const empty = (): ImagesDoc => ({ images: [], copyTokens: {} });
 
 /** Images per account and region (bounds the document; AWS's AMI quota is larger). */
-export const MAX_IMAGES = 5000;
+export const MAX_IMAGES = 1000;
 /** Accounts an image may be shared with (AWS's limit). */
 export const MAX_LAUNCH_USERS = 1000;
 
@@ -184,6 +184,7 @@ export class Images {
 
   async registerImage(ctx: Caller, input: RegisterImageInput): Promise<ImageRecord> {
     checkRegisterInput(input);
+    for (const t of input.tags ?? []) checkTag(t);
     const now = this.now();
     let mappings: ImageBlockDevice[];
     let manifest: BundleManifest | undefined;
@@ -246,11 +247,21 @@ export class Images {
             ...(info.kmsKeyArn === null ? {} : { kmsKeyId: info.kmsKeyArn }),
           };
         } else {
+          // An empty volume: a key must be one the account may use, and needs Encrypted.
+          if (e.kmsKeyId !== undefined && e.encrypted !== true)
+            throw ec2Error(
+              'InvalidParameterDependency',
+              'The parameter KmsKeyId requires the parameter Encrypted to be set.',
+            );
+          const key =
+            e.kmsKeyId === undefined
+              ? undefined
+              : (await this.kms.resolve(ctx, e.kmsKeyId, `arn:aws:iam::${ctx.account}:root`)).arn;
           device = {
             ...device,
             volumeSize: e.volumeSize!,
             encrypted: e.encrypted ?? false,
-            ...(e.kmsKeyId === undefined ? {} : { kmsKeyId: e.kmsKeyId }),
+            ...(key === undefined ? {} : { kmsKeyId: key }),
           };
         }
         mappings.push(device);
