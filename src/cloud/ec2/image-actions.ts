@@ -10,7 +10,7 @@ import type { Images } from './images.js';
 import { paginate } from './paging.js';
 import { permissionItems, readPermissionEdit } from './permissions.js';
 import { QueryReader } from './query-reader.js';
-import { blockDeviceXml, imageXml } from './render.js';
+import { blockDeviceXml, imageXml, NO_OUTPUT } from './render.js';
 import { cmp, readTagSpecifications } from './tags.js';
 
 const FILTERS = [
@@ -323,7 +323,7 @@ export function imageActions(images: Images): Record<string, Ec2Action> {
           `Value (${attribute}) for parameter attribute is invalid. Unknown attribute.`,
         );
     }
-    return xmlElements({ return: true });
+    return NO_OUTPUT;
   };
 
   const describeAttribute: Ec2Action = async (request, params) => {
@@ -365,7 +365,7 @@ export function imageActions(images: Images): Record<string, Ec2Action> {
         `Value (${attribute}) for parameter attribute is invalid. Only launchPermission can be reset.`,
       );
     await images.resetLaunchPermission(request, id);
-    return xmlElements({ return: true });
+    return NO_OUTPUT;
   };
 
   return {

@@ -82,3 +82,10 @@ export function imageXml(r: ImageRecord, caller: string): XmlFields {
     ...(r.ownerId === caller && r.tags.length > 0 ? { tagSet: tagSet(r.tags) } : {}),
   };
 }
+
+/**
+ * The body of an action whose output the models leave empty. AWS's sample
+ * responses add <return>true</return>, which no SDK reads; the models are
+ * what the conformance tests hold the endpoint to, so nothing is sent.
+ */
+export const NO_OUTPUT = '';

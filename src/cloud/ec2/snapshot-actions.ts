@@ -8,7 +8,7 @@ import { ACCOUNT_ID } from './ids.js';
 import { paginate } from './paging.js';
 import { permissionItems, readPermissionEdit } from './permissions.js';
 import { QueryReader } from './query-reader.js';
-import { snapshotXml, tagSet } from './render.js';
+import { NO_OUTPUT, snapshotXml, tagSet } from './render.js';
 import { Snapshots, type VisibleSnapshot } from './snapshots.js';
 import { cmp, readTagSpecifications } from './tags.js';
 
@@ -114,7 +114,7 @@ export function snapshotActions(snapshots: Snapshots): Record<string, Ec2Action>
   const remove: Ec2Action = async (request, params) => {
     const q = new QueryReader(params);
     await snapshots.delete(request, q.required('SnapshotId', 64));
-    return xmlElements({ return: true });
+    return NO_OUTPUT;
   };
 
   const copy: Ec2Action = async (request, params) => {
@@ -163,7 +163,7 @@ export function snapshotActions(snapshots: Snapshots): Record<string, Ec2Action>
     const edit = readPermissionEdit(q, 'CreateVolumePermission');
     if (edit === undefined) throw missing('createVolumePermission');
     await snapshots.modifyPermissions(request, id, edit);
-    return xmlElements({ return: true });
+    return NO_OUTPUT;
   };
 
   const describeAttribute: Ec2Action = async (request, params) => {
@@ -186,7 +186,7 @@ export function snapshotActions(snapshots: Snapshots): Record<string, Ec2Action>
     if (attribute !== 'createVolumePermission')
       throw invalidValue('Only the createVolumePermission attribute of a snapshot can be reset.');
     await snapshots.resetPermissions(request, id);
-    return xmlElements({ return: true });
+    return NO_OUTPUT;
   };
 
   return {

@@ -5,6 +5,7 @@ import { missing } from './errors.js';
 import { matchesAll, readFilters } from './filters.js';
 import { paginate } from './paging.js';
 import { QueryReader } from './query-reader.js';
+import { NO_OUTPUT } from './render.js';
 import { type DeleteTag, MAX_TAG_KEY, MAX_TAG_VALUE, readTags, type TagRegistry } from './tags.js';
 
 const FILTERS = ['resource-id', 'resource-type', 'key', 'value'];
@@ -17,7 +18,7 @@ export function tagActions(tags: TagRegistry): Record<string, Ec2Action> {
     const list = readTags(q);
     if (list.length === 0) throw missing('tagSet');
     await tags.create(request, ids, list);
-    return xmlElements({ return: true });
+    return NO_OUTPUT;
   };
 
   const remove: Ec2Action = async (request, params) => {
@@ -31,7 +32,7 @@ export function tagActions(tags: TagRegistry): Record<string, Ec2Action> {
       return value === undefined ? { key } : { key, value };
     });
     await tags.delete(request, ids, list);
-    return xmlElements({ return: true });
+    return NO_OUTPUT;
   };
 
   const describe: Ec2Action = async (request, params) => {
