@@ -7,7 +7,7 @@ import {
   DescribeTagsCommand,
   RegisterImageCommand,
 } from '@aws-sdk/client-ec2';
-import { AwsError, type Tag } from '../../src/cloud/index.js';
+import { AwsError, type Ec2Tag } from '../../src/cloud/index.js';
 import { withCloud } from '../helpers/cloud.js';
 import { EC2_CONFIG, ec2, ec2Code, makeSnapshot, OTHER_KEY } from '../helpers/ec2.js';
 
@@ -237,7 +237,7 @@ describe('cloud: EC2 tags', () => {
 
   it('other components plug their resource kinds into the registry', async () => {
     await withCloud(async ({ url, endpoint }) => {
-      const instances = new Map<string, Tag[]>([['i-0123456789abcdef0', []]]);
+      const instances = new Map<string, Ec2Tag[]>([['i-0123456789abcdef0', []]]);
       endpoint.tags.register({
         resourceType: 'instance',
         prefix: 'i-',
