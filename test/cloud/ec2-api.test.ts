@@ -5,9 +5,10 @@ import {
   DescribeImagesCommand,
   ModifyImageAttributeCommand,
 } from '@aws-sdk/client-ec2';
+import { CreateKeyCommand, PutKeyPolicyCommand } from '@aws-sdk/client-kms';
 import { isAwsError } from '../../src/cloud/index.js';
 import { withCloud } from '../helpers/cloud.js';
-import { EC2_CONFIG, ec2, makeSnapshot, OTHER, OWNER } from '../helpers/ec2.js';
+import { EC2_CONFIG, ec2, kms, makeSnapshot, OTHER, OWNER } from '../helpers/ec2.js';
 
 const code = (c: string) => (e: unknown) => isAwsError(e) && e.code === c;
 
@@ -78,6 +79,49 @@ describe('cloud: the images API other components call', () => {
         );
         clock.offset += 10_000;
         assert.equal((await endpoint.images.imageForLaunch(ctx, copy.ImageId!)).state, 'available');
+
+        // A shared image encrypted with a customer key: launchable once the key's policy allows it.
+        const keys = kms(url);
+        const key = await keys.send(new CreateKeyCommand({}));
+        const arn = key.KeyMetadata!.Arn!;
+        const encSnap = await makeSnapshot(url, { encrypted: true, kmsKeyArn: arn });
+        const enc = await endpoint.images.registerImage(ctx, {
+          name: 'encrypted',
+          rootDeviceName: '/dev/xvda',
+          blockDeviceMappings: [{ deviceName: '/dev/xvda', ebs: { snapshotId: encSnap } }],
+        });
+        assert.equal(enc.encrypted, true);
+        await ec2(url).send(
+          new ModifyImageAttributeCommand({
+            ImageId: enc.imageId,
+            LaunchPermission: { Add: [{ UserId: OTHER }] },
+          }),
+        );
+        await assert.rejects(
+          endpoint.images.imageForLaunch(other, enc.imageId),
+          code('InvalidKMSKey.InvalidState'),
+        );
+        await keys.send(
+          new PutKeyPolicyCommand({
+            KeyId: arn,
+            PolicyName: 'default',
+            Policy: JSON.stringify({
+              Version: '2012-10-17',
+              Statement: [
+                {
+                  Effect: 'Allow',
+                  Principal: { AWS: [`arn:aws:iam::${OWNER}:root`, `arn:aws:iam::${OTHER}:root`] },
+                  Action: 'kms:*',
+                  Resource: '*',
+                },
+              ],
+            }),
+          }),
+        );
+        assert.equal(
+          (await endpoint.images.imageForLaunch(other, enc.imageId)).imageId,
+          enc.imageId,
+        );
       },
       { config: EC2_CONFIG },
     );

@@ -19,7 +19,6 @@ import {
   OTHER,
   OTHER_KEY,
   OWNER,
-  THIRD,
   THIRD_KEY,
 } from '../helpers/ec2.js';
 
@@ -539,7 +538,6 @@ describe('cloud: EC2 snapshots', () => {
           ),
           ec2Code('InvalidSnapshot.NotFound'),
         );
-        void THIRD;
       },
       { config: EC2_CONFIG },
     );

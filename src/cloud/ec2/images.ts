@@ -159,11 +159,22 @@ export class Images {
 
   /**
    * The image a caller may launch: its own or one it has launch permission
-   * for, available. Throws InvalidAMIID.Malformed, .NotFound or .Unavailable.
+   * for, available, its encrypted snapshots' keys usable by the caller.
+   * Throws InvalidAMIID.Malformed, .NotFound or .Unavailable, or
+   * InvalidKMSKey.InvalidState.
    */
   async imageForLaunch(caller: Caller, imageId: string): Promise<ImageRecord> {
     const r = await this.find(caller, imageId);
     if (r.state !== 'available') throw amiUnavailable(imageId, r.state);
+    // AWS starts the instance and then stops it with the state reason
+    // Client.InvalidKMSKey.InvalidState; the runner gets that code up front.
+    for (const m of r.blockDeviceMappings) {
+      if (m.encrypted === true && !(await this.kms.usable(caller, m.kmsKeyId ?? null)))
+        throw ec2Error(
+          'InvalidKMSKey.InvalidState',
+          `The KMS key ${m.kmsKeyId} of ${m.snapshotId ?? m.deviceName} in image ${imageId} may not be used by account ${caller.account}.`,
+        );
+    }
     return r;
   }
 
