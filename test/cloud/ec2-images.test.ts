@@ -722,6 +722,25 @@ describe('cloud: EC2 images', () => {
           ),
           ec2Code('IdempotentParameterMismatch'),
         );
+        // Two retries racing each other make one image, and leave no stray snapshot.
+        const before = (await west.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'] })))
+          .Snapshots!.length;
+        const racing = await Promise.all(
+          [1, 2, 3].map(() =>
+            west.send(
+              new CopyImageCommand({
+                SourceRegion: 'us-east-1',
+                SourceImageId: src.ImageId!,
+                Name: 'raced',
+                ClientToken: 'token-race',
+              }),
+            ),
+          ),
+        );
+        assert.equal(new Set(racing.map((r) => r.ImageId)).size, 1);
+        const after = (await west.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'] })))
+          .Snapshots!.length;
+        assert.equal(after, before + 1);
         await assert.rejects(
           west.send(
             new CopyImageCommand({

@@ -328,9 +328,27 @@ export class Images {
     return parseManifest(data);
   }
 
-  /** Adds a record, refusing a name the account already uses in the region. */
-  private insert(ctx: Caller, record: ImageRecord, token?: { token: string; fingerprint: string }) {
+  /**
+   * Adds a record, refusing a name the account already uses in the region.
+   * With a client token that an earlier request already used (a retry that
+   * raced this one), nothing is added and the earlier image is returned.
+   */
+  private insert(
+    ctx: Caller,
+    record: ImageRecord,
+    token?: { token: string; fingerprint: string },
+  ): Promise<ImageRecord> {
     return this.state.update(ctx.account, ctx.region, SERVICE, empty, (doc) => {
+      if (token !== undefined && Object.hasOwn(doc.copyTokens, token.token)) {
+        const prior = doc.copyTokens[token.token]!;
+        const image = doc.images.find((i) => i.imageId === prior.imageId);
+        if (prior.fingerprint !== token.fingerprint)
+          throw ec2Error(
+            'IdempotentParameterMismatch',
+            `The client token ${token.token} was used by another CopyImage request with different parameters.`,
+          );
+        if (image !== undefined) return image;
+      }
       const dup = doc.images.find((i) => i.name === record.name);
       if (dup !== undefined)
         throw ec2Error(
@@ -345,6 +363,7 @@ export class Images {
       doc.images.push(record);
       if (token !== undefined)
         doc.copyTokens[token.token] = { imageId: record.imageId, fingerprint: token.fingerprint };
+      return record;
     });
   }
 
@@ -529,11 +548,16 @@ export class Images {
         sourceImageRegion: input.sourceRegion,
       };
       if (description === undefined) delete (record as { description?: string }).description;
-      await this.insert(
+      const stored = await this.insert(
         caller,
         record,
         input.clientToken === undefined ? undefined : { token: input.clientToken, fingerprint },
       );
+      if (stored.imageId !== record.imageId) {
+        for (const id of copied)
+          await this.snapshots.ebs.deleteSnapshot(caller, id).catch(() => {});
+        return currentImage(stored, this.now());
+      }
       return record;
     } catch (error) {
       for (const id of copied) await this.snapshots.ebs.deleteSnapshot(caller, id).catch(() => {});
