@@ -20,6 +20,7 @@ import {
   ec2Error,
   invalidCombination,
   invalidValue,
+  snapshotNotFound,
 } from './errors.js';
 import { ACCOUNT_ID, isId, newId } from './ids.js';
 import {
@@ -309,7 +310,25 @@ export class Images {
       public: false,
     };
     await this.insert(ctx, record);
+    await this.verifySnapshots(ctx, record);
     return record;
+  }
+
+  /**
+   * A DeleteSnapshot that ran between the snapshot checks and the insert
+   * saw no image using the snapshot: look again now that the image is
+   * stored (from here on the in-use guard sees it) and undo if one is gone.
+   */
+  private async verifySnapshots(ctx: Caller, record: ImageRecord): Promise<void> {
+    for (const m of record.blockDeviceMappings) {
+      if (m.snapshotId === undefined) continue;
+      const owner = { account: m.snapshotOwnerId ?? record.ownerId, region: record.region };
+      if ((await this.snapshots.ebs.getSnapshot(owner, m.snapshotId)) !== undefined) continue;
+      await this.state.update(ctx.account, ctx.region, SERVICE, empty, (doc) => {
+        doc.images = doc.images.filter((i) => i.imageId !== record.imageId);
+      });
+      throw snapshotNotFound(m.snapshotId);
+    }
   }
 
   private async loadManifest(ctx: Caller, location: string): Promise<BundleManifest> {
