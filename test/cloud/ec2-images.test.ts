@@ -741,6 +741,16 @@ describe('cloud: EC2 images', () => {
         const after = (await west.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'] })))
           .Snapshots!.length;
         assert.equal(after, before + 1);
+        // A token that is also an object key of JavaScript is just a token.
+        const proto = {
+          SourceRegion: 'us-east-1',
+          SourceImageId: src.ImageId!,
+          Name: 'proto',
+          ClientToken: '__proto__',
+        };
+        const p1 = await west.send(new CopyImageCommand(proto));
+        const p2 = await west.send(new CopyImageCommand(proto));
+        assert.equal(p1.ImageId, p2.ImageId);
         await assert.rejects(
           west.send(
             new CopyImageCommand({

@@ -43,12 +43,17 @@ export type ManifestReader = (
 
 interface ImagesDoc {
   images: ImageRecord[];
-  /** CopyImage ClientToken → the image it made and a digest of its request. */
+  /**
+   * CopyImage ClientToken → the image it made and a digest of its request.
+   * Keys are `tokenKey(token)`: a caller's token never names an object key
+   * such as __proto__.
+   */
   copyTokens: Record<string, { imageId: string; fingerprint: string }>;
 }
 
 const SERVICE = 'ec2-images';
 const empty = (): ImagesDoc => ({ images: [], copyTokens: {} });
+const tokenKey = (token: string): string => `t:${token}`;
 
 /** Images per account and region (bounds the document; AWS's AMI quota is larger). */
 export const MAX_IMAGES = 1000;
@@ -358,8 +363,8 @@ export class Images {
     token?: { token: string; fingerprint: string },
   ): Promise<ImageRecord> {
     return this.state.update(ctx.account, ctx.region, SERVICE, empty, (doc) => {
-      if (token !== undefined && Object.hasOwn(doc.copyTokens, token.token)) {
-        const prior = doc.copyTokens[token.token]!;
+      if (token !== undefined && Object.hasOwn(doc.copyTokens, tokenKey(token.token))) {
+        const prior = doc.copyTokens[tokenKey(token.token)]!;
         const image = doc.images.find((i) => i.imageId === prior.imageId);
         if (prior.fingerprint !== token.fingerprint)
           throw ec2Error(
@@ -381,7 +386,10 @@ export class Images {
         );
       doc.images.push(record);
       if (token !== undefined)
-        doc.copyTokens[token.token] = { imageId: record.imageId, fingerprint: token.fingerprint };
+        doc.copyTokens[tokenKey(token.token)] = {
+          imageId: record.imageId,
+          fingerprint: token.fingerprint,
+        };
       return record;
     });
   }
@@ -456,9 +464,8 @@ export class Images {
       .digest('hex');
     if (input.clientToken !== undefined) {
       const tokens = (await this.doc(caller)).copyTokens;
-      const prior = Object.hasOwn(tokens, input.clientToken)
-        ? tokens[input.clientToken]
-        : undefined;
+      const key = tokenKey(input.clientToken);
+      const prior = Object.hasOwn(tokens, key) ? tokens[key] : undefined;
       if (prior !== undefined) {
         if (prior.fingerprint !== fingerprint)
           throw ec2Error(
