@@ -37,6 +37,23 @@ describe('cloud: the images API other components call', () => {
         // The SDK sees it as any other image.
         const seen = await ec2(url).send(new DescribeImagesCommand({ ImageIds: [image.imageId] }));
         assert.equal(seen.Images?.[0]?.BootMode, 'uefi');
+        // With a client token (an import task registering again after a restart): the same image.
+        const once = {
+          name: 'import-ami-0123456789abcdef1',
+          architecture: 'x86_64' as const,
+          rootDeviceName: '/dev/sda1',
+          blockDeviceMappings: [
+            { deviceName: '/dev/sda1', ebs: { snapshotId: snap, volumeSize: 4 } },
+          ],
+          clientToken: 'import-ami-0123456789abcdef1',
+        };
+        const first = await endpoint.images.registerImage(ctx, once);
+        const second = await endpoint.images.registerImage(ctx, once);
+        assert.equal(second.imageId, first.imageId);
+        await assert.rejects(
+          endpoint.images.registerImage(ctx, { ...once, name: 'something-else' }),
+          code('IdempotentParameterMismatch'),
+        );
         // The same rules as RegisterImage.
         await assert.rejects(
           endpoint.images.registerImage(ctx, { name: 'x' }),

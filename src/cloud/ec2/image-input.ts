@@ -52,6 +52,13 @@ export interface RegisterImageInput {
   readonly kernelId?: string;
   readonly ramdiskId?: string;
   readonly tags?: readonly Tag[];
+  /**
+   * Makes the call idempotent for programmatic callers (an import task
+   * registering again after a restart): the same token and input answer the
+   * image made the first time; the token with other input is refused
+   * (IdempotentParameterMismatch). RegisterImage's wire form has no token.
+   */
+  readonly clientToken?: string;
 }
 
 export const MAX_DESCRIPTION = 255;
@@ -83,6 +90,11 @@ function invalidMapping(message: string): Error {
 /** Stateless checks of an image's input; the service checks snapshots, names and keys. */
 export function checkRegisterInput(input: RegisterImageInput): void {
   if (input.name === '') throw missing('name');
+  if (
+    input.clientToken !== undefined &&
+    (input.clientToken.length === 0 || input.clientToken.length > 128)
+  )
+    throw invalidValue('The client token must be 1 to 128 characters.');
   checkImageName(input.name);
   checkDescription(input.description);
   if (input.sriovNetSupport !== undefined && input.sriovNetSupport !== 'simple')

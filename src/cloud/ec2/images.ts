@@ -44,16 +44,19 @@ export type ManifestReader = (
 interface ImagesDoc {
   images: ImageRecord[];
   /**
-   * CopyImage ClientToken → the image it made and a digest of its request.
-   * Keys are `tokenKey(token)`: a caller's token never names an object key
-   * such as __proto__.
+   * Client tokens (CopyImage's, and registerImage's for import tasks) → the
+   * image the request made and a digest of the request. Keys are
+   * `tokenKey(kind, token)`: a caller's token never names an object key
+   * such as __proto__, and the two actions' tokens never meet.
    */
   copyTokens: Record<string, { imageId: string; fingerprint: string }>;
 }
 
 const SERVICE = 'ec2-images';
 const empty = (): ImagesDoc => ({ images: [], copyTokens: {} });
-const tokenKey = (token: string): string => `t:${token}`;
+type TokenKind = 'copy' | 'register';
+const tokenKey = (kind: TokenKind, token: string): string =>
+  `${kind === 'copy' ? 't' : 'r'}:${token}`;
 
 /** Images per account and region (bounds the document; AWS's AMI quota is larger). */
 export const MAX_IMAGES = 1000;
@@ -202,6 +205,22 @@ export class Images {
   async registerImage(ctx: Caller, input: RegisterImageInput): Promise<ImageRecord> {
     checkRegisterInput(input);
     for (const t of input.tags ?? []) checkTag(t);
+    const { clientToken, ...request } = input;
+    const fingerprint = createHash('sha256').update(JSON.stringify(request)).digest('hex');
+    if (clientToken !== undefined) {
+      const tokens = (await this.doc(ctx)).copyTokens;
+      const key = tokenKey('register', clientToken);
+      const prior = Object.hasOwn(tokens, key) ? tokens[key] : undefined;
+      if (prior !== undefined) {
+        if (prior.fingerprint !== fingerprint)
+          throw ec2Error(
+            'IdempotentParameterMismatch',
+            `The client token ${clientToken} was used by another request with different parameters.`,
+          );
+        const again = (await this.own(ctx)).find((i) => i.imageId === prior.imageId);
+        if (again !== undefined) return again;
+      }
+    }
     const now = this.now();
     let mappings: ImageBlockDevice[];
     let manifest: BundleManifest | undefined;
@@ -314,7 +333,12 @@ export class Images {
       launchUsers: [],
       public: false,
     };
-    await this.insert(ctx, record);
+    const stored = await this.insert(
+      ctx,
+      record,
+      clientToken === undefined ? undefined : { kind: 'register', token: clientToken, fingerprint },
+    );
+    if (stored.imageId !== record.imageId) return currentImage(stored, this.now());
     await this.verifySnapshots(ctx, record);
     return record;
   }
@@ -360,16 +384,17 @@ export class Images {
   private insert(
     ctx: Caller,
     record: ImageRecord,
-    token?: { token: string; fingerprint: string },
+    token?: { kind: TokenKind; token: string; fingerprint: string },
   ): Promise<ImageRecord> {
     return this.state.update(ctx.account, ctx.region, SERVICE, empty, (doc) => {
-      if (token !== undefined && Object.hasOwn(doc.copyTokens, tokenKey(token.token))) {
-        const prior = doc.copyTokens[tokenKey(token.token)]!;
+      const key = token === undefined ? undefined : tokenKey(token.kind, token.token);
+      if (token !== undefined && key !== undefined && Object.hasOwn(doc.copyTokens, key)) {
+        const prior = doc.copyTokens[key]!;
         const image = doc.images.find((i) => i.imageId === prior.imageId);
         if (prior.fingerprint !== token.fingerprint)
           throw ec2Error(
             'IdempotentParameterMismatch',
-            `The client token ${token.token} was used by another CopyImage request with different parameters.`,
+            `The client token ${token.token} was used by another request with different parameters.`,
           );
         if (image !== undefined) return image;
       }
@@ -385,8 +410,8 @@ export class Images {
           `The account ${ctx.account} has ${MAX_IMAGES} images in ${ctx.region}, its limit.`,
         );
       doc.images.push(record);
-      if (token !== undefined)
-        doc.copyTokens[tokenKey(token.token)] = {
+      if (token !== undefined && key !== undefined)
+        doc.copyTokens[key] = {
           imageId: record.imageId,
           fingerprint: token.fingerprint,
         };
@@ -464,7 +489,7 @@ export class Images {
       .digest('hex');
     if (input.clientToken !== undefined) {
       const tokens = (await this.doc(caller)).copyTokens;
-      const key = tokenKey(input.clientToken);
+      const key = tokenKey('copy', input.clientToken);
       const prior = Object.hasOwn(tokens, key) ? tokens[key] : undefined;
       if (prior !== undefined) {
         if (prior.fingerprint !== fingerprint)
@@ -577,7 +602,9 @@ export class Images {
       const stored = await this.insert(
         caller,
         record,
-        input.clientToken === undefined ? undefined : { token: input.clientToken, fingerprint },
+        input.clientToken === undefined
+          ? undefined
+          : { kind: 'copy', token: input.clientToken, fingerprint },
       );
       if (stored.imageId !== record.imageId) {
         for (const id of copied)
