@@ -24,6 +24,8 @@ export {
   type ImageBlockDevice,
   type ImageRecord,
   Images,
+  type ImportRegistration,
+  importRegistrar,
   type ManifestReader,
   parseManifest,
   type RegisterImageInput,

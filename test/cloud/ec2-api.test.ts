@@ -6,7 +6,8 @@ import {
   ModifyImageAttributeCommand,
 } from '@aws-sdk/client-ec2';
 import { CreateKeyCommand, PutKeyPolicyCommand } from '@aws-sdk/client-kms';
-import { isAwsError } from '../../src/cloud/index.js';
+import type { RegisterImage } from '../../src/cloud/import/index.js';
+import { importRegistrar, isAwsError } from '../../src/cloud/index.js';
 import { withCloud } from '../helpers/cloud.js';
 import { EC2_CONFIG, ec2, kms, makeSnapshot, OTHER, OWNER } from '../helpers/ec2.js';
 
@@ -53,6 +54,26 @@ describe('cloud: the images API other components call', () => {
         await assert.rejects(
           endpoint.images.registerImage(ctx, { ...once, name: 'something-else' }),
           code('IdempotentParameterMismatch'),
+        );
+        // The registrar VM Import takes: an hvm image of the snapshot, idempotent by task id.
+        const register: RegisterImage = importRegistrar(endpoint.images);
+        const task = {
+          name: 'import-ami-0123456789abcdef2',
+          architecture: 'x86_64',
+          bootMode: 'uefi' as const,
+          rootDeviceName: '/dev/sda1' as const,
+          snapshotId: snap,
+          volumeSize: 4,
+          clientToken: 'import-ami-0123456789abcdef2',
+        };
+        const made = await register(ctx, task);
+        assert.equal((await register(ctx, task)).imageId, made.imageId);
+        const registered = await endpoint.images.imageForLaunch(ctx, made.imageId);
+        assert.equal(registered.virtualizationType, 'hvm');
+        assert.equal(registered.bootMode, 'uefi');
+        await assert.rejects(
+          register(ctx, { ...task, architecture: 'sparc', clientToken: 'other' }),
+          code('InvalidParameterValue'),
         );
         // The same rules as RegisterImage.
         await assert.rejects(

@@ -17,6 +17,7 @@ export {
   type LaunchPermissionChange,
   type ManifestReader,
 } from './images.js';
+export { type ImportRegistration, importRegistrar } from './import-registrar.js';
 export { type BundleManifest, type BundlePart, parseManifest } from './manifest.js';
 export { type CopySnapshotInput, Snapshots, type VisibleSnapshot } from './snapshots.js';
 export {
