@@ -15,6 +15,13 @@ import {
 } from './accounts.js';
 import { stateDir } from './data-dir.js';
 import { EbsEngine, ebsService, MAX_REQUEST_BODY } from './ebs/index.js';
+import {
+  Ec2Cloud,
+  type Images,
+  importRegistrar,
+  type ManifestReader,
+  type TagRegistry,
+} from './ec2/index.js';
 import { ec2Service } from './ec2.js';
 import { EC2_BASE_ACTIONS } from './ec2-regions.js';
 import { type ImportDependencies, VmImport, vmImportActions } from './import/index.js';
@@ -35,8 +42,16 @@ export interface CloudEndpointOptions {
   readonly port?: number;
   readonly now?: () => number;
   readonly log?: (line: string) => void;
-  /** VM Import's S3 object lookup and AMI registration; without them the import actions are not served. */
-  readonly vmImport?: ImportDependencies;
+  /**
+   * VM Import's S3 object lookup (and AMI registration, by default the
+   * endpoint's own images); without them the import actions are not served.
+   */
+  readonly vmImport?: Omit<ImportDependencies, 'registerImage'> &
+    Partial<Pick<ImportDependencies, 'registerImage'>>;
+  /** Reads an instance-store image's bundle manifest from S3 (RegisterImage ImageLocation). */
+  readonly readManifest?: ManifestReader;
+  /** How long a CopyImage copy stays pending (ms). */
+  readonly imageCopyDelayMs?: number;
 }
 
 /** Is `host` a loopback address (or localhost)? */
@@ -58,6 +73,10 @@ export class CloudEndpoint {
   readonly kms: KmsKeys;
   readonly ebs: EbsEngine;
   readonly vmImport: VmImport | undefined;
+  /** EC2 images: registerImage (import tasks), imageForLaunch (the instance runner). */
+  readonly images: Images;
+  /** EC2 tags: components register their resource kinds (instances, import tasks) here. */
+  readonly tags: TagRegistry;
   private readonly server: CloudServer;
   private url: string | undefined;
 
@@ -68,6 +87,7 @@ export class CloudEndpoint {
     sessions: Sessions,
     kms: KmsKeys,
     ebs: EbsEngine,
+    ec2: Ec2Cloud,
     vmImport: VmImport | undefined,
   ) {
     const now = options.now ?? Date.now;
@@ -78,6 +98,8 @@ export class CloudEndpoint {
     this.kms = kms;
     this.ebs = ebs;
     this.vmImport = vmImport;
+    this.images = ec2.images;
+    this.tags = ec2.tags;
     this.server = new CloudServer({
       host: options.host ?? '127.0.0.1',
       port: options.port ?? DEFAULT_CLOUD_PORT,
@@ -90,6 +112,7 @@ export class CloudEndpoint {
     this.server.register(
       ec2Service({
         ...EC2_BASE_ACTIONS,
+        ...ec2.actions(),
         ...(vmImport === undefined ? {} : vmImportActions(vmImport)),
       }),
     );
@@ -134,19 +157,29 @@ export class CloudEndpoint {
         return key !== undefined && canUse(key, ctx.account);
       },
     });
+    const ec2 = new Ec2Cloud({
+      state,
+      ebs,
+      kms,
+      accounts,
+      ...(options.now === undefined ? {} : { now: options.now }),
+      ...(options.readManifest === undefined ? {} : { readManifest: options.readManifest }),
+      ...(options.imageCopyDelayMs === undefined ? {} : { copyDelayMs: options.imageCopyDelayMs }),
+    });
     // Import tasks resume (or are cleaned up) as soon as their engine is there.
     const vmImport =
       options.vmImport === undefined
         ? undefined
         : await VmImport.open({
             ...options.vmImport,
+            registerImage: options.vmImport.registerImage ?? importRegistrar(ec2.images),
             state,
             engine: ebs,
             workDir: join(stateDir(options.dataDir), 'vm-import'),
             ...(options.now === undefined ? {} : { now: options.now }),
             ...(options.log === undefined ? {} : { log: options.log }),
           });
-    return new CloudEndpoint(options, accounts, state, sessions, kms, ebs, vmImport);
+    return new CloudEndpoint(options, accounts, state, sessions, kms, ebs, ec2, vmImport);
   }
 
   /** Adds a service (one per SigV4 service name; a later one replaces an earlier one). */

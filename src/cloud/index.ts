@@ -13,6 +13,28 @@ export {
 } from './accounts.js';
 export { AwsError, encodeAwsError, isAwsError, type WireProtocol } from './aws-error.js';
 export { defaultCloudDir, resetCloud, stateDir } from './data-dir.js';
+export {
+  type BlockDeviceMappingInput,
+  type BundleManifest,
+  type Caller as Ec2Caller,
+  type CopyImageInput,
+  type EbsInput,
+  Ec2Cloud,
+  type Ec2CloudOptions,
+  type ImageBlockDevice,
+  type ImageRecord,
+  Images,
+  type ImportRegistration,
+  importRegistrar,
+  type ManifestReader,
+  parseManifest,
+  type RegisterImageInput,
+  Snapshots,
+  type Tag as Ec2Tag,
+  type TagDescription,
+  type TaggableKind,
+  TagRegistry,
+} from './ec2/index.js';
 export { type Ec2Action, type Ec2Actions, ec2Service } from './ec2.js';
 export { EC2_BASE_ACTIONS } from './ec2-regions.js';
 export {

@@ -20,7 +20,26 @@ import {
   PutSnapshotBlockCommand,
   StartSnapshotCommand,
 } from '@aws-sdk/client-ebs';
-import { DescribeRegionsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import {
+  CopyImageCommand,
+  CopySnapshotCommand,
+  CreateTagsCommand,
+  DeleteSnapshotCommand,
+  DeleteTagsCommand,
+  DeregisterImageCommand,
+  DescribeImageAttributeCommand,
+  DescribeImagesCommand,
+  DescribeRegionsCommand,
+  DescribeSnapshotAttributeCommand,
+  DescribeSnapshotsCommand,
+  DescribeTagsCommand,
+  EC2Client,
+  ModifyImageAttributeCommand,
+  ModifySnapshotAttributeCommand,
+  RegisterImageCommand,
+  ResetImageAttributeCommand,
+  ResetSnapshotAttributeCommand,
+} from '@aws-sdk/client-ec2';
 import {
   CreateAliasCommand,
   CreateKeyCommand,
@@ -71,6 +90,8 @@ for (const [s, v] of Object.entries(VERSIONS)) {
 const NEWER_THAN_MODEL: readonly RegExp[] = [
   /^ebs StartSnapshot \(201\): response: SseType is not a body member$/, // 2023
   /^kms GetKeyPolicy \(200\): response: PolicyName is not a body member$/, // 2024
+  /^ec2 RegisterImage \(200\): request: TagSpecification is not a member$/, // 2023
+  /^ec2 DeregisterImage \(200\): response: DeregisterImage has no output, got <return>$/, // 2025
 ];
 
 /** The SigV4 scope's service of a recorded request. */
@@ -251,6 +272,92 @@ describe('cloud: conformance with the botocore models', () => {
           await expectError(
             ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: 'snap-0000000000000000a' })),
             'ResourceNotFoundException',
+          );
+          // EC2 snapshots, images and tags, over the snapshot EBS direct just made.
+          await ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'], MaxResults: 5 }));
+          await ec2.send(
+            new ModifySnapshotAttributeCommand({
+              SnapshotId: id,
+              Attribute: 'createVolumePermission',
+              CreateVolumePermission: { Add: [{ UserId: OTHER }] },
+            }),
+          );
+          await ec2.send(
+            new DescribeSnapshotAttributeCommand({
+              SnapshotId: id,
+              Attribute: 'createVolumePermission',
+            }),
+          );
+          await ec2.send(
+            new ResetSnapshotAttributeCommand({
+              SnapshotId: id,
+              Attribute: 'createVolumePermission',
+            }),
+          );
+          const copied = await ec2.send(
+            new CopySnapshotCommand({
+              SourceRegion: 'us-east-1',
+              SourceSnapshotId: id,
+              Description: 'copy',
+              TagSpecifications: [{ ResourceType: 'snapshot', Tags: [{ Key: 'c', Value: 'd' }] }],
+            }),
+          );
+          const registered = await ec2.send(
+            new RegisterImageCommand({
+              Name: 'conformance',
+              Architecture: 'x86_64',
+              VirtualizationType: 'hvm',
+              BootMode: 'uefi',
+              EnaSupport: true,
+              RootDeviceName: '/dev/xvda',
+              BlockDeviceMappings: [
+                { DeviceName: '/dev/xvda', Ebs: { SnapshotId: id, VolumeType: 'gp3' } },
+                { DeviceName: '/dev/sdb', VirtualName: 'ephemeral0' },
+              ],
+              TagSpecifications: [{ ResourceType: 'image', Tags: [{ Key: 'a', Value: 'b' }] }],
+            }),
+          );
+          const imageId = registered.ImageId ?? '';
+          await ec2.send(new DescribeImagesCommand({ Owners: ['self'] }));
+          await ec2.send(
+            new ModifyImageAttributeCommand({
+              ImageId: imageId,
+              LaunchPermission: { Add: [{ UserId: OTHER }, { Group: 'all' }] },
+            }),
+          );
+          await ec2.send(
+            new DescribeImageAttributeCommand({ ImageId: imageId, Attribute: 'launchPermission' }),
+          );
+          await ec2.send(
+            new DescribeImageAttributeCommand({
+              ImageId: imageId,
+              Attribute: 'blockDeviceMapping',
+            }),
+          );
+          await ec2.send(
+            new ResetImageAttributeCommand({ ImageId: imageId, Attribute: 'launchPermission' }),
+          );
+          await ec2.send(
+            new CreateTagsCommand({ Resources: [imageId], Tags: [{ Key: 'e', Value: 'f' }] }),
+          );
+          await ec2.send(new DescribeTagsCommand({ MaxResults: 5 }));
+          await ec2.send(new DeleteTagsCommand({ Resources: [imageId], Tags: [{ Key: 'e' }] }));
+          await ec2.send(
+            new CopyImageCommand({
+              SourceRegion: 'us-east-1',
+              SourceImageId: imageId,
+              Name: 'conformance-copy',
+            }),
+          );
+          await expectError(
+            ec2.send(new DeleteSnapshotCommand({ SnapshotId: id })),
+            'InvalidSnapshot.InUse',
+          );
+          await ec2.send(new DeregisterImageCommand({ ImageId: imageId }));
+          await ec2.send(new DeleteSnapshotCommand({ SnapshotId: copied.SnapshotId ?? '' }));
+          await expectError(
+            ec2.send(new DescribeImagesCommand({ ImageIds: ['ami-0000000000000000a'] })),
+            'InvalidAMIID.NotFound',
           );
           for (const c of [sts, kms, ec2, ebs]) c.destroy();
         } finally {

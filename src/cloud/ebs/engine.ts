@@ -591,6 +591,25 @@ export class EbsEngine {
     });
   }
 
+  /**
+   * Changes a snapshot's tags atomically with respect to other tag changes
+   * (EC2 CreateTags reads the current tags and adds to them).
+   */
+  async updateTags(
+    ctx: EbsContext,
+    snapshotId: string,
+    change: (tags: readonly SnapshotTag[]) => readonly SnapshotTag[],
+  ): Promise<SnapshotInfo> {
+    const area = await this.area(ctx);
+    return this.locked(`${area.dir}/${snapshotId}`, async () => {
+      const r = await this.expireIfDue(area, this.live(area, snapshotId));
+      const tags = change(r.tags).map((t) => ({ key: t.key, value: t.value }));
+      const next = { ...r, tags };
+      await saveRecord(area, next);
+      return this.info(area, next);
+    });
+  }
+
   /** A completed snapshot's blocks, index to SHA-256 hex (its parents' included). */
   async snapshotBlocks(ctx: EbsContext, snapshotId: string): Promise<BlockMap> {
     const area = await this.area(ctx);
