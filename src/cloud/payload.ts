@@ -1,0 +1,96 @@
+/**
+ * The body of a request to a streaming service, as a stream that checks
+ * what the signature promised while it flows: a declared SHA-256 is compared
+ * at the end (the stream fails instead of ending when it differs, so a
+ * consumer that commits only after the end never commits a mismatched body),
+ * aws-chunked framing is removed and its chunk signatures verified.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { type Readable, Transform, type TransformCallback } from 'node:stream';
+import { AuthFailure, type PayloadCheck } from './authenticate.js';
+import { AwsChunkedDecoder } from './aws-chunked.js';
+import { AwsError } from './aws-error.js';
+
+/** A streamed request body. */
+export interface CloudPayload {
+  /** The decoded bytes (aws-chunked framing removed), verified as they pass. */
+  readonly stream: Readable;
+  /** The decoded length when the request declares it (Content-Length or x-amz-decoded-content-length). */
+  readonly length: number | undefined;
+  /** Trailing headers of an aws-chunked body (x-amz-checksum-…), complete once the stream has ended. */
+  readonly trailers: ReadonlyMap<string, string>;
+  /** The header x-amz-trailer announced, lower case (undefined when none). */
+  readonly trailerName: string | undefined;
+}
+
+/** Hashes what passes and fails at the end when it is not `expected`. */
+class Sha256Check extends Transform {
+  private readonly hash: Hash = createHash('sha256');
+  private readonly expected: string;
+
+  constructor(expected: string) {
+    super();
+    this.expected = expected;
+  }
+
+  override _transform(chunk: Buffer, _e: BufferEncoding, callback: TransformCallback): void {
+    this.hash.update(chunk);
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.hash.digest('hex') !== this.expected)
+      callback(
+        new AuthFailure(
+          'content-sha-mismatch',
+          "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        ),
+      );
+    else callback();
+  }
+}
+
+/** A client that goes away mid-body fails the stream, so its consumer discards what it wrote. */
+function failOnAbort(req: IncomingMessage, stream: Readable): void {
+  const fail = (error?: Error) => {
+    if (!req.complete)
+      stream.destroy(error ?? new Error('The client closed the connection before the body ended'));
+  };
+  req.once('error', fail);
+  req.once('close', () => fail());
+}
+
+function lengthHeader(value: string | string[] | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const text = Array.isArray(value) ? value[0] : value;
+  if (text === undefined || !/^\d{1,16}$/.test(text))
+    throw new AwsError(400, 'InvalidArgument', `The ${name} header is not a number of bytes.`);
+  return Number(text);
+}
+
+/** Opens `req`'s body as a verified stream (call once, after the signature over the headers is verified). */
+export function openPayload(req: IncomingMessage, check: PayloadCheck): CloudPayload {
+  const contentLength = lengthHeader(req.headers['content-length'], 'Content-Length');
+  const trailerHeader = req.headers['x-amz-trailer'];
+  const trailerName =
+    typeof trailerHeader === 'string' ? trailerHeader.trim().toLowerCase() : undefined;
+  if (check.kind !== 'chunked') {
+    const stream =
+      check.kind === 'sha256' ? req.pipe(new Sha256Check(check.hex)) : (req as Readable);
+    if (stream !== req) failOnAbort(req, stream);
+    return { stream, length: contentLength, trailers: new Map(), trailerName: undefined };
+  }
+  const decodedLength = lengthHeader(
+    req.headers['x-amz-decoded-content-length'],
+    'x-amz-decoded-content-length',
+  );
+  const decoder = new AwsChunkedDecoder({
+    trailer: check.trailer,
+    ...(check.signing === undefined ? {} : { signing: check.signing }),
+    ...(decodedLength === undefined ? {} : { decodedLength }),
+  });
+  failOnAbort(req, decoder);
+  req.pipe(decoder);
+  return { stream: decoder, length: decodedLength, trailers: decoder.trailers, trailerName };
+}
