@@ -1,6 +1,6 @@
 /**
  * The local cloud as a whole: the accounts config and state of one data
- * directory, its services (STS, KMS, EC2, EBS direct), and the HTTP server
+ * directory, its services (STS, KMS, EC2, EBS direct, S3), and the HTTP server
  * in front of them.
  */
 
@@ -19,6 +19,7 @@ import { ec2Service } from './ec2.js';
 import { EC2_BASE_ACTIONS } from './ec2-regions.js';
 import { kmsService } from './kms.js';
 import { canUse, KmsKeys } from './kms-keys.js';
+import { S3Storage, s3Service } from './s3/index.js';
 import { CloudServer, type CloudService, type SigningIdentity } from './server.js';
 import { Sessions } from './sessions.js';
 import { StateStore } from './state-store.js';
@@ -54,6 +55,8 @@ export class CloudEndpoint {
   readonly sessions: Sessions;
   readonly kms: KmsKeys;
   readonly ebs: EbsEngine;
+  /** S3's objects; other components read them through s3.objectFile (ownership checked). */
+  readonly s3: S3Storage;
   private readonly server: CloudServer;
   private url: string | undefined;
 
@@ -64,6 +67,7 @@ export class CloudEndpoint {
     sessions: Sessions,
     kms: KmsKeys,
     ebs: EbsEngine,
+    s3: S3Storage,
   ) {
     const now = options.now ?? Date.now;
     this.dataDir = options.dataDir;
@@ -72,6 +76,7 @@ export class CloudEndpoint {
     this.sessions = sessions;
     this.kms = kms;
     this.ebs = ebs;
+    this.s3 = s3;
     this.server = new CloudServer({
       host: options.host ?? '127.0.0.1',
       port: options.port ?? DEFAULT_CLOUD_PORT,
@@ -87,6 +92,14 @@ export class CloudEndpoint {
       protocol: 'rest-json',
       maxBodyBytes: MAX_REQUEST_BODY,
       handler: ebsService(ebs),
+    });
+    // Bodies stream to disk (objects can be GiBs): the cap does not apply.
+    this.server.register({
+      name: 's3',
+      protocol: 'rest-xml',
+      maxBodyBytes: 0,
+      streaming: true,
+      handler: s3Service(s3),
     });
   }
 
@@ -118,7 +131,16 @@ export class CloudEndpoint {
         return key !== undefined && canUse(key, ctx.account);
       },
     });
-    return new CloudEndpoint(options, accounts, state, sessions, kms, ebs);
+    let s3: S3Storage;
+    try {
+      s3 = await S3Storage.open(join(stateDir(options.dataDir), 's3'), {
+        ...(options.now === undefined ? {} : { now: options.now }),
+      });
+    } catch (error) {
+      await ebs.close();
+      throw error;
+    }
+    return new CloudEndpoint(options, accounts, state, sessions, kms, ebs, s3);
   }
 
   /** Adds a service (one per SigV4 service name; a later one replaces an earlier one). */
@@ -162,5 +184,6 @@ export class CloudEndpoint {
   async close(): Promise<void> {
     await this.server.close();
     await this.ebs.close();
+    await this.s3.close();
   }
 }
