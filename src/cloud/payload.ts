@@ -53,6 +53,9 @@ class Sha256Check extends Transform {
 
 /** A client that goes away mid-body fails the stream, so its consumer discards what it wrote. */
 function failOnAbort(req: IncomingMessage, stream: Readable): void {
+  // A failure can come before the consumer starts reading (a small body checked at its
+  // end, a chunk refused): the stream keeps it and the consumer's read raises it then.
+  stream.on('error', () => {});
   const fail = (error?: Error) => {
     if (!req.complete)
       stream.destroy(error ?? new Error('The client closed the connection before the body ended'));
