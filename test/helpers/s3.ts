@@ -1,4 +1,5 @@
 import { createHash, createHmac } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { S3Client } from '@aws-sdk/client-s3';
 import { TEST_CREDENTIALS } from './cloud.js';
 
@@ -91,4 +92,34 @@ export function signedChunks(
   for (let i = 0; i < data.length; i += chunkSize) chunk(data.subarray(i, i + chunkSize));
   chunk(Buffer.alloc(0));
   return Buffer.concat(parts);
+}
+
+/** Sends a request with a binary body as given (no signing, no changes). */
+export function sendRaw(
+  url: string,
+  req: { method: string; path: string; headers: Record<string, string>; body: Buffer },
+): Promise<{
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const r = httpRequest(
+      { host: u.hostname, port: u.port, method: req.method, path: req.path, headers: req.headers },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
+      },
+    );
+    r.on('error', reject);
+    r.end(req.body);
+  });
 }
