@@ -7,7 +7,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { type Readable, Transform, type TransformCallback } from 'node:stream';
+import { PassThrough, type Readable, Transform, type TransformCallback } from 'node:stream';
 import { AuthFailure, type PayloadCheck } from './authenticate.js';
 import { AwsChunkedDecoder } from './aws-chunked.js';
 import { AwsError } from './aws-error.js';
@@ -51,17 +51,26 @@ class Sha256Check extends Transform {
   }
 }
 
-/** A client that goes away mid-body fails the stream, so its consumer discards what it wrote. */
+/**
+ * A client that goes away mid-body fails the stream (as a client error, not
+ * the server's), so its consumer discards what it wrote.
+ */
 function failOnAbort(req: IncomingMessage, stream: Readable): void {
   // A failure can come before the consumer starts reading (a small body checked at its
   // end, a chunk refused): the stream keeps it and the consumer's read raises it then.
   stream.on('error', () => {});
-  const fail = (error?: Error) => {
+  const fail = () => {
     if (!req.complete)
-      stream.destroy(error ?? new Error('The client closed the connection before the body ended'));
+      stream.destroy(
+        new AwsError(
+          400,
+          'IncompleteBody',
+          'The connection closed before the request body was complete.',
+        ),
+      );
   };
   req.once('error', fail);
-  req.once('close', () => fail());
+  req.once('close', fail);
 }
 
 function lengthHeader(value: string | string[] | undefined, name: string): number | undefined {
@@ -79,9 +88,11 @@ export function openPayload(req: IncomingMessage, check: PayloadCheck): CloudPay
   const trailerName =
     typeof trailerHeader === 'string' ? trailerHeader.trim().toLowerCase() : undefined;
   if (check.kind !== 'chunked') {
-    const stream =
-      check.kind === 'sha256' ? req.pipe(new Sha256Check(check.hex)) : (req as Readable);
-    if (stream !== req) failOnAbort(req, stream);
+    // Even an unchecked body goes through a stream of its own, so that an abort is a client error.
+    const stream = req.pipe(
+      check.kind === 'sha256' ? new Sha256Check(check.hex) : new PassThrough(),
+    );
+    failOnAbort(req, stream);
     return { stream, length: contentLength, trailers: new Map(), trailerName: undefined };
   }
   const decodedLength = lengthHeader(

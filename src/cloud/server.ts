@@ -253,6 +253,7 @@ export class CloudServer {
         requestId,
       };
       response = await service.handler(request);
+      errorCode = response.errorCode ?? '';
     } catch (error) {
       const aws =
         error instanceof AuthFailure

@@ -27,6 +27,8 @@ export interface CloudResponse {
   readonly body?: Buffer;
   /** Sent instead of `body` (a streaming service's large answers); the handler sets content-length. */
   readonly stream?: Readable;
+  /** The error code of an error the service encoded itself, for the access log. */
+  readonly errorCode?: string;
 }
 
 /** One AWS service behind the endpoint (the SigV4 scope's service name picks it). */

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import {
@@ -261,6 +264,79 @@ describe('s3: streamed bodies', () => {
     });
   });
 
+  it('discards the body of a client that goes away mid-upload, as a client error', async () => {
+    await withCloud(async ({ url, dir, log }) => {
+      const s3 = s3Client(url);
+      await s3.send(new CreateBucketCommand({ Bucket: B }));
+      const signed = await signRequest(
+        url,
+        {
+          method: 'PUT',
+          path: `/${B}/abandoned`,
+          headers: { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', 'content-length': String(MiB) },
+        },
+        { service: 's3' },
+      );
+      const u = new URL(url);
+      const socket = connect(Number(u.port), u.hostname);
+      await new Promise((r) => socket.once('connect', r));
+      let head = `PUT ${signed.path} HTTP/1.1\r\n`;
+      for (const [k, v] of Object.entries(signed.headers!)) head += `${k}: ${v}\r\n`;
+      socket.write(`${head}\r\n`);
+      socket.write(pattern(200_000));
+      const tmp = join(dir, 'state', 's3', 'tmp');
+      for (let i = 0; i < 400 && (await readdir(tmp)).length === 0; i++)
+        await new Promise((r) => setTimeout(r, 5));
+      socket.destroy();
+      for (let i = 0; i < 400 && (await readdir(tmp)).length > 0; i++)
+        await new Promise((r) => setTimeout(r, 5));
+      assert.deepEqual(await readdir(tmp), []);
+      assert.ok(await absent(s3, 'abandoned'));
+      await new Promise((r) => setTimeout(r, 50));
+      assert.ok(
+        log.some((l) => /PUT \/streaming-bucket\/abandoned s3 400 IncompleteBody/.test(l)),
+        log.join('\n'),
+      );
+      assert.ok(!log.some((l) => l.startsWith('internal error')), log.join('\n'));
+    });
+  });
+
+  it('refuses hostile XML bodies (entities, deep nesting) as MalformedXML', async () => {
+    await withCloud(async ({ url }) => {
+      const s3 = s3Client(url);
+      await s3.send(new CreateBucketCommand({ Bucket: B }));
+      for (const xml of [
+        `<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaa">]><Delete><Object><Key>&a;</Key></Object></Delete>`,
+        `${'<a>'.repeat(100_000)}${'</a>'.repeat(100_000)}`,
+        '<Delete><Object><Key>x</Key></Object>',
+      ]) {
+        const body = Buffer.from(xml);
+        const signed = await signRequest(
+          url,
+          {
+            method: 'POST',
+            path: `/${B}`,
+            query: { delete: '' },
+            headers: {
+              'x-amz-content-sha256': sha256hex(body),
+              'content-md5': createHash('md5').update(body).digest('base64'),
+              'content-length': String(body.length),
+            },
+          },
+          { service: 's3' },
+        );
+        const res = await sendRaw(url, {
+          method: 'POST',
+          path: `${signed.path}?delete=`,
+          headers: signed.headers!,
+          body,
+        });
+        assert.equal(res.status, 400, res.body);
+        assert.match(res.body, /<Code>MalformedXML<\/Code>/);
+      }
+    });
+  });
+
   it('refuses x-amz-content-sha256 values it does not know, and requires one on header-signed requests', async () => {
     await withCloud(async ({ url }) => {
       const s3 = s3Client(url);
@@ -278,7 +354,6 @@ describe('s3: streamed bodies', () => {
       });
       assert.equal(res.status, 400);
       assert.ok(await absent(s3, 'odd'));
-      void sha256hex;
     });
   });
 });

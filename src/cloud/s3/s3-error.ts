@@ -39,6 +39,7 @@ export function s3ErrorResponse(error: AwsError, requestId: string): CloudRespon
       ...(error instanceof S3Error ? error.headers : {}),
     },
     body: Buffer.from(xml),
+    errorCode: error.code,
   };
 }
 

@@ -99,8 +99,14 @@ const parser = new XMLParser({
 export function parseXml(body: Buffer): Record<string, unknown> {
   const text = body.toString('utf8');
   if (/<!DOCTYPE|<!ENTITY/i.test(text)) throw malformedXml();
-  if (XMLValidator.validate(text) !== true) throw malformedXml();
-  const doc = parser.parse(text) as unknown;
+  let doc: unknown;
+  try {
+    if (XMLValidator.validate(text) !== true) throw malformedXml();
+    doc = parser.parse(text);
+  } catch {
+    // Including a parser's own failure on hostile input (deep nesting).
+    throw malformedXml();
+  }
   if (typeof doc !== 'object' || doc === null) throw malformedXml();
   return doc as Record<string, unknown>;
 }
