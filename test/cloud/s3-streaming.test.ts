@@ -76,21 +76,36 @@ async function absent(s3: S3Client, key: string): Promise<boolean> {
 }
 
 /** A hand-built STREAMING-AWS4-HMAC-SHA256-PAYLOAD PutObject; `corrupt` changes a byte after signing. */
-async function chunkSignedPut(url: string, key: string, data: Buffer, corrupt = false) {
+async function chunkSignedPut(
+  url: string,
+  key: string,
+  data: Buffer,
+  corrupt = false,
+  trailer?: { name: string; value: string },
+) {
   const headersFor = (length: number) => ({
-    'x-amz-content-sha256': 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD',
+    'x-amz-content-sha256':
+      trailer === undefined
+        ? 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD'
+        : 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER',
     'content-encoding': 'aws-chunked',
     'x-amz-decoded-content-length': String(data.length),
     'content-length': String(length),
+    ...(trailer === undefined ? {} : { 'x-amz-trailer': trailer.name }),
   });
   // Signatures have a fixed length, so the encoded length is known before signing.
-  const probe = signedChunks(data, 64 * 1024, {
-    secret: 'test',
-    date: '20000101',
-    amzDate: '20000101T000000Z',
-    region: 'us-east-1',
-    seed: '0'.repeat(64),
-  });
+  const probe = signedChunks(
+    data,
+    64 * 1024,
+    {
+      secret: 'test',
+      date: '20000101',
+      amzDate: '20000101T000000Z',
+      region: 'us-east-1',
+      seed: '0'.repeat(64),
+    },
+    trailer,
+  );
   const signed = await signRequest(
     url,
     { method: 'PUT', path: `/${B}/${key}`, headers: headersFor(probe.length) },
@@ -98,13 +113,18 @@ async function chunkSignedPut(url: string, key: string, data: Buffer, corrupt = 
   );
   const amzDate = signed.headers!['x-amz-date']!;
   const seed = /Signature=([0-9a-f]{64})/.exec(signed.headers!.authorization!)![1]!;
-  const body = signedChunks(data, 64 * 1024, {
-    secret: 'test',
-    date: amzDate.slice(0, 8),
-    amzDate,
-    region: 'us-east-1',
-    seed,
-  });
+  const body = signedChunks(
+    data,
+    64 * 1024,
+    {
+      secret: 'test',
+      date: amzDate.slice(0, 8),
+      amzDate,
+      region: 'us-east-1',
+      seed,
+    },
+    trailer,
+  );
   assert.equal(body.length, probe.length);
   if (corrupt) body[body.length - 200] = body[body.length - 200]! ^ 1;
   return sendRaw(url, { method: 'PUT', path: signed.path, headers: signed.headers!, body });
@@ -140,6 +160,20 @@ describe('s3: streamed bodies', () => {
       assert.equal(bad.status, 403);
       assert.match(bad.body, /<Code>SignatureDoesNotMatch<\/Code>/);
       assert.ok(await absent(s3, 'tampered'));
+      // Signed chunks with a signed checksum trailer: right, then wrong.
+      const crc = createHash('sha256').update(data).digest('base64');
+      const withTrailer = await chunkSignedPut(url, 'trailed', data, false, {
+        name: 'x-amz-checksum-sha256',
+        value: crc,
+      });
+      assert.equal(withTrailer.status, 200, withTrailer.body);
+      const wrongSum = await chunkSignedPut(url, 'trailed-wrong', data, false, {
+        name: 'x-amz-checksum-sha256',
+        value: createHash('sha256').update('other').digest('base64'),
+      });
+      assert.equal(wrongSum.status, 400);
+      assert.match(wrongSum.body, /<Code>BadDigest<\/Code>/);
+      assert.ok(await absent(s3, 'trailed-wrong'));
     });
   });
 

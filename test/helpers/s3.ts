@@ -64,6 +64,7 @@ export function signedChunks(
   data: Buffer,
   chunkSize: number,
   signing: { secret: string; date: string; amzDate: string; region: string; seed: string },
+  trailer?: { readonly name: string; readonly value: string },
 ): Buffer {
   const hmac = (key: Buffer | string, text: string) =>
     createHmac('sha256', key).update(text).digest();
@@ -87,10 +88,26 @@ export function signedChunks(
     const sig = hmac(key, toSign).toString('hex');
     previous = sig;
     parts.push(Buffer.from(`${piece.length.toString(16)};chunk-signature=${sig}\r\n`), piece);
-    parts.push(Buffer.from('\r\n'));
+    if (piece.length > 0) parts.push(Buffer.from('\r\n'));
   };
   for (let i = 0; i < data.length; i += chunkSize) chunk(data.subarray(i, i + chunkSize));
   chunk(Buffer.alloc(0));
+  if (trailer !== undefined) {
+    // The trailer's signature chains from the final chunk's.
+    const line = `${trailer.name}:${trailer.value}\n`;
+    const toSign = [
+      'AWS4-HMAC-SHA256-TRAILER',
+      signing.amzDate,
+      scope,
+      previous,
+      sha256hex(line),
+    ].join('\n');
+    const sig = hmac(key, toSign).toString('hex');
+    parts.push(
+      Buffer.from(`${trailer.name}:${trailer.value}\r\nx-amz-trailer-signature:${sig}\r\n`),
+    );
+  }
+  parts.push(Buffer.from('\r\n'));
   return Buffer.concat(parts);
 }
 
