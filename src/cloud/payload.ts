@@ -81,30 +81,55 @@ function lengthHeader(value: string | string[] | undefined, name: string): numbe
   return Number(text);
 }
 
-/** Opens `req`'s body as a verified stream (call once, after the signature over the headers is verified). */
-export function openPayload(req: IncomingMessage, check: PayloadCheck): CloudPayload {
+/**
+ * Opens `req`'s body as a verified stream (call once, after the signature
+ * over the headers is verified). Nothing is read until the consumer first
+ * takes `stream`; `onStart` runs then (the server sends 100 Continue to a
+ * client that waits for it, so a request refused before its body is read is
+ * refused before the body is sent).
+ */
+export function openPayload(
+  req: IncomingMessage,
+  check: PayloadCheck,
+  onStart?: () => void,
+): CloudPayload {
   const contentLength = lengthHeader(req.headers['content-length'], 'Content-Length');
   const trailerHeader = req.headers['x-amz-trailer'];
   const trailerName =
     typeof trailerHeader === 'string' ? trailerHeader.trim().toLowerCase() : undefined;
+  let checking: Transform;
+  let length: number | undefined;
+  let trailers: ReadonlyMap<string, string> = new Map();
   if (check.kind !== 'chunked') {
     // Even an unchecked body goes through a stream of its own, so that an abort is a client error.
-    const stream = req.pipe(
-      check.kind === 'sha256' ? new Sha256Check(check.hex) : new PassThrough(),
+    checking = check.kind === 'sha256' ? new Sha256Check(check.hex) : new PassThrough();
+    length = contentLength;
+  } else {
+    length = lengthHeader(
+      req.headers['x-amz-decoded-content-length'],
+      'x-amz-decoded-content-length',
     );
-    failOnAbort(req, stream);
-    return { stream, length: contentLength, trailers: new Map(), trailerName: undefined };
+    const decoder = new AwsChunkedDecoder({
+      trailer: check.trailer,
+      ...(check.signing === undefined ? {} : { signing: check.signing }),
+      ...(length === undefined ? {} : { decodedLength: length }),
+    });
+    checking = decoder;
+    trailers = decoder.trailers;
   }
-  const decodedLength = lengthHeader(
-    req.headers['x-amz-decoded-content-length'],
-    'x-amz-decoded-content-length',
-  );
-  const decoder = new AwsChunkedDecoder({
-    trailer: check.trailer,
-    ...(check.signing === undefined ? {} : { signing: check.signing }),
-    ...(decodedLength === undefined ? {} : { decodedLength }),
-  });
-  failOnAbort(req, decoder);
-  req.pipe(decoder);
-  return { stream: decoder, length: decodedLength, trailers: decoder.trailers, trailerName };
+  failOnAbort(req, checking);
+  let started = false;
+  return {
+    get stream(): Readable {
+      if (!started) {
+        started = true;
+        onStart?.();
+        req.pipe(checking);
+      }
+      return checking;
+    },
+    length,
+    trailers,
+    trailerName: check.kind === 'chunked' ? trailerName : undefined,
+  };
 }

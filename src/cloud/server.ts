@@ -116,13 +116,19 @@ export class CloudServer {
   constructor(options: CloudServerOptions) {
     this.options = options;
     this.now = options.now ?? Date.now;
-    this.server = createServer((req, res) => {
-      this.handle(req, res).catch((error: unknown) => {
+    const serve = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => {
+      this.handle(req, res, expectsContinue).catch((error: unknown) => {
         this.options.log?.(`internal error: ${(error as Error).stack ?? String(error)}`);
         if (!res.headersSent) res.writeHead(500).end();
         else res.destroy();
       });
-    });
+    };
+    this.server = createServer((req, res) => serve(req, res, false));
+    // Expect: 100-continue (the SDKs send it with large bodies): 100 goes out only
+    // when the body is about to be read, so a refused request never sends its body.
+    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) =>
+      serve(req, res, true),
+    );
   }
 
   register(service: CloudService): void {
@@ -153,7 +159,18 @@ export class CloudServer {
     });
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    expectsContinue: boolean,
+  ): Promise<void> {
+    let continued = false;
+    const sendContinue = () => {
+      if (expectsContinue && !continued) {
+        continued = true;
+        res.writeContinue();
+      }
+    };
     const requestId = randomUUID();
     const url = req.url ?? '/';
     const q = url.indexOf('?');
@@ -225,9 +242,10 @@ export class CloudServer {
       if (service.streaming === true) {
         const check = verifyStreamingSignature(wire, auth, identity.secretAccessKey);
         body = Buffer.alloc(0);
-        payload = openPayload(req, check);
+        payload = openPayload(req, check, sendContinue);
       } else {
         try {
+          sendContinue();
           body = await readBody(req, service.maxBodyBytes);
         } catch (error) {
           if (!(error instanceof TooLarge)) throw error;
@@ -277,6 +295,8 @@ export class CloudServer {
         );
       } else response = encodeAwsError(protocol, aws, requestId);
     }
+    // A client still waiting for 100 Continue sends no body: the connection cannot be reused.
+    if (expectsContinue && !continued) closeAfter = true;
     this.send(req, res, response, protocol, requestId, closeAfter);
     this.options.log?.(
       `${req.method} ${rawPath} ${serviceName} ${response.status} ${errorCode} ${account}`.replace(

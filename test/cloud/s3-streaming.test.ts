@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -332,6 +333,53 @@ describe('s3: streamed bodies', () => {
         log.join('\n'),
       );
       assert.ok(!log.some((l) => l.startsWith('internal error')), log.join('\n'));
+    });
+  });
+
+  it('answers Expect: 100-continue only when the body is wanted', async () => {
+    await withCloud(async ({ url }) => {
+      const s3 = s3Client(url);
+      await s3.send(new CreateBucketCommand({ Bucket: B }));
+      const u = new URL(url);
+      const put = async (bucket: string) => {
+        const body = pattern(64 * 1024);
+        const signed = await signRequest(
+          url,
+          {
+            method: 'PUT',
+            path: `/${bucket}/expected`,
+            headers: {
+              'x-amz-content-sha256': sha256hex(body),
+              'content-length': String(body.length),
+            },
+          },
+          { service: 's3' },
+        );
+        return new Promise<{ status: number; continued: boolean }>((resolve, reject) => {
+          let continued = false;
+          const r = httpRequest(
+            {
+              host: u.hostname,
+              port: u.port,
+              method: 'PUT',
+              path: signed.path,
+              headers: { ...signed.headers, expect: '100-continue' },
+            },
+            (res) => {
+              res.resume();
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, continued }));
+            },
+          );
+          r.on('continue', () => {
+            continued = true;
+            r.end(body);
+          });
+          r.on('error', reject);
+        });
+      };
+      assert.deepEqual(await put('no-such-bucket-100'), { status: 404, continued: false });
+      assert.deepEqual(await put(B), { status: 200, continued: true });
+      assert.equal(await absent(s3, 'expected'), false);
     });
   });
 
