@@ -170,7 +170,7 @@ describe('s3: listing', () => {
     await withCloud(async ({ url }) => {
       const s3 = s3Client(url);
       await s3.send(new CreateBucketCommand({ Bucket: B }));
-      for (const k of ['a/1', 'a/2', 'b', 'c d', 'e/1'])
+      for (const k of ['a/', 'a/1', 'a/2', 'b', 'c d', 'e/1'])
         await s3.send(new PutObjectCommand({ Bucket: B, Key: k, Body: k }));
       const v1 = await s3.send(new ListObjectsCommand({ Bucket: B, Delimiter: '/', MaxKeys: 2 }));
       assert.deepEqual(
@@ -193,6 +193,14 @@ describe('s3: listing', () => {
       assert.deepEqual(
         v1b.CommonPrefixes?.map((c) => c.Prefix),
         ['e/'],
+      );
+      // A key that ends in the delimiter, as a marker, is a key: what follows it is listed.
+      const under = await s3.send(
+        new ListObjectsCommand({ Bucket: B, Prefix: 'a/', Delimiter: '/', Marker: 'a/' }),
+      );
+      assert.deepEqual(
+        under.Contents?.map((c) => c.Key),
+        ['a/1', 'a/2'],
       );
       const encoded = await s3.send(
         new ListObjectsV2Command({ Bucket: B, Prefix: 'c', EncodingType: 'url' }),

@@ -2,7 +2,7 @@
 import type { CloudResponse } from '../service.js';
 import { decodeToken, encodeToken, type ListPosition } from './continuation-token.js';
 import { MAX_LIST } from './limits.js';
-import { type ListEntry, walk } from './listing.js';
+import { isCommonPrefix, type ListEntry, walk } from './listing.js';
 import type { ObjectRecord } from './records.js';
 import { intParam, keyEncoder, ownBucket, ownerXml, type S3Call } from './s3-call.js';
 import { el, isoTime, opt, xmlAnswer } from './s3-xml.js';
@@ -107,7 +107,7 @@ export async function listObjects(call: S3Call): Promise<CloudResponse> {
           prefix,
           delimiter,
           after: marker,
-          afterIsPrefix: marker !== undefined && delimiter !== '' && marker.endsWith(delimiter),
+          afterIsPrefix: marker !== undefined && isCommonPrefix(marker, prefix, delimiter),
           max,
         });
   const last = page.entries[page.entries.length - 1];

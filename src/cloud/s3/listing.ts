@@ -50,3 +50,15 @@ export function walk(sorted: readonly string[], input: ListInput): ListPage {
   }
   return { entries, truncated: false };
 }
+
+/**
+ * Is `marker` (from a V1 marker or a key-marker) a common prefix this
+ * listing returned, rather than a key? Only then are the names under it
+ * skipped when resuming: the delimiter's first occurrence past the prefix
+ * is the marker's end.
+ */
+export function isCommonPrefix(marker: string, prefix: string, delimiter: string): boolean {
+  if (delimiter === '' || !marker.startsWith(prefix) || !marker.endsWith(delimiter)) return false;
+  const at = marker.indexOf(delimiter, prefix.length);
+  return at >= 0 && at + delimiter.length === marker.length;
+}

@@ -12,6 +12,7 @@ import {
 } from './checksums.js';
 import { compareKeys } from './key-order.js';
 import { MAX_LIST, MAX_PART_NUMBER, MAX_SINGLE_UPLOAD_BYTES, MIN_PART_BYTES } from './limits.js';
+import { isCommonPrefix } from './listing.js';
 import type { ObjectChecksum, PartRecord } from './records.js';
 import {
   digestExpectations,
@@ -171,9 +172,7 @@ export async function listMultipartUploads(call: S3Call): Promise<CloudResponse>
   const uploads: Array<{ xml: string }> = [];
   const prefixes: Array<{ xml: string }> = [];
   let lastPrefix =
-    keyMarker !== undefined && delimiter !== '' && keyMarker.endsWith(delimiter)
-      ? keyMarker
-      : undefined;
+    keyMarker !== undefined && isCommonPrefix(keyMarker, prefix, delimiter) ? keyMarker : undefined;
   let nextKey: string | undefined;
   let nextId: string | undefined;
   let truncated = false;
