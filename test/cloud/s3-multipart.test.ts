@@ -10,8 +10,10 @@ import {
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListPartsCommand,
+  PutObjectCommand,
   type S3Client,
   UploadPartCommand,
+  UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { withCloud } from '../helpers/cloud.js';
 import { md5hex, OTHER_KEYS, pattern, s3Client, s3Error, TWO_ACCOUNTS } from '../helpers/s3.js';
@@ -140,6 +142,89 @@ describe('s3: multipart uploads', () => {
       );
       assert.equal(head.ChecksumSHA256, `${composite}-2`);
     });
+  });
+
+  it('copies parts from objects (UploadPartCopy, whole and ranged)', async () => {
+    await withCloud(
+      async ({ url }) => {
+        const s3 = s3Client(url);
+        await s3.send(new CreateBucketCommand({ Bucket: B }));
+        const src = pattern(6 * MiB, 41);
+        await s3.send(new PutObjectCommand({ Bucket: B, Key: 'source', Body: src }));
+        const id = await start(s3, 'assembled');
+        const whole = await s3.send(
+          new UploadPartCopyCommand({
+            Bucket: B,
+            Key: 'assembled',
+            UploadId: id,
+            PartNumber: 1,
+            CopySource: `${B}/source`,
+          }),
+        );
+        assert.equal(whole.CopyPartResult?.ETag, `"${md5hex(src)}"`);
+        const ranged = await s3.send(
+          new UploadPartCopyCommand({
+            Bucket: B,
+            Key: 'assembled',
+            UploadId: id,
+            PartNumber: 2,
+            CopySource: `${B}/source`,
+            CopySourceRange: 'bytes=100-1099',
+          }),
+        );
+        assert.equal(ranged.CopyPartResult?.ETag, `"${md5hex(src.subarray(100, 1100))}"`);
+        await assert.rejects(
+          s3.send(
+            new UploadPartCopyCommand({
+              Bucket: B,
+              Key: 'assembled',
+              UploadId: id,
+              PartNumber: 3,
+              CopySource: `${B}/source`,
+              CopySourceRange: `bytes=0-${6 * MiB}`,
+            }),
+          ),
+          s3Error('InvalidRequest', 400),
+        );
+        const theirs = s3Client(url, OTHER_KEYS);
+        await theirs.send(new CreateBucketCommand({ Bucket: 'their-parts' }));
+        const tid = (
+          await theirs.send(new CreateMultipartUploadCommand({ Bucket: 'their-parts', Key: 'x' }))
+        ).UploadId!;
+        await assert.rejects(
+          theirs.send(
+            new UploadPartCopyCommand({
+              Bucket: 'their-parts',
+              Key: 'x',
+              UploadId: tid,
+              PartNumber: 1,
+              CopySource: `${B}/source`,
+            }),
+          ),
+          s3Error('AccessDenied', 403),
+        );
+        await s3.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: B,
+            Key: 'assembled',
+            UploadId: id,
+            MultipartUpload: {
+              Parts: [
+                { PartNumber: 1, ETag: whole.CopyPartResult!.ETag! },
+                { PartNumber: 2, ETag: ranged.CopyPartResult!.ETag! },
+              ],
+            },
+          }),
+        );
+        const got = await s3.send(new GetObjectCommand({ Bucket: B, Key: 'assembled' }));
+        assert.ok(
+          Buffer.from(await got.Body!.transformToByteArray()).equals(
+            Buffer.concat([src, src.subarray(100, 1100)]),
+          ),
+        );
+      },
+      { config: TWO_ACCOUNTS },
+    );
   });
 
   it('refuses bad completions: unknown or mismatched parts, wrong order, small parts', async () => {

@@ -13,6 +13,7 @@ import {
 import { compareKeys } from './key-order.js';
 import { MAX_LIST, MAX_PART_NUMBER, MAX_SINGLE_UPLOAD_BYTES, MIN_PART_BYTES } from './limits.js';
 import { isCommonPrefix } from './listing.js';
+import { copySourceObject } from './object-operations.js';
 import type { ObjectChecksum, PartRecord } from './records.js';
 import {
   digestExpectations,
@@ -68,13 +69,7 @@ export async function uploadPart(call: S3Call): Promise<CloudResponse> {
       'partNumber',
       numberText,
     );
-  if (header(call.req, 'x-amz-copy-source') !== undefined)
-    throw new S3Error(
-      501,
-      'NotImplemented',
-      'A header you provided implies functionality that is not implemented',
-      { Header: 'x-amz-copy-source' },
-    );
+  if (header(call.req, 'x-amz-copy-source') !== undefined) return uploadPartCopy(call, number);
   const payload = call.req.payload;
   if (
     payload === undefined ||
@@ -111,6 +106,41 @@ export async function uploadPart(call: S3Call): Promise<CloudResponse> {
     const headers: Record<string, string> = { etag: part.etag };
     for (const [a, v] of Object.entries(part.checksums)) headers[`x-amz-checksum-${a}`] = v;
     return { status: 200, headers };
+  } finally {
+    await call.storage.discard(body.tmp);
+  }
+}
+
+/** UploadPartCopy: a part from (a range of) an object of the caller's. */
+async function uploadPartCopy(call: S3Call, number: number): Promise<CloudResponse> {
+  const bucket = await ownBucket(call);
+  const upload = uploadOf(call, bucket);
+  const alg = upload.record.checksumAlgorithm;
+  const { body } = await copySourceObject(call, {
+    range: true,
+    algorithms: alg === undefined ? [] : [alg],
+  });
+  try {
+    if (body.size > MAX_SINGLE_UPLOAD_BYTES)
+      throw new S3Error(
+        400,
+        'EntityTooLarge',
+        'Your proposed upload exceeds the maximum allowed size',
+      );
+    const part = await call.storage.commitPart(bucket, upload, body.tmp, {
+      number,
+      size: body.size,
+      etag: `"${body.md5.toString('hex')}"`,
+      lastModified: call.storage.now(),
+      checksums: body.checksums,
+    });
+    return xmlAnswer('CopyPartResult', [
+      el('LastModified', isoTime(part.lastModified)),
+      el('ETag', part.etag),
+      ...Object.entries(part.checksums).map(([a, v]) =>
+        el(CHECKSUM_ELEMENT[a as ChecksumAlgorithm], v),
+      ),
+    ]);
   } finally {
     await call.storage.discard(body.tmp);
   }

@@ -1,7 +1,12 @@
 /** PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CopyObject. */
 import { createReadStream } from 'node:fs';
 import type { CloudResponse } from '../service.js';
-import { BodyHasher, CHECKSUM_ALGORITHMS, CHECKSUM_ELEMENT } from './checksums.js';
+import {
+  BodyHasher,
+  CHECKSUM_ALGORITHMS,
+  CHECKSUM_ELEMENT,
+  type ChecksumAlgorithm,
+} from './checksums.js';
 import { checkConditions } from './conditions.js';
 import { MAX_LIST, MAX_SINGLE_UPLOAD_BYTES } from './limits.js';
 import { parseRange } from './range.js';
@@ -16,6 +21,7 @@ import {
 import { checkKey, ownBucket, type S3Call } from './s3-call.js';
 import {
   accessDenied,
+  invalidArgument,
   invalidRequest,
   malformedXml,
   noSuchBucket,
@@ -23,7 +29,7 @@ import {
   S3Error,
 } from './s3-error.js';
 import { children, el, isoTime, opt, parseXml, readSmallBody, text, xmlAnswer } from './s3-xml.js';
-import type { Bucket } from './storage.js';
+import type { ReceivedBody } from './storage.js';
 
 function missingLength(): S3Error {
   return new S3Error(
@@ -282,10 +288,15 @@ function copySource(call: S3Call): { bucket: string; key: string } {
   return { bucket: decoded.slice(0, slash), key: decoded.slice(slash + 1) };
 }
 
-/** The source of a copy, in the caller's own buckets (AccessDenied for another account's). */
+/**
+ * The source of a copy, in the caller's own buckets (AccessDenied for
+ * another account's), copied under tmp/: the whole object, or the
+ * x-amz-copy-source-range of UploadPartCopy.
+ */
 export async function copySourceObject(
   call: S3Call,
-): Promise<{ bucket: Bucket; record: ObjectRecord; tmp: string }> {
+  options: { range?: boolean; algorithms?: Iterable<ChecksumAlgorithm> } = {},
+): Promise<{ record: ObjectRecord; body: ReceivedBody }> {
   const src = copySource(call);
   checkKey(src.key);
   const owner = call.storage.findBucket(src.bucket);
@@ -294,11 +305,32 @@ export async function copySourceObject(
   const bucket = await call.storage.bucket(call.req.account, src.bucket);
   const opened = await call.storage.openObject(bucket, src.key);
   if (opened === undefined) throw noSuchKey(src.key);
-  await opened.fd.close();
-  const failed = checkConditions(call.req, opened.record, 'x-amz-copy-source-');
-  if (failed !== undefined) throw failed;
-  const tmp = await call.storage.copyBlob(bucket, opened.record.blob);
-  return { bucket, record: opened.record, tmp };
+  try {
+    const failed = checkConditions(call.req, opened.record, 'x-amz-copy-source-');
+    if (failed !== undefined) throw failed;
+    const size = opened.record.size;
+    let start = 0;
+    let end = size - 1;
+    const rangeText =
+      options.range === true ? header(call.req, 'x-amz-copy-source-range') : undefined;
+    if (rangeText !== undefined) {
+      const m = /^bytes=(\d{1,16})-(\d{1,16})$/.exec(rangeText.trim());
+      if (m === null || Number(m[1]) > Number(m[2]))
+        throw invalidArgument(
+          'The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy',
+          'x-amz-copy-source-range',
+          rangeText,
+        );
+      start = Number(m[1]);
+      end = Number(m[2]);
+      if (end >= size)
+        throw invalidRequest(`The specified copy range is invalid for the source object size`);
+    }
+    const body = await call.storage.copyRange(opened.fd, start, end, options.algorithms ?? []);
+    return { record: opened.record, body };
+  } finally {
+    await opened.fd.close();
+  }
 }
 
 export async function copyObject(call: S3Call): Promise<CloudResponse> {
@@ -321,7 +353,7 @@ export async function copyObject(call: S3Call): Promise<CloudResponse> {
   const source = await copySourceObject(call);
   const record = await call.storage.commitObject(
     target,
-    source.tmp,
+    source.body.tmp,
     {
       key: call.key,
       size: source.record.size,

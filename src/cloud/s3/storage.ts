@@ -442,9 +442,30 @@ export class S3Storage {
     }
   }
 
-  /** A copy of a stored blob under tmp/ (CopyObject). */
-  async copyBlob(bucket: Bucket, blob: string): Promise<string> {
-    return this.concatenate([this.blobPath(bucket, blob)]);
+  /**
+   * Bytes `start` to `end` (inclusive) of an open object, copied under tmp/
+   * with their digests (CopyObject, UploadPartCopy). Reading the descriptor
+   * rather than the path copies the version that was opened.
+   */
+  async copyRange(
+    fd: FileHandle,
+    start: number,
+    end: number,
+    algorithms: Iterable<ChecksumAlgorithm>,
+  ): Promise<ReceivedBody> {
+    async function* chunks(): AsyncGenerator<Buffer> {
+      let position = start;
+      while (position <= end) {
+        const want = Math.min(1024 * 1024, end - position + 1);
+        const buf = Buffer.allocUnsafe(want);
+        const { bytesRead } = await fd.read(buf, 0, want, position);
+        if (bytesRead === 0)
+          throw new AwsError(500, 'InternalError', 'The source object is shorter than its record.');
+        position += bytesRead;
+        yield buf.subarray(0, bytesRead);
+      }
+    }
+    return this.receive(chunks(), algorithms, Number.MAX_SAFE_INTEGER);
   }
 
   discard(tmp: string): Promise<void> {
