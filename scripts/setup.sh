@@ -33,6 +33,9 @@
 #   libguestfs-tools linux-image-cloud-amd64
 #                     virt-inspector, the second opinion on the corpus's OS facts and
 #                     inspect's benchmark peer (its appliance boots the host's kernel)
+#   awscli python3-boto3 python3-botocore
+#                     independent clients of the local cloud (AWS CLI v2 and boto3), and
+#                     the official service models its conformance test checks against
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,7 +43,8 @@ packages=(qemu-utils tar time python3-libvhdi e2fsprogs xfsprogs dosfstools mtoo
   cryptsetup-bin xorriso ntfs-3g fuse3 libhivex-bin fdisk gdisk util-linux grub-pc-bin
   syslinux-common extlinux syslinux-efi mbr grub-efi-amd64-bin debootstrap libguestfs-tools
   linux-image-cloud-amd64 swift swift-proxy swift-object swift-container swift-account
-  python3-swift memcached curl ovmf busybox-static faketime)
+  python3-swift memcached curl ovmf busybox-static faketime awscli python3-boto3
+  python3-botocore)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError } from '../errors/index.js';
+import type { EbsOperation, RateLimit, RateLimits } from './ebs/rate-limiter.js';
 
 export const DEFAULT_ACCOUNT = '000000000000';
 export const DEFAULT_ACCESS_KEY = 'test';
@@ -38,6 +39,63 @@ export interface CloudConfig {
   /** Whether account 000000000000 answers to test/test. */
   readonly defaultCredentials: boolean;
   readonly accounts: readonly AccountConfig[];
+  /** EBS direct quotas: per account and region, as AWS's are. */
+  readonly ebs: EbsQuotaConfig;
+}
+
+export interface EbsQuotaConfig {
+  /** Pending snapshots per account and region (AWS: 100). */
+  readonly pendingSnapshotLimit?: number;
+  /** Requests per second per account, region and operation; none unless configured. */
+  readonly rateLimits?: RateLimits;
+}
+
+const EBS_OPERATIONS: readonly EbsOperation[] = [
+  'StartSnapshot',
+  'PutSnapshotBlock',
+  'CompleteSnapshot',
+  'ListSnapshotBlocks',
+  'ListChangedBlocks',
+  'GetSnapshotBlock',
+];
+
+function positive(v: unknown, max: number): v is number {
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 && v <= max;
+}
+
+function parseEbsQuotas(raw: unknown, path: string): EbsQuotaConfig {
+  if (raw === undefined) return {};
+  if (!isObject(raw)) throw invalid(path, '"ebs" is not an object');
+  onlyKeys(raw, ['pendingSnapshotLimit', 'rateLimits'], '"ebs"', path);
+  const out: { pendingSnapshotLimit?: number; rateLimits?: RateLimits } = {};
+  if (raw.pendingSnapshotLimit !== undefined) {
+    if (!positive(raw.pendingSnapshotLimit, 1e6) || !Number.isInteger(raw.pendingSnapshotLimit))
+      throw invalid(path, '"ebs.pendingSnapshotLimit" is not a whole number from 1 to 1000000');
+    out.pendingSnapshotLimit = raw.pendingSnapshotLimit;
+  }
+  if (raw.rateLimits !== undefined) {
+    const limits = raw.rateLimits;
+    if (!isObject(limits)) throw invalid(path, '"ebs.rateLimits" is not an object');
+    onlyKeys(limits, EBS_OPERATIONS, '"ebs.rateLimits"', path);
+    const parsed: Partial<Record<EbsOperation, RateLimit>> = {};
+    for (const op of EBS_OPERATIONS) {
+      const l = limits[op];
+      if (l === undefined) continue;
+      const where = `"ebs.rateLimits.${op}"`;
+      if (!isObject(l)) throw invalid(path, `${where} is not an object`);
+      onlyKeys(l, ['perSecond', 'burst'], where, path);
+      if (!positive(l.perSecond, 1e6))
+        throw invalid(path, `${where}.perSecond is not a number above 0 (at most 1000000)`);
+      if (l.burst !== undefined && !(positive(l.burst, 1e6) && Number.isInteger(l.burst)))
+        throw invalid(path, `${where}.burst is not a whole number from 1 to 1000000`);
+      parsed[op] =
+        l.burst === undefined
+          ? { perSecond: l.perSecond }
+          : { perSecond: l.perSecond, burst: l.burst };
+    }
+    out.rateLimits = parsed;
+  }
+  return out;
 }
 
 const ACCOUNT_ID = /^\d{12}$/;
@@ -75,7 +133,8 @@ export function parseCloudConfig(text: string, path: string): CloudConfig {
     throw invalid(path, `not JSON (${(error as Error).message})`);
   }
   if (!isObject(raw)) throw invalid(path, 'the top level is not an object');
-  onlyKeys(raw, ['defaultCredentials', 'accounts'], 'the top level', path);
+  onlyKeys(raw, ['defaultCredentials', 'accounts', 'ebs'], 'the top level', path);
+  const ebs = parseEbsQuotas(raw.ebs, path);
   const defaultCredentials = raw.defaultCredentials ?? true;
   if (typeof defaultCredentials !== 'boolean')
     throw invalid(path, '"defaultCredentials" is not true or false');
@@ -106,7 +165,7 @@ export function parseCloudConfig(text: string, path: string): CloudConfig {
       }
     }
   }
-  return { defaultCredentials, accounts };
+  return { defaultCredentials, accounts, ebs };
 }
 
 function parseAccount(a: unknown, where: string, path: string): AccountConfig {
@@ -159,7 +218,7 @@ export async function loadCloudConfig(dataDir: string): Promise<CloudConfig> {
     text = await readFile(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT')
-      return { defaultCredentials: true, accounts: [] };
+      return { defaultCredentials: true, accounts: [], ebs: {} };
     throw new FerryError('FERRY_IO', `Cannot read ${path}: ${(error as Error).message}`, {
       cause: error,
     });

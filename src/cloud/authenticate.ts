@@ -290,15 +290,19 @@ function declaredPayloadHash(req: WireRequest, auth: ParsedAuth): string | undef
  * body; a presigned URL without one may have signed either UNSIGNED-PAYLOAD
  * (S3, botocore) or the empty body's hash (other services, the JS SDK).
  * A declared hash that the body does not match is refused after that.
+ * Returns the body's SHA-256 (hex) when it was computed, so that a service
+ * need not hash the same bytes again.
  */
 export function verifySignature(
   req: WireRequest,
   auth: ParsedAuth,
   secret: string,
   body: Buffer,
-): void {
+): string | undefined {
   const declared = declaredPayloadHash(req, auth);
-  const bodyHash = sha256Hex(body);
+  // Hashing a body costs as much as the request's other work: only when a hash is in play.
+  const needsHash = declared === undefined || HEX64.test(declared);
+  const bodyHash = needsHash ? sha256Hex(body) : '';
   const candidates =
     declared !== undefined
       ? [declared]
@@ -316,6 +320,7 @@ export function verifySignature(
       'content-sha-mismatch',
       "The provided 'x-amz-content-sha256' header does not match what was computed.",
     );
+  return needsHash ? bodyHash : undefined;
 }
 
 /** What a streamed body must be checked against as it arrives. */

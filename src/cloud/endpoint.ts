@@ -17,6 +17,7 @@ import { stateDir } from './data-dir.js';
 import { EbsEngine, ebsService, MAX_REQUEST_BODY } from './ebs/index.js';
 import { ec2Service } from './ec2.js';
 import { EC2_BASE_ACTIONS } from './ec2-regions.js';
+import { type ImportDependencies, VmImport, vmImportActions } from './import/index.js';
 import { kmsService } from './kms.js';
 import { canUse, KmsKeys } from './kms-keys.js';
 import { S3Storage, s3Service } from './s3/index.js';
@@ -35,6 +36,8 @@ export interface CloudEndpointOptions {
   readonly port?: number;
   readonly now?: () => number;
   readonly log?: (line: string) => void;
+  /** VM Import's S3 object lookup and AMI registration; without them the import actions are not served. */
+  readonly vmImport?: ImportDependencies;
 }
 
 /** Is `host` a loopback address (or localhost)? */
@@ -55,6 +58,7 @@ export class CloudEndpoint {
   readonly sessions: Sessions;
   readonly kms: KmsKeys;
   readonly ebs: EbsEngine;
+  readonly vmImport: VmImport | undefined;
   /** S3's objects; other components read them through s3.objectFile (ownership checked). */
   readonly s3: S3Storage;
   private readonly server: CloudServer;
@@ -67,6 +71,7 @@ export class CloudEndpoint {
     sessions: Sessions,
     kms: KmsKeys,
     ebs: EbsEngine,
+    vmImport: VmImport | undefined,
     s3: S3Storage,
   ) {
     const now = options.now ?? Date.now;
@@ -76,6 +81,7 @@ export class CloudEndpoint {
     this.sessions = sessions;
     this.kms = kms;
     this.ebs = ebs;
+    this.vmImport = vmImport;
     this.s3 = s3;
     this.server = new CloudServer({
       host: options.host ?? '127.0.0.1',
@@ -86,7 +92,12 @@ export class CloudEndpoint {
     });
     this.server.register(stsService({ accounts, sessions, now }));
     this.server.register(kmsService(this.kms));
-    this.server.register(ec2Service(EC2_BASE_ACTIONS));
+    this.server.register(
+      ec2Service({
+        ...EC2_BASE_ACTIONS,
+        ...(vmImport === undefined ? {} : vmImportActions(vmImport)),
+      }),
+    );
     this.server.register({
       name: 'ebs',
       protocol: 'rest-json',
@@ -105,7 +116,8 @@ export class CloudEndpoint {
 
   /** Reads the data directory's config and state; refuses an unsafe listen address. */
   static async open(options: CloudEndpointOptions): Promise<CloudEndpoint> {
-    const accounts = new Accounts(await loadCloudConfig(options.dataDir));
+    const config = await loadCloudConfig(options.dataDir);
+    const accounts = new Accounts(config);
     const host = options.host ?? '127.0.0.1';
     if (accounts.defaultCredentials && !isLoopback(host))
       throw new FerryError(
@@ -123,6 +135,10 @@ export class CloudEndpoint {
     // a key is usable only by the accounts its policy allows (AWS managed keys: their own).
     const ebs = await EbsEngine.open(join(stateDir(options.dataDir), 'ebs'), {
       ...(options.now === undefined ? {} : { now: options.now }),
+      ...(config.ebs.pendingSnapshotLimit === undefined
+        ? {}
+        : { pendingSnapshotLimit: config.ebs.pendingSnapshotLimit }),
+      ...(config.ebs.rateLimits === undefined ? {} : { rateLimits: config.ebs.rateLimits }),
       defaultKmsKeyArn: async (account, region) => (await kms.defaultEbsKey(account, region)).arn,
       canUseKey: async (ctx, arn) => {
         const m = /^arn:aws:kms:([a-z0-9-]+):(\d{12}):key\/(.+)$/.exec(arn);
@@ -140,7 +156,19 @@ export class CloudEndpoint {
       await ebs.close();
       throw error;
     }
-    return new CloudEndpoint(options, accounts, state, sessions, kms, ebs, s3);
+    // Import tasks resume (or are cleaned up) as soon as their engine is there.
+    const vmImport =
+      options.vmImport === undefined
+        ? undefined
+        : await VmImport.open({
+            ...options.vmImport,
+            state,
+            engine: ebs,
+            workDir: join(stateDir(options.dataDir), 'vm-import'),
+            ...(options.now === undefined ? {} : { now: options.now }),
+            ...(options.log === undefined ? {} : { log: options.log }),
+          });
+    return new CloudEndpoint(options, accounts, state, sessions, kms, ebs, vmImport, s3);
   }
 
   /** Adds a service (one per SigV4 service name; a later one replaces an earlier one). */
@@ -183,6 +211,7 @@ export class CloudEndpoint {
 
   async close(): Promise<void> {
     await this.server.close();
+    await this.vmImport?.close();
     await this.ebs.close();
     await this.s3.close();
   }

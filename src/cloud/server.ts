@@ -239,6 +239,7 @@ export class CloudServer {
         );
       let body: Buffer;
       let payload: CloudPayload | undefined;
+      let bodySha256: string | undefined;
       if (service.streaming === true) {
         const check = verifyStreamingSignature(wire, auth, identity.secretAccessKey);
         body = Buffer.alloc(0);
@@ -255,7 +256,7 @@ export class CloudServer {
             `The request body exceeds the ${service.maxBodyBytes} bytes ${service.name} accepts.`,
           );
         }
-        verifySignature(wire, auth, identity.secretAccessKey, body);
+        bodySha256 = verifySignature(wire, auth, identity.secretAccessKey, body);
       }
       account = identity.account;
       const request: CloudRequest = {
@@ -265,6 +266,7 @@ export class CloudServer {
         headers: req.headers,
         body,
         ...(payload === undefined ? {} : { payload }),
+        ...(bodySha256 === undefined ? {} : { bodySha256 }),
         account: identity.account,
         region: auth.region,
         principal: identity.principal,

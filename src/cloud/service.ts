@@ -13,6 +13,8 @@ export interface CloudRequest {
   readonly body: Buffer;
   /** A streaming service's body, read by the handler as it arrives (see CloudService.streaming). */
   readonly payload?: CloudPayload;
+  /** The body's SHA-256 (hex), when the server computed it to check the signature. */
+  readonly bodySha256?: string;
   /** The 12-digit account the credentials belong to. */
   readonly account: string;
   readonly region: string;

@@ -126,6 +126,7 @@ async function put(
     snapshotId,
     blockIndex: index,
     data: req.body,
+    dataSha256: req.bodySha256,
     dataLength: requiredInt(header(h, 'x-amz-Data-Length'), 'x-amz-Data-Length'),
     checksum: requiredString(header(h, 'x-amz-Checksum'), 'x-amz-Checksum'),
     checksumAlgorithm: requiredString(

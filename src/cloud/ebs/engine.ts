@@ -329,7 +329,7 @@ export class EbsEngine {
       throw invalid('INVALID_PARAMETER_VALUE', `The progress must be 0 to 100, not ${p}.`);
     }
     const progress = p ?? -1;
-    const digest = blockDigest(input.data);
+    const digest = input.dataSha256 ?? blockDigest(input.data);
     if (!given.equals(Buffer.from(digest, 'hex'))) {
       throw invalid(
         'INVALID_PARAMETER_VALUE',

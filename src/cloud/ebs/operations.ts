@@ -4,6 +4,8 @@ export interface PutSnapshotBlockInput {
   readonly snapshotId: string;
   readonly blockIndex: number;
   readonly data: Buffer;
+  /** The data's SHA-256 (hex) if the caller already computed it (trusted: never from the client). */
+  readonly dataSha256?: string | undefined;
   readonly dataLength: number;
   readonly checksum: string;
   readonly checksumAlgorithm: string;
