@@ -11,6 +11,7 @@ import {
   canonicalRequest,
   canonicalUri,
   credentialScope,
+  EMPTY_SHA256,
   formatAmzDate,
   parseAmzDate,
   sha256Hex,
@@ -226,6 +227,62 @@ export function checkTime(auth: ParsedAuth, now: number): void {
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
+/** The string the request's signature covers, for one candidate payload hash. */
+function expectedSignature(
+  req: WireRequest,
+  auth: ParsedAuth,
+  key: Buffer,
+  headers: string,
+  payloadHash: string,
+): string {
+  const canonical = canonicalRequest({
+    method: req.method,
+    uri: canonicalUri(req.rawPath, auth.service),
+    query: canonicalQuery(req.queryPairs, auth.presigned),
+    headers,
+    signedHeaders: auth.signedHeaders,
+    payloadHash,
+  });
+  const scope = credentialScope(auth.scopeDate, auth.region, auth.service);
+  return signatureHex(key, stringToSign(auth.amzDate, scope, canonical));
+}
+
+/** Constant-time comparison of two hex signatures. */
+export function sameSignature(expected: string, given: string): boolean {
+  const a = Buffer.from(expected, 'utf8');
+  const b = Buffer.from(given, 'utf8');
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+const BAD_SIGNATURE =
+  'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.';
+
+/** Which of the candidate payload hashes the request's signature covers (or a failure). */
+function matchSignature(
+  req: WireRequest,
+  auth: ParsedAuth,
+  key: Buffer,
+  candidates: readonly string[],
+): string {
+  const headers = canonicalHeaders(req.rawHeaders, auth.signedHeaders);
+  if (headers === null)
+    throw new AuthFailure(
+      'bad-signature',
+      'The request signature we calculated does not match the signature you provided: a signed header is missing from the request.',
+    );
+  const matched = candidates.find((payloadHash) =>
+    sameSignature(expectedSignature(req, auth, key, headers, payloadHash), auth.signature),
+  );
+  if (matched === undefined) throw new AuthFailure('bad-signature', BAD_SIGNATURE);
+  return matched;
+}
+
+function declaredPayloadHash(req: WireRequest, auth: ParsedAuth): string | undefined {
+  return auth.presigned
+    ? queryValue(req, 'X-Amz-Content-Sha256')
+    : req.header('x-amz-content-sha256');
+}
+
 /**
  * Recomputes the signature with `secret` and compares it in constant time.
  * The payload hash is x-amz-content-sha256 when sent (UNSIGNED-PAYLOAD and
@@ -242,15 +299,7 @@ export function verifySignature(
   secret: string,
   body: Buffer,
 ): string | undefined {
-  const headers = canonicalHeaders(req.rawHeaders, auth.signedHeaders);
-  if (headers === null)
-    throw new AuthFailure(
-      'bad-signature',
-      'The request signature we calculated does not match the signature you provided: a signed header is missing from the request.',
-    );
-  const declared = auth.presigned
-    ? queryValue(req, 'X-Amz-Content-Sha256')
-    : req.header('x-amz-content-sha256');
+  const declared = declaredPayloadHash(req, auth);
   // Hashing a body costs as much as the request's other work: only when a hash is in play.
   const needsHash = declared === undefined || HEX64.test(declared);
   const bodyHash = needsHash ? sha256Hex(body) : '';
@@ -260,35 +309,89 @@ export function verifySignature(
       : auth.presigned
         ? [UNSIGNED_PAYLOAD, bodyHash]
         : [bodyHash];
-  const uri = canonicalUri(req.rawPath, auth.service);
-  const query = canonicalQuery(req.queryPairs, auth.presigned);
-  const key = signingKey(secret, auth.scopeDate, auth.region, auth.service);
-  const scope = credentialScope(auth.scopeDate, auth.region, auth.service);
-  const given = Buffer.from(auth.signature, 'utf8');
-  const matched = candidates.some((payloadHash) => {
-    const canonical = canonicalRequest({
-      method: req.method,
-      uri,
-      query,
-      headers,
-      signedHeaders: auth.signedHeaders,
-      payloadHash,
-    });
-    const expected = Buffer.from(
-      signatureHex(key, stringToSign(auth.amzDate, scope, canonical)),
-      'utf8',
-    );
-    return expected.length === given.length && timingSafeEqual(expected, given);
-  });
-  if (!matched)
-    throw new AuthFailure(
-      'bad-signature',
-      'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.',
-    );
+  matchSignature(
+    req,
+    auth,
+    signingKey(secret, auth.scopeDate, auth.region, auth.service),
+    candidates,
+  );
   if (declared !== undefined && HEX64.test(declared) && declared !== bodyHash)
     throw new AuthFailure(
       'content-sha-mismatch',
       "The provided 'x-amz-content-sha256' header does not match what was computed.",
     );
   return needsHash ? bodyHash : undefined;
+}
+
+/** What a streamed body must be checked against as it arrives. */
+export type PayloadCheck =
+  /** The body's SHA-256, known only at its end. */
+  | { readonly kind: 'sha256'; readonly hex: string }
+  | { readonly kind: 'unsigned' }
+  /** aws-chunked framing; signed: every chunk carries a signature chained from the seed. */
+  | {
+      readonly kind: 'chunked';
+      readonly trailer: boolean;
+      readonly signing?: ChunkSigning;
+    };
+
+/** What chunk signatures are computed from (SigV4 streaming, the seed being the header's signature). */
+export interface ChunkSigning {
+  readonly key: Buffer;
+  readonly amzDate: string;
+  readonly scope: string;
+  readonly seed: string;
+}
+
+export const STREAMING_UNSIGNED_TRAILER = 'STREAMING-UNSIGNED-PAYLOAD-TRAILER';
+export const STREAMING_SIGNED = 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD';
+export const STREAMING_SIGNED_TRAILER = 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER';
+
+/**
+ * Verifies the signature of a request whose body has not been read (a
+ * streaming service): the signature covers the declared payload hash, and
+ * the returned check is what the body must then satisfy while it streams.
+ */
+export function verifyStreamingSignature(
+  req: WireRequest,
+  auth: ParsedAuth,
+  secret: string,
+): PayloadCheck {
+  const declared = declaredPayloadHash(req, auth);
+  if (declared === undefined && !auth.presigned)
+    throw new AuthFailure(
+      'incomplete',
+      'Missing required header for this request: x-amz-content-sha256',
+    );
+  const key = signingKey(secret, auth.scopeDate, auth.region, auth.service);
+  const matched = matchSignature(
+    req,
+    auth,
+    key,
+    declared !== undefined ? [declared] : [UNSIGNED_PAYLOAD, EMPTY_SHA256],
+  );
+  if (HEX64.test(matched)) return { kind: 'sha256', hex: matched };
+  switch (matched) {
+    case UNSIGNED_PAYLOAD:
+      return { kind: 'unsigned' };
+    case STREAMING_UNSIGNED_TRAILER:
+      return { kind: 'chunked', trailer: true };
+    case STREAMING_SIGNED:
+    case STREAMING_SIGNED_TRAILER:
+      if (auth.presigned) break;
+      return {
+        kind: 'chunked',
+        trailer: matched === STREAMING_SIGNED_TRAILER,
+        signing: {
+          key,
+          amzDate: auth.amzDate,
+          scope: credentialScope(auth.scopeDate, auth.region, auth.service),
+          seed: auth.signature,
+        },
+      };
+  }
+  throw new AuthFailure(
+    'incomplete',
+    'x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER or a valid sha256 value.',
+  );
 }

@@ -1,6 +1,6 @@
 /**
  * The local cloud as a whole: the accounts config and state of one data
- * directory, its services (STS, KMS, EC2, EBS direct), and the HTTP server
+ * directory, its services (STS, KMS, EC2, EBS direct, S3), and the HTTP server
  * in front of them.
  */
 
@@ -27,6 +27,8 @@ import { EC2_BASE_ACTIONS } from './ec2-regions.js';
 import { type ImportDependencies, VmImport, vmImportActions } from './import/index.js';
 import { kmsService } from './kms.js';
 import { canUse, KmsKeys } from './kms-keys.js';
+import { S3Storage, s3Service } from './s3/index.js';
+import { s3ManifestReader, s3ObjectLookup } from './s3-readers.js';
 import { CloudServer, type CloudService, type SigningIdentity } from './server.js';
 import { Sessions } from './sessions.js';
 import { StateStore } from './state-store.js';
@@ -43,12 +45,12 @@ export interface CloudEndpointOptions {
   readonly now?: () => number;
   readonly log?: (line: string) => void;
   /**
-   * VM Import's S3 object lookup (and AMI registration, by default the
-   * endpoint's own images); without them the import actions are not served.
+   * VM Import: where it reads disk images (default: this endpoint's S3),
+   * where it registers AMIs (default: this endpoint's images), boot checks
+   * and concurrency; false turns the import actions off.
    */
-  readonly vmImport?: Omit<ImportDependencies, 'registerImage'> &
-    Partial<Pick<ImportDependencies, 'registerImage'>>;
-  /** Reads an instance-store image's bundle manifest from S3 (RegisterImage ImageLocation). */
+  readonly vmImport?: Partial<ImportDependencies> | false;
+  /** Reads an instance-store image's bundle manifest (default: from this endpoint's S3). */
   readonly readManifest?: ManifestReader;
   /** How long a CopyImage copy stays pending (ms). */
   readonly imageCopyDelayMs?: number;
@@ -77,6 +79,8 @@ export class CloudEndpoint {
   readonly images: Images;
   /** EC2 tags: components register their resource kinds (instances, import tasks) here. */
   readonly tags: TagRegistry;
+  /** S3's objects; other components read them through s3.objectFile (ownership checked). */
+  readonly s3: S3Storage;
   private readonly server: CloudServer;
   private url: string | undefined;
 
@@ -89,6 +93,7 @@ export class CloudEndpoint {
     ebs: EbsEngine,
     ec2: Ec2Cloud,
     vmImport: VmImport | undefined,
+    s3: S3Storage,
   ) {
     const now = options.now ?? Date.now;
     this.dataDir = options.dataDir;
@@ -100,6 +105,7 @@ export class CloudEndpoint {
     this.vmImport = vmImport;
     this.images = ec2.images;
     this.tags = ec2.tags;
+    this.s3 = s3;
     this.server = new CloudServer({
       host: options.host ?? '127.0.0.1',
       port: options.port ?? DEFAULT_CLOUD_PORT,
@@ -121,6 +127,14 @@ export class CloudEndpoint {
       protocol: 'rest-json',
       maxBodyBytes: MAX_REQUEST_BODY,
       handler: ebsService(ebs),
+    });
+    // Bodies stream to disk (objects can be GiBs): the cap does not apply.
+    this.server.register({
+      name: 's3',
+      protocol: 'rest-xml',
+      maxBodyBytes: 0,
+      streaming: true,
+      handler: s3Service(s3),
     });
   }
 
@@ -166,20 +180,31 @@ export class CloudEndpoint {
       ...(options.readManifest === undefined ? {} : { readManifest: options.readManifest }),
       ...(options.imageCopyDelayMs === undefined ? {} : { copyDelayMs: options.imageCopyDelayMs }),
     });
+    let s3: S3Storage;
+    try {
+      s3 = await S3Storage.open(join(stateDir(options.dataDir), 's3'), {
+        ...(options.now === undefined ? {} : { now: options.now }),
+      });
+    } catch (error) {
+      await ebs.close();
+      throw error;
+    }
     // Import tasks resume (or are cleaned up) as soon as their engine is there.
+    if (options.readManifest === undefined) ec2.images.setManifestReader(s3ManifestReader(s3));
     const vmImport =
-      options.vmImport === undefined
+      options.vmImport === false
         ? undefined
         : await VmImport.open({
             ...options.vmImport,
-            registerImage: options.vmImport.registerImage ?? importRegistrar(ec2.images),
+            objectFile: options.vmImport?.objectFile ?? s3ObjectLookup(s3),
+            registerImage: options.vmImport?.registerImage ?? importRegistrar(ec2.images),
             state,
             engine: ebs,
             workDir: join(stateDir(options.dataDir), 'vm-import'),
             ...(options.now === undefined ? {} : { now: options.now }),
             ...(options.log === undefined ? {} : { log: options.log }),
           });
-    return new CloudEndpoint(options, accounts, state, sessions, kms, ebs, ec2, vmImport);
+    return new CloudEndpoint(options, accounts, state, sessions, kms, ebs, ec2, vmImport, s3);
   }
 
   /** Adds a service (one per SigV4 service name; a later one replaces an earlier one). */
@@ -224,5 +249,6 @@ export class CloudEndpoint {
     await this.server.close();
     await this.vmImport?.close();
     await this.ebs.close();
+    await this.s3.close();
   }
 }

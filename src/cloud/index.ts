@@ -44,6 +44,7 @@ export {
   isLoopback,
 } from './endpoint.js';
 export { canUse, EBS_DEFAULT_ALIAS, type KmsAlias, type KmsKey, KmsKeys } from './kms-keys.js';
+export type { CloudPayload } from './payload.js';
 export {
   ec2Response,
   filterMatches,
@@ -53,6 +54,7 @@ export {
   queryResponse,
 } from './query-protocol.js';
 export { isRegion, REGIONS, type RegionInfo } from './regions.js';
+export { type S3ObjectFile, S3Storage } from './s3/index.js';
 export { CloudServer, type CloudService, type SigningIdentity } from './server.js';
 export type { CloudRequest, CloudResponse, ServiceHandler } from './service.js';
 export { GLOBAL_REGION, StateStore } from './state-store.js';

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { pipeline } from 'node:stream/promises';
 import { authError } from './auth-errors.js';
 import {
   AuthFailure,
@@ -15,9 +16,11 @@ import {
   type ParsedAuth,
   parseAuth,
   verifySignature,
+  verifyStreamingSignature,
   type WireRequest,
 } from './authenticate.js';
 import { AwsError, encodeAwsError, type WireProtocol } from './aws-error.js';
+import { type CloudPayload, openPayload } from './payload.js';
 import { isRegion } from './regions.js';
 import type { CloudRequest, CloudResponse, ServiceHandler } from './service.js';
 import { parseRawQuery } from './sigv4.js';
@@ -27,9 +30,17 @@ export interface CloudService {
   /** The SigV4 scope's service name: sts, kms, ec2, ebs, s3. */
   readonly name: string;
   readonly protocol: WireProtocol;
-  /** The largest body the service accepts. */
+  /** The largest body the service accepts (not applied to a streaming service). */
   readonly maxBodyBytes: number;
   readonly handler: ServiceHandler;
+  /**
+   * The service reads bodies as streams (request.payload) and may answer with
+   * one: the server verifies the signature over the headers and the declared
+   * payload hash, then hands the body over unread; the payload stream checks
+   * the hash or the chunk signatures as it flows and fails at the end (or at
+   * the bad chunk) when they do not hold.
+   */
+  readonly streaming?: boolean;
 }
 
 /** What an access key signs as. */
@@ -51,6 +62,9 @@ export interface CloudServerOptions {
   /** One line per request: method, path, service, status, error code, account. */
   readonly log?: (line: string) => void;
 }
+
+/** An unread rest of a body up to this size is drained to keep the connection; beyond, it is closed. */
+const DRAIN_LIMIT = 1024 * 1024;
 
 /** A body larger than the service's cap. */
 class TooLarge extends Error {}
@@ -102,13 +116,19 @@ export class CloudServer {
   constructor(options: CloudServerOptions) {
     this.options = options;
     this.now = options.now ?? Date.now;
-    this.server = createServer((req, res) => {
-      this.handle(req, res).catch((error: unknown) => {
+    const serve = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => {
+      this.handle(req, res, expectsContinue).catch((error: unknown) => {
         this.options.log?.(`internal error: ${(error as Error).stack ?? String(error)}`);
         if (!res.headersSent) res.writeHead(500).end();
         else res.destroy();
       });
-    });
+    };
+    this.server = createServer((req, res) => serve(req, res, false));
+    // Expect: 100-continue (the SDKs send it with large bodies): 100 goes out only
+    // when the body is about to be read, so a refused request never sends its body.
+    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) =>
+      serve(req, res, true),
+    );
   }
 
   register(service: CloudService): void {
@@ -139,7 +159,18 @@ export class CloudServer {
     });
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    expectsContinue: boolean,
+  ): Promise<void> {
+    let continued = false;
+    const sendContinue = () => {
+      if (expectsContinue && !continued) {
+        continued = true;
+        res.writeContinue();
+      }
+    };
     const requestId = randomUUID();
     const url = req.url ?? '/';
     const q = url.indexOf('?');
@@ -207,17 +238,26 @@ export class CloudServer {
           'The security token included in the request is expired',
         );
       let body: Buffer;
-      try {
-        body = await readBody(req, service.maxBodyBytes);
-      } catch (error) {
-        if (!(error instanceof TooLarge)) throw error;
-        closeAfter = true;
-        throw new AuthFailure(
-          'too-large',
-          `The request body exceeds the ${service.maxBodyBytes} bytes ${service.name} accepts.`,
-        );
+      let payload: CloudPayload | undefined;
+      let bodySha256: string | undefined;
+      if (service.streaming === true) {
+        const check = verifyStreamingSignature(wire, auth, identity.secretAccessKey);
+        body = Buffer.alloc(0);
+        payload = openPayload(req, check, sendContinue);
+      } else {
+        try {
+          sendContinue();
+          body = await readBody(req, service.maxBodyBytes);
+        } catch (error) {
+          if (!(error instanceof TooLarge)) throw error;
+          closeAfter = true;
+          throw new AuthFailure(
+            'too-large',
+            `The request body exceeds the ${service.maxBodyBytes} bytes ${service.name} accepts.`,
+          );
+        }
+        bodySha256 = verifySignature(wire, auth, identity.secretAccessKey, body);
       }
-      const bodySha256 = verifySignature(wire, auth, identity.secretAccessKey, body);
       account = identity.account;
       const request: CloudRequest = {
         method: wire.method,
@@ -225,6 +265,7 @@ export class CloudServer {
         query: new URLSearchParams(pairs),
         headers: req.headers,
         body,
+        ...(payload === undefined ? {} : { payload }),
         ...(bodySha256 === undefined ? {} : { bodySha256 }),
         account: identity.account,
         region: auth.region,
@@ -232,6 +273,7 @@ export class CloudServer {
         requestId,
       };
       response = await service.handler(request);
+      errorCode = response.errorCode ?? '';
     } catch (error) {
       const aws =
         error instanceof AuthFailure
@@ -255,6 +297,8 @@ export class CloudServer {
         );
       } else response = encodeAwsError(protocol, aws, requestId);
     }
+    // A client still waiting for 100 Continue sends no body: the connection cannot be reused.
+    if (expectsContinue && !continued) closeAfter = true;
     this.send(req, res, response, protocol, requestId, closeAfter);
     this.options.log?.(
       `${req.method} ${rawPath} ${serviceName} ${response.status} ${errorCode} ${account}`.replace(
@@ -270,19 +314,45 @@ export class CloudServer {
     response: CloudResponse,
     protocol: WireProtocol,
     requestId: string,
-    closeAfter: boolean,
+    closeRequested: boolean,
   ): void {
+    let closeAfter = closeRequested;
     const headers: Record<string, string> = { ...response.headers };
     if (protocol === 'rest-xml') {
       headers['x-amz-request-id'] ??= requestId;
     } else headers['x-amzn-requestid'] ??= requestId;
     const body = response.body ?? Buffer.alloc(0);
-    if (headers['content-length'] === undefined) headers['content-length'] = String(body.length);
+    if (headers['content-length'] === undefined)
+      headers['content-length'] = String(response.stream === undefined ? body.length : 0);
+    // A body the service did not read (an error before it, or a streaming
+    // service's early answer): a small rest is drained so the connection can
+    // be reused; a large one is not worth receiving.
+    if (!req.complete) {
+      const declared = Number(req.headers['content-length']);
+      if (!(declared <= DRAIN_LIMIT)) closeAfter = true;
+      req.unpipe();
+      req.resume();
+    }
     if (closeAfter) headers.connection = 'close';
     // The SDKs correct their clock from this header: it is the server's clock.
     headers.date ??= new Date(this.now()).toUTCString();
     res.writeHead(response.status, headers);
-    if (req.method === 'HEAD') res.end();
-    else res.end(body);
+    const stream = response.stream;
+    if (stream === undefined) {
+      if (req.method === 'HEAD') res.end();
+      else res.end(body);
+      return;
+    }
+    if (req.method === 'HEAD') {
+      stream.destroy();
+      res.end();
+      return;
+    }
+    // Backpressure from the socket paces the reads; a failed read cuts the
+    // connection, so that the client sees a short body rather than a whole one.
+    pipeline(stream, res).catch((error: unknown) => {
+      this.options.log?.(`response stream ${requestId} failed: ${(error as Error).message}`);
+      res.destroy();
+    });
   }
 }

@@ -1,4 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { CloudPayload } from './payload.js';
 
 /** A request the endpoint has authenticated, handed to one service. */
 export interface CloudRequest {
@@ -7,8 +9,10 @@ export interface CloudRequest {
   readonly path: string;
   readonly query: URLSearchParams;
   readonly headers: IncomingHttpHeaders;
-  /** The whole body (the server caps its size per service). */
+  /** The whole body (the server caps its size per service); empty for a streaming service. */
   readonly body: Buffer;
+  /** A streaming service's body, read by the handler as it arrives (see CloudService.streaming). */
+  readonly payload?: CloudPayload;
   /** The body's SHA-256 (hex), when the server computed it to check the signature. */
   readonly bodySha256?: string;
   /** The 12-digit account the credentials belong to. */
@@ -23,6 +27,10 @@ export interface CloudResponse {
   readonly status: number;
   readonly headers: Readonly<Record<string, string>>;
   readonly body?: Buffer;
+  /** Sent instead of `body` (a streaming service's large answers); the handler sets content-length. */
+  readonly stream?: Readable;
+  /** The error code of an error the service encoded itself, for the access log. */
+  readonly errorCode?: string;
 }
 
 /** One AWS service behind the endpoint (the SigV4 scope's service name picks it). */

@@ -18,7 +18,12 @@ export {
   type ManifestReader,
 } from './images.js';
 export { type ImportRegistration, importRegistrar } from './import-registrar.js';
-export { type BundleManifest, type BundlePart, parseManifest } from './manifest.js';
+export {
+  type BundleManifest,
+  type BundlePart,
+  MAX_MANIFEST_BYTES,
+  parseManifest,
+} from './manifest.js';
 export { type CopySnapshotInput, Snapshots, type VisibleSnapshot } from './snapshots.js';
 export {
   type Caller,
