@@ -17,6 +17,7 @@ import { stateDir } from './data-dir.js';
 import { EbsEngine, ebsService, MAX_REQUEST_BODY } from './ebs/index.js';
 import { ec2Service } from './ec2.js';
 import { EC2_BASE_ACTIONS } from './ec2-regions.js';
+import { Instances, type InstancesOptions, instanceActions } from './instances/index.js';
 import { kmsService } from './kms.js';
 import { canUse, KmsKeys } from './kms-keys.js';
 import { CloudServer, type CloudService, type SigningIdentity } from './server.js';
@@ -34,6 +35,8 @@ export interface CloudEndpointOptions {
   readonly port?: number;
   readonly now?: () => number;
   readonly log?: (line: string) => void;
+  /** Instances: the image registry's imageForLaunch, cache and QEMU settings. */
+  readonly instances?: InstancesOptions;
 }
 
 /** Is `host` a loopback address (or localhost)? */
@@ -54,6 +57,7 @@ export class CloudEndpoint {
   readonly sessions: Sessions;
   readonly kms: KmsKeys;
   readonly ebs: EbsEngine;
+  readonly instances: Instances;
   private readonly server: CloudServer;
   private url: string | undefined;
 
@@ -64,6 +68,7 @@ export class CloudEndpoint {
     sessions: Sessions,
     kms: KmsKeys,
     ebs: EbsEngine,
+    instances: Instances,
   ) {
     const now = options.now ?? Date.now;
     this.dataDir = options.dataDir;
@@ -72,6 +77,7 @@ export class CloudEndpoint {
     this.sessions = sessions;
     this.kms = kms;
     this.ebs = ebs;
+    this.instances = instances;
     this.server = new CloudServer({
       host: options.host ?? '127.0.0.1',
       port: options.port ?? DEFAULT_CLOUD_PORT,
@@ -81,7 +87,7 @@ export class CloudEndpoint {
     });
     this.server.register(stsService({ accounts, sessions, now }));
     this.server.register(kmsService(this.kms));
-    this.server.register(ec2Service(EC2_BASE_ACTIONS));
+    this.server.register(ec2Service({ ...EC2_BASE_ACTIONS, ...instanceActions(instances) }));
     this.server.register({
       name: 'ebs',
       protocol: 'rest-json',
@@ -118,7 +124,18 @@ export class CloudEndpoint {
         return key !== undefined && canUse(key, ctx.account);
       },
     });
-    return new CloudEndpoint(options, accounts, state, sessions, kms, ebs);
+    // Instances boot from root snapshots of the EBS engine, cached under DATA/cache.
+    let instances: Instances;
+    try {
+      instances = await Instances.open(
+        { dataDir: options.dataDir, state, engine: ebs, now: options.now ?? Date.now },
+        options.instances,
+      );
+    } catch (error) {
+      await ebs.close();
+      throw error;
+    }
+    return new CloudEndpoint(options, accounts, state, sessions, kms, ebs, instances);
   }
 
   /** Adds a service (one per SigV4 service name; a later one replaces an earlier one). */
@@ -161,6 +178,7 @@ export class CloudEndpoint {
 
   async close(): Promise<void> {
     await this.server.close();
+    await this.instances.close();
     await this.ebs.close();
   }
 }
