@@ -122,7 +122,7 @@ async function withInstances(
 
 describe('EC2 instances through the endpoint (no QEMU)', () => {
   it('walks pending → running → stopping → stopped → running → terminated, saying QEMU is missing', async () => {
-    await withInstances(async ({ url }) => {
+    await withInstances(async ({ url, dir }) => {
       const ec2 = ec2Client(url);
       const r = await ec2.send(
         run({
@@ -148,6 +148,15 @@ describe('EC2 instances through the endpoint (no QEMU)', () => {
       assert.deepEqual(up.Tags, [{ Key: 'Name', Value: 'web' }]);
       assert.deepEqual(up.CpuOptions, { CoreCount: 1, ThreadsPerCore: 2 });
       assert.equal(up.StateReason?.Code, 'Server.QemuNotInstalled');
+      // The user data is kept on the record, as sent.
+      const stateFile = join(dir, 'state', '000000000000', 'us-east-1', 'instances.json');
+      const saved = JSON.parse(await readFile(stateFile, 'utf8')) as {
+        instances: { instanceId: string; userData: string | null }[];
+      };
+      assert.equal(
+        saved.instances.find((x) => x.instanceId === id)?.userData,
+        Buffer.from('#!/bin/sh\necho hi\n').toString('base64'),
+      );
       const console = await ec2.send(new GetConsoleOutputCommand({ InstanceId: id, Latest: true }));
       assert.equal(console.InstanceId, id);
       assert.ok(console.Timestamp instanceof Date);

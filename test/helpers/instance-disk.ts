@@ -34,14 +34,17 @@ n=$($bb cat /boot-count 2>/dev/null || echo 0)
 n=$((n + 1))
 echo "$n" > /boot-count
 $bb sync
-echo "FERRY-INSTANCE-BOOT count=$n" > /dev/console
 if [ "$n" -ge 3 ]; then
+  echo "FERRY-INSTANCE-BOOT count=$n" > /dev/console
   echo "FERRY-INSTANCE-POWEROFF" > /dev/console
   $bb poweroff -f
 fi
-# Give devtmpfs a moment to make the power button's event node before acpid opens them.
+# Give devtmpfs a moment to make the power button's event node before acpid opens them,
+# and acpid a moment to open them before the boot is announced (a test may stop it then).
 $bb sleep 1
 $bb acpid -d -c /etc/acpi -p /tmp/acpid.pid > /dev/console 2>&1 &
+$bb sleep 1
+echo "FERRY-INSTANCE-BOOT count=$n" > /dev/console
 while true; do $bb sleep 3600; done
 `;
 

@@ -4,8 +4,10 @@
  * QEMU's life to ferry's.
  *
  * /dev/kvm opening is not enough: under some nested hypervisors it opens
- * and guests then hang in the firmware. So KVM is used only once a probe
- * guest (a boot sector that writes "OK" to COM1) prints under it.
+ * and guests then hang in the firmware or the boot loader. So KVM is used
+ * only when a probe guest (a boot sector that writes "OK" to COM1) prints
+ * under it and QEMU does not warn that the host's KVM lacks CPU features of
+ * its baseline model (seen on a host whose KVM then hung real guests).
  */
 import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
@@ -119,9 +121,14 @@ async function runProbe(qemu: string, scratch: string): Promise<boolean> {
           '-drive',
           `file=${disk.replace(/,/g, ',,')},format=raw,if=ide`,
         ],
-        { stdio: ['ignore', 'pipe', 'ignore'] },
+        { stdio: ['ignore', 'pipe', 'pipe'] },
       );
       let out = '';
+      let err = '';
+      child.stderr.setEncoding('latin1');
+      child.stderr.on('data', (t: string) => {
+        err = (err + t).slice(-4096);
+      });
       const timer = setTimeout(() => child.kill('SIGKILL'), PROBE_MS);
       child.stdout.setEncoding('latin1');
       child.stdout.on('data', (t: string) => {
@@ -131,7 +138,7 @@ async function runProbe(qemu: string, scratch: string): Promise<boolean> {
       child.on('error', () => resolve(false));
       child.on('close', () => {
         clearTimeout(timer);
-        resolve(out.includes('OK'));
+        resolve(out.includes('OK') && !/doesn't support requested feature/.test(err));
       });
     });
   } finally {

@@ -534,6 +534,8 @@ export class Instances {
             stateReason: r.stateReason ?? REASONS.user,
             terminatedAt: now,
             pid: null,
+            // Kept no longer than the instance runs: terminated records stay an hour, lightly.
+            userData: null,
           }
         : r,
     );
