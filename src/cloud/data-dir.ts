@@ -18,7 +18,12 @@ export function stateDir(dataDir: string): string {
   return join(dataDir, 'state');
 }
 
-/** Wipes every account's state; the accounts config stays. */
+/**
+ * Wipes every account's state, with the node-side files of instances
+ * (DATA/instances: overlays, consoles) and the image cache (DATA/cache);
+ * the accounts config stays.
+ */
 export async function resetCloud(dataDir: string): Promise<void> {
-  await rm(stateDir(dataDir), { recursive: true, force: true });
+  for (const dir of [stateDir(dataDir), join(dataDir, 'instances'), join(dataDir, 'cache')])
+    await rm(dir, { recursive: true, force: true });
 }

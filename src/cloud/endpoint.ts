@@ -25,6 +25,8 @@ import {
 import { ec2Service } from './ec2.js';
 import { EC2_BASE_ACTIONS } from './ec2-regions.js';
 import { type ImportDependencies, VmImport, vmImportActions } from './import/index.js';
+import { launchable } from './instance-images.js';
+import { Instances, type InstancesOptions, instanceActions } from './instances/index.js';
 import { kmsService } from './kms.js';
 import { canUse, KmsKeys } from './kms-keys.js';
 import { S3Storage, s3Service } from './s3/index.js';
@@ -54,6 +56,8 @@ export interface CloudEndpointOptions {
   readonly readManifest?: ManifestReader;
   /** How long a CopyImage copy stays pending (ms). */
   readonly imageCopyDelayMs?: number;
+  /** Instances: the image registry's imageForLaunch, cache and QEMU settings. */
+  readonly instances?: InstancesOptions;
 }
 
 /** Is `host` a loopback address (or localhost)? */
@@ -81,6 +85,7 @@ export class CloudEndpoint {
   readonly tags: TagRegistry;
   /** S3's objects; other components read them through s3.objectFile (ownership checked). */
   readonly s3: S3Storage;
+  readonly instances: Instances;
   private readonly server: CloudServer;
   private url: string | undefined;
 
@@ -94,6 +99,7 @@ export class CloudEndpoint {
     ec2: Ec2Cloud,
     vmImport: VmImport | undefined,
     s3: S3Storage,
+    instances: Instances,
   ) {
     const now = options.now ?? Date.now;
     this.dataDir = options.dataDir;
@@ -106,6 +112,7 @@ export class CloudEndpoint {
     this.images = ec2.images;
     this.tags = ec2.tags;
     this.s3 = s3;
+    this.instances = instances;
     this.server = new CloudServer({
       host: options.host ?? '127.0.0.1',
       port: options.port ?? DEFAULT_CLOUD_PORT,
@@ -119,6 +126,7 @@ export class CloudEndpoint {
       ec2Service({
         ...EC2_BASE_ACTIONS,
         ...ec2.actions(),
+        ...instanceActions(instances),
         ...(vmImport === undefined ? {} : vmImportActions(vmImport)),
       }),
     );
@@ -189,6 +197,22 @@ export class CloudEndpoint {
       await ebs.close();
       throw error;
     }
+    // Instances boot from root snapshots of the EBS engine, cached under DATA/cache.
+    let instances: Instances;
+    try {
+      instances = await Instances.open(
+        { dataDir: options.dataDir, state, engine: ebs, now: options.now ?? Date.now },
+        {
+          ...options.instances,
+          imageForLaunch:
+            options.instances?.imageForLaunch ?? ((c, id) => launchable(ec2.images, c, id)),
+        },
+      );
+    } catch (error) {
+      await ebs.close();
+      await s3.close();
+      throw error;
+    }
     // Import tasks resume (or are cleaned up) as soon as their engine is there.
     if (options.readManifest === undefined) ec2.images.setManifestReader(s3ManifestReader(s3));
     const vmImport =
@@ -204,7 +228,18 @@ export class CloudEndpoint {
             ...(options.now === undefined ? {} : { now: options.now }),
             ...(options.log === undefined ? {} : { log: options.log }),
           });
-    return new CloudEndpoint(options, accounts, state, sessions, kms, ebs, ec2, vmImport, s3);
+    return new CloudEndpoint(
+      options,
+      accounts,
+      state,
+      sessions,
+      kms,
+      ebs,
+      ec2,
+      vmImport,
+      s3,
+      instances,
+    );
   }
 
   /** Adds a service (one per SigV4 service name; a later one replaces an earlier one). */
@@ -248,6 +283,7 @@ export class CloudEndpoint {
   async close(): Promise<void> {
     await this.server.close();
     await this.vmImport?.close();
+    await this.instances.close();
     await this.ebs.close();
     await this.s3.close();
   }

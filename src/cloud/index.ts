@@ -43,6 +43,12 @@ export {
   DEFAULT_CLOUD_PORT,
   isLoopback,
 } from './endpoint.js';
+export {
+  type ImageForLaunch,
+  type ImageForLaunchFn,
+  Instances,
+  type InstancesOptions,
+} from './instances/index.js';
 export { canUse, EBS_DEFAULT_ALIAS, type KmsAlias, type KmsKey, KmsKeys } from './kms-keys.js';
 export type { CloudPayload } from './payload.js';
 export {

@@ -416,7 +416,10 @@ describe('cloud: conformance with the botocore models', () => {
       },
       {
         config: CONFIG,
-        extra: { vmImport: { boot: { enabled: false }, checkpoint: held.checkpoint } },
+        extra: {
+          vmImport: { boot: { enabled: false }, checkpoint: held.checkpoint },
+          instances: { qemu: null },
+        },
       },
     );
   });

@@ -10,9 +10,15 @@ import {
   DescribeImagesCommand,
   DescribeImportImageTasksCommand,
   DescribeImportSnapshotTasksCommand,
+  DescribeInstancesCommand,
   type EC2Client,
+  GetConsoleOutputCommand,
   ImportImageCommand,
   ImportSnapshotCommand,
+  RunInstancesCommand,
+  StartInstancesCommand,
+  StopInstancesCommand,
+  TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import {
   AbortMultipartUploadCommand,
@@ -206,5 +212,47 @@ export async function importScenario(
   await expectError(
     ec2.send(new CancelImportTaskCommand({ ImportTaskId: 'import-ami-0123456789abcdef0' })),
     'InvalidConversionTaskId',
+  );
+  await instancesScenario(ec2, task.ImageId ?? '');
+}
+
+async function waitState(ec2: EC2Client, id: string, state: string): Promise<void> {
+  const end = Date.now() + 60_000;
+  for (;;) {
+    const r = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
+    const now = r.Reservations?.[0]?.Instances?.[0]?.State?.Name;
+    if (now === state) return;
+    if (Date.now() > end) throw new Error(`${id} is ${now}, not ${state}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** An instance of the imported AMI (the endpoint runs without QEMU here): the state walk. */
+async function instancesScenario(ec2: EC2Client, imageId: string): Promise<void> {
+  const run = await ec2.send(
+    new RunInstancesCommand({
+      ImageId: imageId,
+      InstanceType: 't3.micro',
+      MinCount: 1,
+      MaxCount: 1,
+      TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'k', Value: 'v' }] }],
+    }),
+  );
+  const id = run.Instances?.[0]?.InstanceId ?? '';
+  await waitState(ec2, id, 'running');
+  await ec2.send(
+    new DescribeInstancesCommand({
+      Filters: [{ Name: 'instance-state-name', Values: ['running'] }],
+    }),
+  );
+  await ec2.send(new GetConsoleOutputCommand({ InstanceId: id }));
+  await ec2.send(new StopInstancesCommand({ InstanceIds: [id] }));
+  await waitState(ec2, id, 'stopped');
+  await ec2.send(new StartInstancesCommand({ InstanceIds: [id] }));
+  await waitState(ec2, id, 'running');
+  await ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
+  await expectError(
+    ec2.send(new StartInstancesCommand({ InstanceIds: ['i-0123456789abcdef0'] })),
+    'InvalidInstanceID.NotFound',
   );
 }

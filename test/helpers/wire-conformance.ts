@@ -93,6 +93,10 @@ const COMMON_ERRORS = new Set([
   // EC2's client errors are listed in its API reference, not in the model.
   'InvalidConversionTaskId',
   'InvalidConversionTaskId.Malformed',
+  'IncorrectInstanceState',
+  'InvalidInstanceID.Malformed',
+  'InvalidInstanceID.NotFound',
+  'InvalidConversionTaskId.Malformed',
   'DryRunOperation',
   'IdempotentParameterMismatch',
   'IncorrectState',
