@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rm, stat, unlink, utimes } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../store/local-store.js';
 import { BLOCK_SIZE } from './limits.js';
@@ -99,12 +99,4 @@ export class BlockStore {
   }
 }
 
-/** fsyncs a directory, so that entries renamed into it survive a power loss. */
-export async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
+export { syncDir } from '../../util/sync-dir.js';

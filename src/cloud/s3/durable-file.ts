@@ -5,22 +5,16 @@
  * absent or whole, and tmp/ holds whatever was in flight (swept at open).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, unlink } from 'node:fs/promises';
+import { rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { writeFileAtomic } from '../../store/local-store.js';
+import { syncDir } from '../../util/sync-dir.js';
 
 export function randomId(bytes = 16): string {
   return randomBytes(bytes).toString('hex');
 }
 
-/** fsyncs a directory, so that the entries renamed into it survive a crash. */
-export async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
+export { syncDir };
 
 export async function removeQuietly(path: string): Promise<void> {
   await unlink(path).catch(() => {});
@@ -38,21 +32,8 @@ export async function writeFileDurably(
   path: string,
   data: string | Buffer,
 ): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = join(tmpDir, `${randomId(8)}.tmp`);
-  const fh = await open(tmp, 'wx', 0o644);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await renameDurably(tmp, path);
-  } catch (error) {
-    await removeQuietly(tmp);
-    throw error;
-  }
+  await writeFileAtomic(path, data, join(tmpDir, `${randomId(8)}.tmp`));
+  await syncDir(dirname(path));
 }
 
 export function writeJsonDurably(tmpDir: string, path: string, value: unknown): Promise<void> {
