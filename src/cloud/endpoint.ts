@@ -113,6 +113,11 @@ export class CloudEndpoint {
     this.tags = ec2.tags;
     this.s3 = s3;
     this.instances = instances;
+    this.tags.register(instances.taggable());
+    if (vmImport !== undefined) {
+      this.tags.register(vmImport.taggable('image'));
+      this.tags.register(vmImport.taggable('snapshot'));
+    }
     this.server = new CloudServer({
       host: options.host ?? '127.0.0.1',
       port: options.port ?? DEFAULT_CLOUD_PORT,

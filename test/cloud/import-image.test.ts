@@ -3,7 +3,10 @@ import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import {
+  CreateTagsCommand,
+  DeleteTagsCommand,
   DescribeImportImageTasksCommand,
+  DescribeTagsCommand,
   ImportImageCommand,
   type ImportImageCommandInput,
   ImportSnapshotCommand,
@@ -353,5 +356,74 @@ describe('VM Import: ImportImage and ImportSnapshot', {
       },
       { extra: { vmImport: d.deps } },
     );
+  });
+});
+
+describe('VM Import: tags on import tasks', () => {
+  it('CreateTags, DeleteTags and DescribeTags reach import-ami- and import-snap- tasks', async () => {
+    await withTempDir(async (dir) => {
+      const d = doubles();
+      const blank = join(dir, 'blank.raw');
+      await writeFile(blank, Buffer.alloc(4 * 1024 * 1024));
+      d.objects.set('imports/blank.raw', blank);
+      await withCloud(
+        async ({ url }) => {
+          const ec2 = ec2Client(url);
+          // A blank disk: the task fails validation, and stays listed with its tags.
+          const image = await ec2.send(
+            new ImportImageCommand({
+              DiskContainers: [
+                { Format: 'raw', UserBucket: { S3Bucket: 'imports', S3Key: 'blank.raw' } },
+              ],
+              TagSpecifications: [
+                { ResourceType: 'import-image-task', Tags: [{ Key: 'a', Value: '1' }] },
+              ],
+            }),
+          );
+          const snap = await ec2.send(
+            new ImportSnapshotCommand({
+              DiskContainer: {
+                Format: 'raw',
+                UserBucket: { S3Bucket: 'imports', S3Key: 'blank.raw' },
+              },
+            }),
+          );
+          const imageTask = image.ImportTaskId!;
+          const snapTask = snap.ImportTaskId!;
+          await ec2.send(
+            new CreateTagsCommand({
+              Resources: [imageTask, snapTask],
+              Tags: [{ Key: 'b', Value: '2' }],
+            }),
+          );
+          await ec2.send(new DeleteTagsCommand({ Resources: [imageTask], Tags: [{ Key: 'a' }] }));
+          const described = await ec2.send(
+            new DescribeImportImageTasksCommand({ ImportTaskIds: [imageTask] }),
+          );
+          assert.deepEqual(
+            described.ImportImageTasks?.[0]?.Tags?.map((t) => [t.Key, t.Value]),
+            [['b', '2']],
+          );
+          const tags = await ec2.send(new DescribeTagsCommand({}));
+          assert.deepEqual(
+            tags.Tags?.map((t) => [t.ResourceId, t.ResourceType, t.Key]).sort(),
+            [
+              [imageTask, 'import-image-task', 'b'],
+              [snapTask, 'import-snapshot-task', 'b'],
+            ].sort(),
+          );
+          await assert.rejects(
+            ec2.send(
+              new CreateTagsCommand({
+                Resources: ['import-ami-0123456789abcdef0'],
+                Tags: [{ Key: 'x', Value: 'y' }],
+              }),
+            ),
+            (e: { name?: string }) => e.name === 'InvalidConversionTaskId',
+          );
+        },
+        { extra: { vmImport: d.deps } },
+      );
+    });
   });
 });

@@ -10,7 +10,10 @@ import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import {
+  CreateTagsCommand,
+  DeleteTagsCommand,
   DescribeInstancesCommand,
+  DescribeTagsCommand,
   GetConsoleOutputCommand,
   RunInstancesCommand,
   type RunInstancesCommandInput,
@@ -208,6 +211,55 @@ describe('EC2 instances through the endpoint (no QEMU)', () => {
       );
       const t2 = await ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
       assert.equal(t2.TerminatingInstances![0]!.PreviousState?.Name, 'terminated');
+    });
+  });
+
+  it('takes CreateTags, DeleteTags and DescribeTags on instances, as on images and snapshots', async () => {
+    await withInstances(async ({ url }) => {
+      const ec2 = ec2Client(url);
+      const other = ec2Client(url, OTHER_KEY);
+      const r = await ec2.send(
+        run({
+          TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'a', Value: '1' }] }],
+        }),
+      );
+      const id = r.Instances![0]!.InstanceId!;
+      await ec2.send(new CreateTagsCommand({ Resources: [id], Tags: [{ Key: 'b', Value: '2' }] }));
+      const one = await describeOne(ec2, id);
+      assert.deepEqual(one.Tags?.map((t) => [t.Key, t.Value]).sort(), [
+        ['a', '1'],
+        ['b', '2'],
+      ]);
+      const listed = await ec2.send(
+        new DescribeTagsCommand({ Filters: [{ Name: 'resource-type', Values: ['instance'] }] }),
+      );
+      assert.deepEqual(
+        listed.Tags?.map((t) => [t.ResourceId, t.ResourceType, t.Key]),
+        [
+          [id, 'instance', 'a'],
+          [id, 'instance', 'b'],
+        ],
+      );
+      await ec2.send(new DeleteTagsCommand({ Resources: [id], Tags: [{ Key: 'a' }] }));
+      assert.deepEqual(
+        (await describeOne(ec2, id)).Tags?.map((t) => t.Key),
+        ['b'],
+      );
+      // Another account cannot tag it, and an unknown id is not found.
+      await rejectsWith(
+        other.send(new CreateTagsCommand({ Resources: [id], Tags: [{ Key: 'x', Value: 'y' }] })),
+        'InvalidInstanceID.NotFound',
+      );
+      await rejectsWith(
+        ec2.send(
+          new CreateTagsCommand({
+            Resources: ['i-0000000000000dead'],
+            Tags: [{ Key: 'x', Value: 'y' }],
+          }),
+        ),
+        'InvalidInstanceID.NotFound',
+      );
+      assert.equal((await other.send(new DescribeTagsCommand({}))).Tags?.length ?? 0, 0);
     });
   });
 

@@ -11,6 +11,7 @@ import type { DiskImage } from '../../disk/index.js';
 import { FerryError } from '../../errors/index.js';
 import { AwsError } from '../aws-error.js';
 import { type EbsEngine, isEbsError } from '../ebs/index.js';
+import type { TaggableKind } from '../ec2/tags.js';
 import { isRegion } from '../regions.js';
 import type { StateStore } from '../state-store.js';
 import { bootSnapshot, bootUnavailable } from './boot-check.js';
@@ -149,6 +150,28 @@ export class VmImport {
     return Object.values(doc.tasks)
       .filter((t) => t.kind === kind && !(isFinal(t) && lastTime(t) < horizon))
       .sort((a, b) => a.created - b.created || (a.id < b.id ? -1 : 1));
+  }
+
+  /** The tag registry's view of import tasks of one kind (import-ami- or import-snap- ids). */
+  taggable(kind: ImportKind): TaggableKind {
+    const missing = (id: string) =>
+      new AwsError(400, 'InvalidConversionTaskId', `The import task ID '${id}' does not exist.`);
+    const visible = async (ctx: ImportContext, id: string) =>
+      (await this.tasks(ctx, kind)).some((t) => t.id === id);
+    return {
+      resourceType: kind === 'image' ? 'import-image-task' : 'import-snapshot-task',
+      prefix: kind === 'image' ? 'import-ami-' : 'import-snap-',
+      notFound: missing,
+      exists: visible,
+      updateTags: async (ctx, id, change) => {
+        if (!(await visible(ctx, id))) throw missing(id);
+        await this.update(ctx, id, (task) => {
+          const next = change(task.tags).map((t) => ({ key: t.key, value: t.value }));
+          task.tags.splice(0, task.tags.length, ...next);
+        });
+      },
+      list: async (ctx) => (await this.tasks(ctx, kind)).map((t) => ({ id: t.id, tags: t.tags })),
+    };
   }
 
   private async task(ctx: ImportContext, id: string): Promise<ImportTaskRecord | undefined> {

@@ -24,6 +24,7 @@ import { copyFile, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/pr
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { AwsError } from '../aws-error.js';
+import type { TaggableKind } from '../ec2/tags.js';
 import { isRegion } from '../regions.js';
 import type { StateStore } from '../state-store.js';
 import { ConsoleLog } from './console-log.js';
@@ -686,6 +687,26 @@ export class Instances {
     for (const c of changes)
       if (c.previous !== c.current) this.enqueue(ctx, c.instanceId, () => work(c.instanceId));
     return changes;
+  }
+
+  /** The tag registry's view of instances: CreateTags, DeleteTags and DescribeTags reach them. */
+  taggable(): TaggableKind {
+    return {
+      resourceType: 'instance',
+      prefix: 'i-',
+      notFound: (id) => notFound([id]),
+      exists: async (caller, id) => (await this.visible(caller)).some((r) => r.instanceId === id),
+      updateTags: async (caller, id, change) => {
+        if (!(await this.visible(caller)).some((r) => r.instanceId === id)) throw notFound([id]);
+        const r = await this.patch(caller, id, (rec) => ({
+          ...rec,
+          tags: change(rec.tags).map((t) => ({ key: t.key, value: t.value })),
+        }));
+        if (r === undefined) throw notFound([id]);
+      },
+      list: async (caller) =>
+        (await this.visible(caller)).map((r) => ({ id: r.instanceId, tags: r.tags })),
+    };
   }
 
   private async visible(ctx: InstanceContext): Promise<InstanceRecord[]> {
