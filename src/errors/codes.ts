@@ -141,6 +141,12 @@ export const ERROR_CODES = {
   FERRY_CLOUD_STATE_CORRUPT:
     'A local cloud state document is not JSON (it was changed by hand; atomic writes never leave one half-written).',
 
+  // Publish: runs
+  FERRY_PUBLISH_LOCKED:
+    'Another ferry publish holds the state directory lock; one publish at a time uses a state directory.',
+  FERRY_JOURNAL_INVALID:
+    'A publish journal (state/runs/RUN.jsonl) is too large or does not begin with its run; it was changed by hand.',
+
   // Compression
   FERRY_DECOMPRESS:
     'Compressed data is corrupt or inflates past its declared size (decompression bomb).',
