@@ -28,6 +28,10 @@
  *
  * The SDK itself never retries a request whose body is a stream (it cannot
  * replay it): pass block data and parts as Buffers when they must be retried.
+ * Nor can it retry a response body that breaks while the caller reads it
+ * (GetObject, GetSnapshotBlock: the middleware has returned by then); such
+ * a read fails with ECONNRESET, which retryKind calls 'connection', and the
+ * caller repeats the read.
  */
 import type { RetryErrorInfo, RetryStrategyV2, RetryToken } from '@smithy/types';
 import { FerryError } from '../errors/index.js';
