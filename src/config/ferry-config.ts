@@ -65,7 +65,16 @@ export function parseConfig(text: string, path: string): FerryConfig {
       ? []
       : named(streamsMap, 'stream', MAX_STREAMS).map((e) =>
           parseStream(
-            new MapReader(path, e.value, streamsMap.nameOf(e.key), e.keyLine, STREAM_KEYS),
+            new MapReader(
+              path,
+              // `web:` with nothing after it is a stream with every default.
+              e.value.kind === 'scalar' && e.value.value === null
+                ? { kind: 'map', line: e.keyLine, entries: [] }
+                : e.value,
+              streamsMap.nameOf(e.key),
+              e.keyLine,
+              STREAM_KEYS,
+            ),
             e.key,
             baseDir,
           ),

@@ -124,6 +124,9 @@ describe('publish: ferry.yaml schema', () => {
     assert.deepEqual(c.targets[0]?.credentials, { kind: 'default' });
     assert.deepEqual(c.targets[0]?.encryption, { kind: 'none' });
     assert.deepEqual(c.targets[0]?.streams, []);
+    assert.deepEqual(parseConfig('streams:\n  web:\n', PATH).streams, [
+      { name: 'web', layout: 'disk', fs: 'ext4', boot: 'grub', size: 'auto' },
+    ]);
     assert.deepEqual(parseConfig('', PATH), {
       path: PATH,
       state: '/srv/ferry/.ferry',

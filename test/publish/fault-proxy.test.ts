@@ -135,6 +135,55 @@ describe('publish: fault proxy with the SDK and the local cloud', () => {
     });
   });
 
+  it('matches on method and path; a 400 is not retried, a 500 is', async () => {
+    const rules: FaultRule[] = [
+      {
+        match: { method: 'post', path: /^\/snapshots$/ },
+        fault: 'status',
+        status: 400,
+        errorCode: 'ValidationException',
+        firstN: 1,
+      },
+      {
+        match: { method: 'POST', path: /^\/snapshots\/completion\// },
+        fault: 'status',
+        status: 500,
+        firstN: 1,
+      },
+    ];
+    await withProxy(rules, async (proxy, url) => {
+      const ebs = new EBSClient({ ...common, endpoint: url, ...retryConfig(FAST) });
+      const refused = await failure(
+        ebs.send(new StartSnapshotCommand({ VolumeSize: 1, Timeout: 60 })),
+      );
+      assert.equal(refused.name, 'ValidationException');
+      assert.equal((refused.$metadata as { attempts: number }).attempts, 1);
+      const start = await ebs.send(new StartSnapshotCommand({ VolumeSize: 1, Timeout: 60 }));
+      const data = [block(5)];
+      await putBlocks(ebs, start.SnapshotId!, data);
+      const done = await ebs.send(
+        new CompleteSnapshotCommand({
+          SnapshotId: start.SnapshotId!,
+          ChangedBlocksCount: 1,
+          Checksum: linear(data),
+          ChecksumAlgorithm: 'SHA256',
+          ChecksumAggregationMethod: 'LINEAR',
+        }),
+      );
+      assert.equal(done.$metadata.attempts, 2);
+      assert.deepEqual(
+        proxy.requests.map((r) => [r.operation, r.rule]),
+        [
+          ['StartSnapshot', 0],
+          ['StartSnapshot', undefined],
+          ['PutSnapshotBlock', undefined],
+          ['CompleteSnapshot', 1],
+          ['CompleteSnapshot', undefined],
+        ],
+      );
+    });
+  });
+
   it('a reset before PutSnapshotBlock surfaces without retries and is retried with them', async () => {
     const rules: FaultRule[] = [
       {
