@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { kmsKeyFor, parseConfig } from '../../src/config/index.js';
 import { isFerryError } from '../../src/errors/index.js';
 
@@ -325,6 +326,80 @@ describe('publish: ferry.yaml schema', () => {
       () => parseConfig(`streams: ${deep}\n`, PATH),
       (e: unknown) =>
         isFerryError(e, 'FERRY_CONFIG_INVALID') && /nested too deeply/.test(e.message),
+    );
+  });
+});
+
+describe('publish: ferry.yaml schema under random input', () => {
+  it('any text either parses or is FERRY_CONFIG_INVALID naming a line', () => {
+    const word = fc.constantFrom(
+      'store',
+      'state',
+      'streams',
+      'targets',
+      'web',
+      'prod',
+      'type',
+      'aws',
+      'regions',
+      'us-east-1',
+      'method',
+      'vm-import',
+      'bucket',
+      'encryption',
+      'kmsKey',
+      'kmsKeys',
+      'alias/k',
+      'credentials',
+      'profile',
+      'roleArn',
+      'tags',
+      'shareWith',
+      '111122223333',
+      'retention',
+      'keep',
+      'size',
+      '8G',
+      'layout',
+      'disk',
+      'streams',
+      '&a',
+      '*a',
+      '[',
+      ']',
+      '{',
+      '}',
+      ',',
+      ':',
+      '- ',
+      '"',
+      "'",
+      '#',
+      'null',
+      '3',
+      '-1',
+      'aws:x',
+      'ferry:y',
+      '\n',
+      '\n  ',
+      '\n    ',
+      '\n      ',
+      ' ',
+    );
+    fc.assert(
+      fc.property(fc.array(word, { maxLength: 60 }), (words) => {
+        const text = words.join('');
+        try {
+          parseConfig(text, PATH);
+        } catch (e) {
+          assert.ok(
+            isFerryError(e, 'FERRY_CONFIG_INVALID'),
+            `${JSON.stringify(text)}: ${String(e)}`,
+          );
+          assert.match(e.message, /^Cannot read \/srv\/ferry\/ferry\.yaml(:\d+)?: /);
+        }
+      }),
+      { numRuns: 2000, seed: 20261202 },
     );
   });
 });

@@ -8,6 +8,7 @@ import {
   StartSnapshotCommand,
 } from '@aws-sdk/client-ebs';
 import { DescribeImagesCommand, DescribeRegionsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import {
   CreateBucketCommand,
   GetObjectCommand,
@@ -107,6 +108,7 @@ describe('publish: fault proxy with the SDK and the local cloud', () => {
       { match: { service: 'ebs', operation: 'StartSnapshot' }, fault: 'status', status: 429 },
       { match: { service: 's3', operation: 'CreateBucket' }, fault: 'status', status: 503 },
       { match: { service: 'sts' }, fault: 'status', status: 500, errorCode: 'InternalFailure' },
+      { match: { service: 'kms', operation: 'DescribeKey' }, fault: 'status', status: 429 },
     ];
     await withProxy(rules, async (proxy, url) => {
       const once = { ...common, endpoint: url, maxAttempts: 1 };
@@ -128,9 +130,14 @@ describe('publish: fault proxy with the SDK and the local cloud', () => {
       const sts = await failure(new STSClient(once).send(new GetCallerIdentityCommand({})));
       assert.equal(sts.name, 'InternalFailure');
       assert.equal(retryKind(sts), 'server');
+      const kms = await failure(
+        new KMSClient(once).send(new DescribeKeyCommand({ KeyId: 'alias/aws/ebs' })),
+      );
+      assert.equal(kms.name, 'ThrottlingException');
+      assert.equal(retryKind(kms), 'throttling');
       assert.deepEqual(
         proxy.counts.map((c) => c.injected),
-        [1, 1, 1, 1],
+        [1, 1, 1, 1, 1],
       );
     });
   });
