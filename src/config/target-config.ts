@@ -42,6 +42,8 @@ export interface AwsTargetConfig {
 export type TargetConfig = AwsTargetConfig;
 
 export const MAX_REGIONS = 32;
+/** As many as a file can define. */
+const MAX_STREAMS_PER_TARGET = 64;
 /** Accounts one image is shared with (AWS allows 500 launch permissions per image). */
 export const MAX_SHARES = 500;
 const ACCOUNT = /^\d{12}$/;
@@ -141,6 +143,11 @@ function parseAwsTarget(map: MapReader, name: string, streams: readonly string[]
         throw configInvalid(path, node.line, `${n} must be a 12-digit AWS account id (quote it)`);
       return text;
     }) ?? [];
+  if (new Set(shareWith).size !== shareWith.length)
+    throw map.fail(
+      map.get('shareWith')!.value.line,
+      `${map.nameOf('shareWith')} names an account twice`,
+    );
   const tags = parseTags(map.map('tags', null));
   const retentionMap = map.map('retention', ['keep']);
   let keep: number | undefined;
@@ -164,7 +171,7 @@ function parseAwsTarget(map: MapReader, name: string, streams: readonly string[]
       map.get('bucket')!.keyLine,
       `${map.nameOf('bucket')} is for method vm-import only`,
     );
-  const picked = map.list('streams', 64, (node, n) => {
+  const picked = map.list('streams', MAX_STREAMS_PER_TARGET, (node, n) => {
     const s = scalarString(path, node, n, 'a stream name');
     if (!streams.includes(s))
       throw configInvalid(path, node.line, `${n}: no stream "${s}" is defined`);

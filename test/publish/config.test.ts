@@ -223,6 +223,11 @@ describe('publish: ferry.yaml schema', () => {
     ],
     [target(`${regions}    shareWith: '111122223333'\n`), 7, /shareWith must be a list/],
     [
+      target(`${regions}    shareWith: ['111122223333', 111122223333]\n`),
+      7,
+      /names an account twice/,
+    ],
+    [
       target(`${regions}    tags:\n      aws:cloudformation: x\n`),
       8,
       /aws: prefix is reserved by AWS/,
