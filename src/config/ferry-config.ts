@@ -1,40 +1,109 @@
 import { readFile } from 'node:fs/promises';
-import { isAbsolute, join, resolve } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { FerryError } from '../errors/index.js';
+import { MapReader } from './schema-reader.js';
+import { NAME_PATTERN, parseStream, STREAM_KEYS, type StreamConfig } from './stream-config.js';
+import { parseTarget, type TargetConfig } from './target-config.js';
+import { configInvalid, parseYamlTree, type YamlEntry } from './yaml-tree.js';
 
-/** What ferry.yaml configures today: the store. Publishing adds streams and targets. */
+/** ferry.yaml: the store, the publish state directory, streams and targets (docs/publish.md). */
 export interface FerryConfig {
   /** Where the file was read from, or null when there is none. */
   readonly path: string | null;
   /** A directory (resolved against the file's directory) or a URL (http(s)://, s3://). */
   readonly store?: string;
+  /** The publish state directory, resolved: default `.ferry` beside ferry.yaml (or in cwd without one). */
+  readonly state: string;
+  /** In file order. */
+  readonly streams: readonly StreamConfig[];
+  /** In file order. */
+  readonly targets: readonly TargetConfig[];
 }
 
-const KNOWN = new Set(['store', 'streams', 'targets']);
+const KNOWN = ['store', 'state', 'streams', 'targets'] as const;
 const MAX_BYTES = 1024 * 1024;
+export const MAX_STREAMS = 64;
+export const MAX_TARGETS = 64;
+export const STATE_DIR = '.ferry';
 
-function invalid(path: string, line: number | null, reason: string): FerryError {
-  return new FerryError(
-    'FERRY_CONFIG_INVALID',
-    `Cannot read ${path}${line === null ? '' : `:${line}`}: ${reason}`,
-    {
-      details: { path, line },
-    },
-  );
+function location(value: string, baseDir: string, urls: boolean): string {
+  if (urls && /^(https?|s3):\/\//.test(value)) return value;
+  return isAbsolute(value) ? value : resolve(baseDir, value);
+}
+
+function named(map: MapReader, what: string, max: number): YamlEntry[] {
+  const entries = map.entries();
+  if (entries.length > max)
+    throw map.fail(map.line, `${map.name} has ${entries.length} entries; at most ${max}`);
+  for (const e of entries)
+    if (!NAME_PATTERN.test(e.key))
+      throw map.fail(
+        e.keyLine,
+        `${what} name "${e.key.slice(0, 70)}" must be lowercase letters, digits, ".", "_" and "-", starting with a letter or digit, at most 63`,
+      );
+  return entries;
 }
 
 /**
- * Reads ferry.yaml: $FERRY_CONFIG, else ./ferry.yaml; none is fine. Errors
- * name the line. Unknown top-level keys are refused (a typo must not silently
- * fall back to defaults).
+ * Checks `text` (the contents of `path`) against the schema and resolves
+ * paths against the file's directory. Every error is FERRY_CONFIG_INVALID
+ * "Cannot read PATH:LINE: reason"; unknown keys are refused at every level
+ * (a typo must not silently fall back to a default).
+ */
+export function parseConfig(text: string, path: string): FerryConfig {
+  const baseDir = dirname(resolve(path));
+  const empty: FerryConfig = { path, state: join(baseDir, STATE_DIR), streams: [], targets: [] };
+  const root = parseYamlTree(text, path);
+  if (root === null || (root.kind === 'scalar' && root.value === null)) return empty;
+  if (root.kind !== 'map') throw configInvalid(path, root.line, 'the top level must be a mapping');
+  const top = new MapReader(path, root, '', 1, KNOWN);
+  const store = top.string('store', 'a directory or a URL');
+  const state = top.string('state', 'a directory');
+  const streamsMap = top.map('streams', null);
+  const streams =
+    streamsMap === undefined
+      ? []
+      : named(streamsMap, 'stream', MAX_STREAMS).map((e) =>
+          parseStream(
+            new MapReader(
+              path,
+              // `web:` with nothing after it is a stream with every default.
+              e.value.kind === 'scalar' && e.value.value === null
+                ? { kind: 'map', line: e.keyLine, entries: [] }
+                : e.value,
+              streamsMap.nameOf(e.key),
+              e.keyLine,
+              STREAM_KEYS,
+            ),
+            e.key,
+            baseDir,
+          ),
+        );
+  const streamNames = streams.map((s) => s.name);
+  const targetsMap = top.map('targets', null);
+  const targets =
+    targetsMap === undefined
+      ? []
+      : named(targetsMap, 'target', MAX_TARGETS).map((e) => parseTarget(path, e, streamNames));
+  return {
+    path,
+    ...(store === undefined ? {} : { store: location(store, baseDir, true) }),
+    state: state === undefined ? empty.state : location(state, baseDir, false),
+    streams,
+    targets,
+  };
+}
+
+/**
+ * Reads ferry.yaml: $FERRY_CONFIG, else ./ferry.yaml; none is fine (no
+ * streams, no targets, state in `cwd/.ferry`).
  */
 export async function loadConfig(cwd: string = process.cwd()): Promise<FerryConfig> {
   const path = process.env.FERRY_CONFIG ?? join(cwd, 'ferry.yaml');
   let text: string;
   try {
     const buf = await readFile(path);
-    if (buf.length > MAX_BYTES) throw invalid(path, null, 'the file is over 1 MiB');
+    if (buf.length > MAX_BYTES) throw configInvalid(path, null, 'the file is over 1 MiB');
     text = buf.toString('utf8');
   } catch (error) {
     if (error instanceof FerryError) throw error;
@@ -42,40 +111,12 @@ export async function loadConfig(cwd: string = process.cwd()): Promise<FerryConf
       (error as NodeJS.ErrnoException).code === 'ENOENT' &&
       process.env.FERRY_CONFIG === undefined
     )
-      return { path: null };
+      return { path: null, state: resolve(cwd, STATE_DIR), streams: [], targets: [] };
     throw new FerryError(
       'FERRY_CONFIG_INVALID',
       `Cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
-      { cause: error },
+      { cause: error, details: { path, line: null } },
     );
   }
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
-  const lineOf = (offset: number | undefined) =>
-    offset === undefined ? null : lines.linePos(offset).line;
-  const first = doc.errors[0];
-  if (first !== undefined)
-    throw invalid(path, lineOf(first.pos[0]), first.message.split('\n')[0] ?? 'malformed YAML');
-  const root = doc.contents;
-  if (root === null) return { path };
-  const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
-  if (typeof value !== 'object' || value === null || Array.isArray(value))
-    throw invalid(path, 1, 'the top level must be a mapping');
-  const range = (key: string): number | null => {
-    const pair = (
-      doc.contents as {
-        items?: Array<{ key?: { value?: unknown; range?: [number, number, number] } }>;
-      }
-    ).items?.find((p) => p.key?.value === key);
-    return lineOf(pair?.key?.range?.[0]);
-  };
-  for (const key of Object.keys(value))
-    if (!KNOWN.has(key)) throw invalid(path, range(key), `unknown key "${key}"`);
-  const store = (value as { store?: unknown }).store;
-  if (store === undefined) return { path };
-  if (typeof store !== 'string' || store === '')
-    throw invalid(path, range('store'), 'store must be a directory or a URL');
-  const resolved =
-    /^(https?|s3):\/\//.test(store) || isAbsolute(store) ? store : resolve(join(path, '..'), store);
-  return { path, store: resolved };
+  return parseConfig(text, path);
 }

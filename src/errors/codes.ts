@@ -150,6 +150,10 @@ export const ERROR_CODES = {
   // Compression
   FERRY_DECOMPRESS:
     'Compressed data is corrupt or inflates past its declared size (decompression bomb).',
+
+  // Publish: config
+  FERRY_AWS_CREDENTIALS:
+    "A target's AWS credentials could not be obtained: an unknown profile, a role that could not be assumed (AccessDenied, a bad external id), or nothing found by the SDK's default chain.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

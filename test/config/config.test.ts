@@ -15,7 +15,13 @@ describe('ferry.yaml', () => {
       await writeFile(cfg, '# the team store\nstore: ../team-store\n');
       process.env.FERRY_CONFIG = cfg;
       try {
-        assert.deepEqual(await loadConfig(dir), { path: cfg, store: join(dir, 'team-store') });
+        assert.deepEqual(await loadConfig(dir), {
+          path: cfg,
+          store: join(dir, 'team-store'),
+          state: join(dir, 'conf', '.ferry'),
+          streams: [],
+          targets: [],
+        });
       } finally {
         delete process.env.FERRY_CONFIG;
       }
@@ -50,7 +56,12 @@ describe('ferry.yaml', () => {
         });
       }
       // No file at all is not an error.
-      assert.deepEqual(await loadConfig(join(dir, 'nowhere')), { path: null });
+      assert.deepEqual(await loadConfig(join(dir, 'nowhere')), {
+        path: null,
+        state: join(dir, 'nowhere', '.ferry'),
+        streams: [],
+        targets: [],
+      });
     });
   });
 });
