@@ -22,6 +22,9 @@ Commands:
   cloud serve|reset       a local AWS-compatible endpoint (STS, KMS, EC2) for tests and offline use
   build STREAM --layout fs|disk --out FILE
                           render a revision as a filesystem or a bootable disk, deterministically
+  history [STREAM]        every publish run, with timed steps per target and region
+  status                  the newest publish run: running, interrupted (resumable), done, failed
+  images ls               which revision of each stream is live in each target and region
   demo [DIR]              make a sample image and run it through every format
 
 Options:
@@ -89,6 +92,18 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   build: async () => {
     const m = await import('./commands/build.js');
     return { help: m.buildHelp, run: m.buildCommand };
+  },
+  history: async () => {
+    const m = await import('./commands/history.js');
+    return { help: m.historyHelp, run: m.historyCommand };
+  },
+  status: async () => {
+    const m = await import('./commands/history.js');
+    return { help: m.statusHelp, run: m.statusCommand };
+  },
+  images: async () => {
+    const m = await import('./commands/history.js');
+    return { help: m.imagesHelp, run: m.imagesCommand };
   },
   demo: async () => {
     const m = await import('./commands/demo.js');
