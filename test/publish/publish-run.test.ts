@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FerryError } from '../../src/errors/index.js';
+import { history, liveImages } from '../../src/publish/history.js';
 import { Journal, listRuns, readJournal } from '../../src/publish/journal.js';
 import {
   type MethodContext,
@@ -133,6 +134,28 @@ describe('publish: the run, its journal and its resume', () => {
       );
       const [run] = await loadRuns(state.runs);
       assert.equal(run?.outcome, 'done');
+      const live = await liveImages(state);
+      assert.deepEqual(
+        live.map((l) => [l.stream, l.placement, l.imageId, l.revision]),
+        [
+          ['web', 'a/us-east-1', 'ami-a/us-east-1', 'c'.repeat(64)],
+          ['web', 'a/eu-west-1', 'ami-a/eu-west-1', 'c'.repeat(64)],
+          ['web', 'b/us-east-1', 'ami-b/us-east-1', 'c'.repeat(64)],
+        ],
+      );
+      const [h] = await history(state, { stream: 'web' });
+      assert.equal(h?.outcome, 'done');
+      assert.deepEqual(
+        h?.placements
+          .find((p) => p.placement === 'b/us-east-1')
+          ?.steps.map((x) => [x.step, x.state]),
+        [
+          ['snapshot', 'done'],
+          ['register', 'done'],
+        ],
+      );
+      assert.ok((h?.placements[0]?.steps[0]?.seconds ?? -1) >= 0);
+      assert.deepEqual(await history(state, { stream: 'other' }), []);
       assert.equal(run?.steps.get('a/eu-west-1\u0000register')?.detail.imageId, 'ami-a/eu-west-1');
       assert.deepEqual(
         run?.steps.get('\u0000inspect')?.transitions.map(([s]) => s),
