@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { FerryError } from '../errors/index.js';
 import { EXIT, type OutputMode, parseOutputMode, reportError } from './output.js';
+import { version } from './version.js';
 
 const HELP = `ferry: get machine images into clouds fast, safely and identically
 
@@ -110,13 +110,6 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
     return { help: m.demoHelp, run: m.demoCommand };
   },
 };
-
-function version(): string {
-  const pkg = JSON.parse(
-    readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'),
-  ) as { version: string };
-  return pkg.version;
-}
 
 export async function main(argv: string[]): Promise<number> {
   let mode: OutputMode = 'human';
