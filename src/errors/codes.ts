@@ -154,6 +154,19 @@ export const ERROR_CODES = {
   // Publish: config
   FERRY_AWS_CREDENTIALS:
     "A target's AWS credentials could not be obtained: an unknown profile, a role that could not be assumed (AccessDenied, a bad external id), or nothing found by the SDK's default chain.",
+
+  // Publish: VM Import
+  FERRY_UPLOAD_FAILED:
+    'S3 refused or failed a request of a multipart upload (create, part, list, complete); the cause holds its error.',
+  FERRY_UPLOAD_SOURCE_CHANGED:
+    'The file being uploaded changed size or modification time while it was sent.',
+  FERRY_IMPORT_REFUSED:
+    'EC2 refused a VM Import request (ImportImage, ImportSnapshot, DescribeImport*Tasks, RegisterImage); the cause holds its error.',
+  FERRY_IMPORT_FAILED:
+    "An import task ended deleted: AWS's StatusMessage is in the message, what ferry inspect finds in the local image in the hint.",
+  FERRY_IMPORT_STALLED:
+    'An import task showed no new state, message or progress for the stall limit; ferry cancelled it.',
+  FERRY_IMPORT_TIMEOUT: 'An import task did not finish within its time limit; ferry cancelled it.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
