@@ -8,9 +8,16 @@ import {
   DescribeImportSnapshotTasksCommand,
   type EC2Client,
 } from '@aws-sdk/client-ec2';
-import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateMultipartUploadCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { IMAGE_STEPS, SNAPSHOT_STEPS } from '../../src/cloud/import/index.js';
 import { type FerryError, isFerryError } from '../../src/errors/index.js';
+import { cancelImportTask, cleanUpImport } from '../../src/publish/aws/import-cleanup.js';
+import { describeTask, startTask } from '../../src/publish/aws/import-task.js';
 import { prepareImportDisk } from '../../src/publish/aws/prepare-import-disk.js';
 import { uploadFile } from '../../src/publish/aws/s3-upload.js';
 import {
@@ -364,6 +371,67 @@ describe('publish: VM Import', {
           assert.equal(snaps.ImportSnapshotTasks?.length, 1);
         },
         { extra: { vmImport: { boot: { enabled: false }, checkpoint: held.checkpoint } } },
+      );
+    });
+  });
+
+  it('cleanUpImport cancels an active task, aborts the upload and deletes the object', async () => {
+    await withTempDir(async (dir) => {
+      const raw = await makeDebianDisk(dir);
+      const stuck = hold('validating');
+      await withCloud(
+        async ({ url }) => {
+          const ec2 = ec2Client(url);
+          const s3 = s3Client(url);
+          await upload(s3, raw, 'left.raw');
+          const open = await s3.send(
+            new CreateMultipartUploadCommand({ Bucket: 'imports', Key: 'left.raw' }),
+          );
+          const taskId = await startTask(ec2, {
+            mode: 'image',
+            bucket: 'imports',
+            key: 'left.raw',
+            format: 'raw',
+            description: 'left',
+            architecture: 'x86_64',
+            encrypted: false,
+            clientToken: 'left',
+            tags: {},
+          });
+          await stuck.reached;
+          const report = await cleanUpImport({
+            clients: { ec2, s3 },
+            bucket: 'imports',
+            key: 'left.raw',
+            uploadId: open.UploadId!,
+            taskId,
+            reason: 'the placement failed',
+          });
+          assert.deepEqual(report, {
+            cancelled: true,
+            uploadAborted: true,
+            objectDeleted: true,
+            errors: [],
+          });
+          assert.equal(await objectExists(s3, 'left.raw'), false);
+          const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: 'imports' }));
+          assert.deepEqual(uploads.Uploads ?? [], []);
+          const task = await describeTask(ec2, 'image', taskId);
+          assert.ok(task?.status === 'deleting' || task?.status === 'deleted');
+          assert.equal(task?.statusMessage, 'the placement failed');
+          // Again: nothing left to cancel, abort or delete, and that is no error.
+          const again = await cleanUpImport({
+            clients: { ec2, s3 },
+            bucket: 'imports',
+            key: 'left.raw',
+            uploadId: open.UploadId!,
+            taskId,
+          });
+          assert.equal(again.cancelled, false);
+          assert.deepEqual(again.errors, []);
+          assert.equal(await cancelImportTask(ec2, 'import-ami-00000000000000000', 'x'), false);
+        },
+        { extra: { vmImport: { boot: { enabled: false }, checkpoint: stuck.checkpoint } } },
       );
     });
   });
