@@ -5,8 +5,10 @@
  * (the part's ETag) differ from the file's. N workers pull part numbers from
  * one iterator, each reading its part into its own buffer: memory is
  * concurrency × partSize bytes (4 × 64 MiB = 256 MiB with the defaults),
- * whatever the file's size. Each part carries its Content-MD5, so S3 refuses
- * a part damaged on the way.
+ * whatever the file's size. Each part carries its Content-MD5 and SHA-256
+ * (the upload is created with ChecksumAlgorithm SHA256), so S3 refuses a part
+ * damaged on the way; a resume compares the SHA-256 ListParts gives (the
+ * ETag, which is the MD5 except on SSE-KMS buckets, when it gives none).
  *
  * An abort leaves the upload open (the checkpoint resumes it); any other
  * failure is thrown as it is and the caller decides: `abortUpload` and
@@ -87,8 +89,8 @@ interface Part {
   readonly length: number;
 }
 
-/** What S3 holds of an upload: part number → size and ETag. */
-type Held = Map<number, { size: number; etag: string }>;
+/** What S3 holds of an upload: part number → size, ETag and SHA-256 (base64, when listed). */
+type Held = Map<number, { size: number; etag: string; sha256: string | undefined }>;
 
 function usage(message: string, details: Record<string, string | number>): FerryError {
   return new FerryError('FERRY_USAGE', message, { details });
@@ -167,7 +169,7 @@ async function heldParts(
     }
     for (const p of page.Parts ?? [])
       if (p.PartNumber !== undefined && p.ETag !== undefined && p.Size !== undefined)
-        held.set(p.PartNumber, { size: p.Size, etag: unquote(p.ETag) });
+        held.set(p.PartNumber, { size: p.Size, etag: unquote(p.ETag), sha256: p.ChecksumSHA256 });
     if (page.IsTruncated !== true) return held;
     const next = page.NextPartNumberMarker;
     if (next === undefined || next === marker)
@@ -284,7 +286,10 @@ export async function uploadFile(s3: S3Client, options: UploadFileOptions): Prom
   }
   if (held === undefined || uploadId === undefined) {
     try {
-      const r = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }), opts);
+      const r = await s3.send(
+        new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ChecksumAlgorithm: 'SHA256' }),
+        opts,
+      );
       if (r.UploadId === undefined) throw new Error('the answer has no UploadId');
       uploadId = r.UploadId;
     } catch (error) {
@@ -297,7 +302,7 @@ export async function uploadFile(s3: S3Client, options: UploadFileOptions): Prom
   const holds = held;
 
   const fh = await open(path, 'r');
-  const etags = new Map<number, string>();
+  const finished = new Map<number, { etag: string; sha256: string }>();
   let sentBytes = 0;
   let reusedBytes = 0;
   let partsSent = 0;
@@ -323,9 +328,15 @@ export async function uploadFile(s3: S3Client, options: UploadFileOptions): Prom
       throwIfAborted(signal, action);
       const body = await readPart(fh, part, buffer);
       const md5 = createHash('md5').update(body).digest();
+      const sha256 = createHash('sha256').update(body).digest('base64');
       const have = holds.get(part.number);
-      if (have !== undefined && have.size === part.length && have.etag === md5.toString('hex')) {
-        etags.set(part.number, `"${have.etag}"`);
+      // The part's SHA-256 when S3 lists it; else its ETag, the MD5 (not on SSE-KMS buckets).
+      const same =
+        have !== undefined &&
+        have.size === part.length &&
+        (have.sha256 !== undefined ? have.sha256 === sha256 : have.etag === md5.toString('hex'));
+      if (same) {
+        finished.set(part.number, { etag: `"${have.etag}"`, sha256 });
         reusedBytes += part.length;
         partsReused++;
         report();
@@ -342,6 +353,8 @@ export async function uploadFile(s3: S3Client, options: UploadFileOptions): Prom
             Body: body,
             ContentLength: part.length,
             ContentMD5: md5.toString('base64'),
+            ChecksumAlgorithm: 'SHA256',
+            ChecksumSHA256: sha256,
           }),
           opts,
         );
@@ -354,13 +367,14 @@ export async function uploadFile(s3: S3Client, options: UploadFileOptions): Prom
           signal,
         );
       }
-      if (etag === undefined || unquote(etag) !== md5.toString('hex'))
+      // S3 checked the part against its Content-MD5 and SHA-256; the ETag is only passed back.
+      if (etag === undefined)
         throw new FerryError(
           'FERRY_UPLOAD_FAILED',
-          `Cannot upload part ${part.number} to ${where}: S3 answered ETag ${etag ?? 'none'}, not the part's MD5`,
-          { details: { part: part.number, etag: etag ?? null } },
+          `Cannot upload part ${part.number} to ${where}: S3 answered no ETag`,
+          { details: { part: part.number } },
         );
-      etags.set(part.number, etag);
+      finished.set(part.number, { etag, sha256 });
       sentBytes += part.length;
       partsSent++;
       report();
@@ -387,7 +401,8 @@ export async function uploadFile(s3: S3Client, options: UploadFileOptions): Prom
 
   const completed: CompletedPart[] = parts.map((p) => ({
     PartNumber: p.number,
-    ETag: etags.get(p.number)!,
+    ETag: finished.get(p.number)!.etag,
+    ChecksumSHA256: finished.get(p.number)!.sha256,
   }));
   let etag: string;
   try {
