@@ -6,6 +6,7 @@ import {
   DescribeImagesCommand,
   DescribeImportImageTasksCommand,
   DescribeImportSnapshotTasksCommand,
+  DescribeSnapshotsCommand,
   type EC2Client,
 } from '@aws-sdk/client-ec2';
 import {
@@ -342,9 +343,16 @@ describe('publish: VM Import', {
               imageName: 'web-1234abcd5678',
               checkpoint: snapCp.checkpoint,
               bootMode: 'legacy-bios',
+              encrypted: true,
             }),
           );
           assert.match(s.taskId, /^import-snap-/);
+          // Encrypted with the account's default EBS key.
+          const snapshot = (
+            await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [...s.snapshotIds] }))
+          ).Snapshots?.[0];
+          assert.equal(snapshot?.Encrypted, true);
+          assert.match(snapshot?.KmsKeyId ?? '', /^arn:aws:kms:/);
           assertWalk(s.timeline, SNAPSHOT_STEPS);
           const image = (await ec2.send(new DescribeImagesCommand({ ImageIds: [s.imageId] })))
             .Images?.[0];
@@ -364,6 +372,7 @@ describe('publish: VM Import', {
               imageName: 'web-1234abcd5678',
               checkpoint: snapCp.checkpoint,
               bootMode: 'legacy-bios',
+              encrypted: true,
             }),
           );
           assert.deepEqual([again.taskId, again.imageId], [s.taskId, s.imageId]);
