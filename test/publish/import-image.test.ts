@@ -408,6 +408,19 @@ describe('publish: VM Import', {
             tags: {},
           });
           await stuck.reached;
+          // A lost answer is harmless: the same ClientToken gives the same task back.
+          const same = await startTask(ec2, {
+            mode: 'image',
+            bucket: 'imports',
+            key: 'left.raw',
+            format: 'raw',
+            description: 'left',
+            architecture: 'x86_64',
+            encrypted: false,
+            clientToken: 'left',
+            tags: {},
+          });
+          assert.equal(same, taskId);
           const report = await cleanUpImport({
             clients: { ec2, s3 },
             bucket: 'imports',

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { utimesSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -212,6 +213,25 @@ describe('publish: S3 multipart upload', () => {
           await assert.rejects(
             uploadFile(s3, { ...base, path: join(dir, 'missing') }),
             code('FERRY_IO'),
+          );
+          // The file changes while it is sent.
+          const changing = join(dir, 'changing.raw');
+          await writeFile(changing, pattern(PART + MiB, 8));
+          await assert.rejects(
+            uploadFile(s3, {
+              ...base,
+              bucket: 'made',
+              createBucket: true,
+              path: changing,
+              checkpoint: memoryCheckpoint<{ uploadId: string }>().checkpoint,
+              partSize: PART,
+              concurrency: 1,
+              onProgress: (p) => {
+                if (p.partsSent === 1)
+                  utimesSync(changing, new Date(), new Date(Date.now() + 5000));
+              },
+            }),
+            code('FERRY_UPLOAD_SOURCE_CHANGED'),
           );
           // No bucket and createBucket not set: S3's NoSuchBucket, coded.
           await assert.rejects(uploadFile(s3, base), (e: unknown) => {
