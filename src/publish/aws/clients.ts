@@ -2,6 +2,7 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { EBSClient } from '@aws-sdk/client-ebs';
 import { EC2Client, type EC2ClientConfig } from '@aws-sdk/client-ec2';
+import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import { STSClient } from '@aws-sdk/client-sts';
 import type { Placement } from '../types.js';
@@ -13,6 +14,8 @@ export interface AwsClients {
   readonly ebs: EBSClient;
   readonly s3: S3Client;
   readonly sts: STSClient;
+  /** To name KMS keys by ARN (EBS direct takes only ARNs; aliases are resolved). */
+  readonly kms: KMSClient;
   readonly region: string;
   /** Closes the clients and their sockets. */
   destroy(): void;
@@ -90,14 +93,16 @@ export function awsClients(placement: Placement, options: AwsClientsOptions): Aw
     ...(placement.endpoint === undefined ? {} : { forcePathStyle: true }),
   });
   const sts = new STSClient({ ...common, ...retry });
+  const kms = new KMSClient({ ...common, ...retry });
   return {
     ec2,
     ebs,
     s3,
     sts,
+    kms,
     region: placement.region,
     destroy: () => {
-      for (const c of [ec2, ebs, s3, sts]) c.destroy();
+      for (const c of [ec2, ebs, s3, sts, kms]) c.destroy();
       httpAgent.destroy();
       httpsAgent.destroy();
     },

@@ -30,6 +30,7 @@ import {
   sleep,
 } from './aws-call.js';
 import type { AwsClients } from './clients.js';
+import { resolveKmsKey } from './kms-key.js';
 
 /**
  * An upload's durable progress: the snapshot, and which blocks are done
@@ -350,6 +351,10 @@ export async function uploadSnapshot(opts: UploadSnapshotOptions): Promise<Uploa
     tracker = new DoneTracker(saved);
   } else {
     const tags = { [TAG.contentHash]: source.contentHash, ...opts.tags };
+    const keyArn =
+      opts.parent === undefined && opts.encrypted && opts.kmsKeyId !== undefined
+        ? await resolveKmsKey(clients, opts.kmsKeyId, signal)
+        : undefined;
     const started = await awsCall(
       'start the snapshot',
       () =>
