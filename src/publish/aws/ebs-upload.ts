@@ -370,7 +370,7 @@ export async function uploadSnapshot(opts: UploadSnapshotOptions): Promise<Uploa
               : opts.encrypted
                 ? {
                     Encrypted: true,
-                    ...(opts.kmsKeyId === undefined ? {} : { KmsKeyArn: opts.kmsKeyId }),
+                    ...(keyArn === undefined ? {} : { KmsKeyArn: keyArn }),
                   }
                 : {}),
           }),
