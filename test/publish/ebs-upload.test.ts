@@ -238,18 +238,72 @@ describe('uploadSnapshot', () => {
     });
   });
 
-  it('asks for a restart when the checkpointed snapshot is gone, and refuses a malformed checkpoint', async () => {
+  it('retries "snapshot does not exist" after StartSnapshot, and restarts a snapshot that timed out', async () => {
     await withTempDir(async (dir) => {
       const path = join(dir, 'disk.raw');
-      await writeBlocks(path, [1, 2]);
-      await withCloud(async ({ url }) => {
+      await writeBlocks(path, [1, 2, 3, 4]);
+      await withCloud(async ({ url, clock }) => {
         const clients = testClients(url);
         const source = await openBlockSource(path);
         try {
+          // The first puts fail as EBS answers right after StartSnapshot.
+          let refused = 0;
+          clients.ebs.middlewareStack.add(
+            (next, context) => async (args) => {
+              if (context.commandName === 'PutSnapshotBlockCommand' && refused < 3) {
+                refused++;
+                throw Object.assign(new Error('The snapshot does not exist.'), {
+                  name: 'ResourceNotFoundException',
+                  $metadata: { httpStatusCode: 404 },
+                });
+              }
+              return next(args);
+            },
+            { step: 'initialize', name: 'notYet' },
+          );
+          const r = await uploadSnapshot(options(url, clients, source));
+          assert.equal(refused, 3);
+          assert.equal(r.blocksSent, 4);
+          assert.ok((await verifySnapshot(clients, r.snapshotId, source)).ok);
+
+          // A pending snapshot left alone past its Timeout goes to error: resuming deletes it and asks for a restart.
           const checkpoint = new MemoryCheckpoint();
+          const controller = new AbortController();
+          await assert.rejects(
+            uploadSnapshot(
+              options(url, clients, source, {
+                checkpoint,
+                timeoutMinutes: 10,
+                signal: controller.signal,
+                concurrency: 1,
+                checkpointEvery: { blocks: 1 },
+                onEvent: (e) => {
+                  if (e.type === 'blocks' && e.sent >= 1) controller.abort();
+                },
+              }),
+            ),
+            (e) => isFerryError(e, 'FERRY_ABORTED'),
+          );
+          const stale = checkpoint.value!.snapshotId;
+          clock.offset += 11 * 60_000;
+          await assert.rejects(
+            uploadSnapshot(options(url, clients, source, { checkpoint })),
+            (e) =>
+              isFerryError(e, 'FERRY_EBS_SNAPSHOT_RESTART') &&
+              e.details.state === 'error' &&
+              e.details.deleted === true &&
+              e.details.snapshotId === stale,
+          );
+          const left = await clients.ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'] }));
+          assert.deepEqual(
+            left.Snapshots?.map((s) => s.SnapshotId),
+            [r.snapshotId],
+          );
+          // A snapshot that is gone asks for a restart too; a malformed checkpoint is refused.
           checkpoint.value = { snapshotId: 'snap-0123456789abcdef0', watermark: 0, done: [] };
-          await assert.rejects(uploadSnapshot(options(url, clients, source, { checkpoint })), (e) =>
-            isFerryError(e, 'FERRY_EBS_SNAPSHOT_RESTART'),
+          await assert.rejects(
+            uploadSnapshot(options(url, clients, source, { checkpoint })),
+            (e) => isFerryError(e, 'FERRY_EBS_SNAPSHOT_RESTART') && e.details.state === 'missing',
           );
           checkpoint.value = { snapshotId: 'nope', watermark: -1, done: [] };
           await assert.rejects(uploadSnapshot(options(url, clients, source, { checkpoint })), (e) =>
