@@ -1,7 +1,12 @@
 import { open } from 'node:fs/promises';
-import { awsClients, type AwsClients } from '../../src/publish/aws/clients.js';
+import { type AwsClients, awsClients } from '../../src/publish/aws/clients.js';
 import type { EbsCheckpoint } from '../../src/publish/aws/ebs-upload.js';
-import { BLOCK_SIZE, type Checkpoint, type Placement, type PublishEvent } from '../../src/publish/types.js';
+import {
+  BLOCK_SIZE,
+  type Checkpoint,
+  type Placement,
+  type PublishEvent,
+} from '../../src/publish/types.js';
 import { block } from './ebs.js';
 
 export const ACCOUNT = '000000000000';
@@ -22,7 +27,11 @@ export function testPlacement(url: string, overrides: Partial<Placement> = {}): 
 }
 
 /** Clients for a placement; the caller destroys them. */
-export function testClients(url: string, concurrency = 8, overrides: Partial<Placement> = {}): AwsClients {
+export function testClients(
+  url: string,
+  concurrency = 8,
+  overrides: Partial<Placement> = {},
+): AwsClients {
   return awsClients(testPlacement(url, overrides), { concurrency });
 }
 
@@ -47,7 +56,11 @@ export type BlockSpec = number | 'zero' | 'hole';
  * 'zero' is written zeros (allocated), 'hole' is never written. `tail`
  * shortens the last block (a size that is not a multiple of 512 KiB).
  */
-export async function writeBlocks(path: string, specs: readonly BlockSpec[], tail = 0): Promise<Buffer[]> {
+export async function writeBlocks(
+  path: string,
+  specs: readonly BlockSpec[],
+  tail = 0,
+): Promise<Buffer[]> {
   const fh = await open(path, 'w');
   const contents: Buffer[] = [];
   try {

@@ -6,11 +6,7 @@ import { describe, it } from 'node:test';
 import { convertImage } from '../../src/disk/index.js';
 import { writeSampleImage } from '../../src/disk/sample-image.js';
 import { isFerryError } from '../../src/errors/index.js';
-import {
-  blockDigests,
-  readDigests,
-  writeDigests,
-} from '../../src/publish/block-digests.js';
+import { blockDigests, readDigests, writeDigests } from '../../src/publish/block-digests.js';
 import { openBlockSource, ZERO_BLOCK_SHA256 } from '../../src/publish/block-source.js';
 import { BLOCK_SIZE, type BlockInfo } from '../../src/publish/types.js';
 import { sha256b64 } from '../helpers/ebs.js';
@@ -54,7 +50,9 @@ describe('openBlockSource', () => {
         const buf = Buffer.alloc(BLOCK_SIZE, 0xff);
         await src.readBlock(5, buf);
         assert.ok(buf.equals(contents[5]!));
-        await assert.rejects(src.readBlock(6, buf), (e) => isFerryError(e, 'FERRY_READ_OUT_OF_RANGE'));
+        await assert.rejects(src.readBlock(6, buf), (e) =>
+          isFerryError(e, 'FERRY_READ_OUT_OF_RANGE'),
+        );
         const digests = await blockDigests(src);
         assert.deepEqual(
           [...digests.keys()].sort((a, b) => a - b),
@@ -96,15 +94,28 @@ describe('openBlockSource', () => {
       // The map is trusted for digests: a wrong one shows, and one naming a hole is refused.
       await writeFile(
         map,
-        JSON.stringify({ chunkDigests: { size: BLOCK_SIZE, sha256: { '3': sha256b64(contents[0]!) } } }),
+        JSON.stringify({
+          chunkDigests: { size: BLOCK_SIZE, sha256: { '3': sha256b64(contents[0]!) } },
+        }),
       );
-      await assert.rejects(openBlockSource(path, { map }), (e) => isFerryError(e, 'FERRY_PUBLISH_MAP_INVALID'));
-      await writeFile(map, JSON.stringify({ chunkDigests: { size: BLOCK_SIZE, sha256: { '9': 'x' } } }));
-      await assert.rejects(openBlockSource(path, { map }), (e) => isFerryError(e, 'FERRY_PUBLISH_MAP_INVALID'));
+      await assert.rejects(openBlockSource(path, { map }), (e) =>
+        isFerryError(e, 'FERRY_PUBLISH_MAP_INVALID'),
+      );
+      await writeFile(
+        map,
+        JSON.stringify({ chunkDigests: { size: BLOCK_SIZE, sha256: { '9': 'x' } } }),
+      );
+      await assert.rejects(openBlockSource(path, { map }), (e) =>
+        isFerryError(e, 'FERRY_PUBLISH_MAP_INVALID'),
+      );
       await writeFile(map, '{"no":"digests"}');
-      await assert.rejects(openBlockSource(path, { map }), (e) => isFerryError(e, 'FERRY_PUBLISH_MAP_INVALID'));
+      await assert.rejects(openBlockSource(path, { map }), (e) =>
+        isFerryError(e, 'FERRY_PUBLISH_MAP_INVALID'),
+      );
       await writeFile(map, 'not json');
-      await assert.rejects(openBlockSource(path, { map }), (e) => isFerryError(e, 'FERRY_PUBLISH_MAP_INVALID'));
+      await assert.rejects(openBlockSource(path, { map }), (e) =>
+        isFerryError(e, 'FERRY_PUBLISH_MAP_INVALID'),
+      );
     });
   });
 
@@ -121,7 +132,8 @@ describe('openBlockSource', () => {
         assert.equal(a.blockCount, 19);
         const da = await blockDigests(a);
         const db = await blockDigests(b);
-        for (const [i, d] of db) if (d !== ZERO_BLOCK_SHA256) assert.equal(da.get(i), d, `block ${i}`);
+        for (const [i, d] of db)
+          if (d !== ZERO_BLOCK_SHA256) assert.equal(da.get(i), d, `block ${i}`);
       } finally {
         await a.close();
         await b.close();
@@ -137,15 +149,24 @@ describe('openBlockSource', () => {
       const digests = await blockDigests(src);
       await src.close();
       const file = join(dir, 'digests', `${src.contentHash}.json`);
-      await writeDigests(file, { blockCount: src.blockCount, contentHash: src.contentHash, digests });
+      await writeDigests(file, {
+        blockCount: src.blockCount,
+        contentHash: src.contentHash,
+        digests,
+      });
       const back = await readDigests(file);
       assert.equal(back.contentHash, src.contentHash);
-      assert.deepEqual([...back.digests].sort((a, b) => a[0] - b[0]), [...digests].sort((a, b) => a[0] - b[0]));
+      assert.deepEqual(
+        [...back.digests].sort((a, b) => a[0] - b[0]),
+        [...digests].sort((a, b) => a[0] - b[0]),
+      );
       const good = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
       assert.deepEqual(good.zero, [[1, 2]]);
       const bad = async (doc: unknown) => {
         await writeFile(file, typeof doc === 'string' ? doc : JSON.stringify(doc));
-        await assert.rejects(readDigests(file), (e) => isFerryError(e, 'FERRY_PUBLISH_DIGESTS_INVALID'));
+        await assert.rejects(readDigests(file), (e) =>
+          isFerryError(e, 'FERRY_PUBLISH_DIGESTS_INVALID'),
+        );
       };
       await bad('{');
       await bad([]);
@@ -155,10 +176,22 @@ describe('openBlockSource', () => {
       await bad({ ...good, sha256: { '99': sha256b64(Buffer.alloc(1)) } });
       await bad({ ...good, sha256: { '0': 'not a digest' } });
       await bad({ ...good, zero: [[0, 1e9]] });
-      await bad({ ...good, zero: [[1, 2], [2, 1]] });
+      await bad({
+        ...good,
+        zero: [
+          [1, 2],
+          [2, 1],
+        ],
+      });
       await bad({ ...good, zero: [['a', 1]] });
       // Tampered digests no longer hash to the content hash.
-      await bad({ ...good, sha256: { '0': sha256b64(Buffer.alloc(3)), '3': (good.sha256 as Record<string, string>)['3'] } });
+      await bad({
+        ...good,
+        sha256: {
+          '0': sha256b64(Buffer.alloc(3)),
+          '3': (good.sha256 as Record<string, string>)['3'],
+        },
+      });
       await assert.rejects(readDigests(join(dir, 'nope.json')), (e) =>
         isFerryError(e, 'FERRY_PUBLISH_DIGESTS_INVALID'),
       );

@@ -16,7 +16,8 @@ describe('awsClients', () => {
         clients.ebs.middlewareStack.add(
           (next, context) => async (args) => {
             const headers = (args.request as { headers: Record<string, string> }).headers;
-            if (context.commandName === 'PutSnapshotBlockCommand') seen.push(headers['x-amz-content-sha256']!);
+            if (context.commandName === 'PutSnapshotBlockCommand')
+              seen.push(headers['x-amz-content-sha256']!);
             return next(args);
           },
           { step: 'deserialize', name: 'capture' },

@@ -66,8 +66,9 @@ describe('register, share, deregister', () => {
             // A repeat (a lost answer) finds the same image by name.
             assert.equal(await registerImage(clients, input), imageId);
             const other = await upload('t2');
-            await assert.rejects(registerImage(clients, { ...input, snapshotId: other.snapshotId }), (e) =>
-              isFerryError(e, 'FERRY_AMI_NAME_TAKEN'),
+            await assert.rejects(
+              registerImage(clients, { ...input, snapshotId: other.snapshotId }),
+              (e) => isFerryError(e, 'FERRY_AMI_NAME_TAKEN'),
             );
             const d = await clients.ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
             const image = d.Images![0]!;
@@ -82,12 +83,21 @@ describe('register, share, deregister', () => {
             assert.deepEqual(got?.snapshotIds, [snapshotId]);
             assert.equal(await findImage(clients, 'web', 'fedcba9876543210'), undefined);
             await tagResources(clients, [imageId, snapshotId], { [TAG.run]: 'run-1' });
-            assert.equal((await findImage(clients, 'web', '0123456789abcdef'))?.tags[TAG.run], 'run-1');
+            assert.equal(
+              (await findImage(clients, 'web', '0123456789abcdef'))?.tags[TAG.run],
+              'run-1',
+            );
 
             await shareImage(clients, imageId, [snapshotId], [OTHER]);
-            const theirs = new EC2Client({ endpoint: url, region: 'us-east-1', credentials: OTHER_KEY });
+            const theirs = new EC2Client({
+              endpoint: url,
+              region: 'us-east-1',
+              credentials: OTHER_KEY,
+            });
             try {
-              const seen = await theirs.send(new DescribeImagesCommand({ ExecutableUsers: ['self'] }));
+              const seen = await theirs.send(
+                new DescribeImagesCommand({ ExecutableUsers: ['self'] }),
+              );
               assert.deepEqual(
                 seen.Images?.map((i) => i.ImageId),
                 [imageId],
@@ -96,7 +106,10 @@ describe('register, share, deregister', () => {
               theirs.destroy();
             }
             const perm = await clients.ec2.send(
-              new DescribeSnapshotAttributeCommand({ SnapshotId: snapshotId, Attribute: 'createVolumePermission' }),
+              new DescribeSnapshotAttributeCommand({
+                SnapshotId: snapshotId,
+                Attribute: 'createVolumePermission',
+              }),
             );
             assert.deepEqual(
               perm.CreateVolumePermissions?.map((p) => p.UserId),
@@ -106,11 +119,15 @@ describe('register, share, deregister', () => {
             // The snapshot cannot go first: the image still uses it.
             await assert.rejects(
               deleteSnapshot(clients, snapshotId),
-              (e) => isFerryError(e, 'FERRY_AWS_REQUEST') && e.details.awsCode === 'InvalidSnapshot.InUse',
+              (e) =>
+                isFerryError(e, 'FERRY_AWS_REQUEST') &&
+                e.details.awsCode === 'InvalidSnapshot.InUse',
             );
             const gone = await deregisterImage(clients, imageId);
             assert.deepEqual(gone, { deregistered: true, deletedSnapshots: [snapshotId] });
-            const left = await clients.ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'] }));
+            const left = await clients.ec2.send(
+              new DescribeSnapshotsCommand({ OwnerIds: ['self'] }),
+            );
             assert.deepEqual(
               left.Snapshots?.map((s) => s.SnapshotId),
               [other.snapshotId],
@@ -170,8 +187,13 @@ describe('findParent', () => {
           await make('api', false);
           const has = async (hash: string) => digestsByHash.get(hash);
           const pick = async (encrypted: boolean, kmsKeyArn?: string, stream = 'web') =>
-            (await findParent(clients, { stream, encrypted, ...(kmsKeyArn === undefined ? {} : { kmsKeyArn }) }, has))
-              ?.snapshotId;
+            (
+              await findParent(
+                clients,
+                { stream, encrypted, ...(kmsKeyArn === undefined ? {} : { kmsKeyArn }) },
+                has,
+              )
+            )?.snapshotId;
           assert.equal(await pick(false), plainNew);
           assert.equal(await pick(true), encDefault);
           assert.equal(await pick(true, key.KeyMetadata!.KeyId!), encKey);
@@ -181,7 +203,11 @@ describe('findParent', () => {
           // Without its digests, the older one is the parent.
           const withoutNew = async (hash: string) =>
             (await has(hash)) === undefined || found.contentHash === hash ? undefined : has(hash);
-          assert.equal((await findParent(clients, { stream: 'web', encrypted: false }, withoutNew))?.snapshotId, plainOld);
+          assert.equal(
+            (await findParent(clients, { stream: 'web', encrypted: false }, withoutNew))
+              ?.snapshotId,
+            plainOld,
+          );
         } finally {
           clients.destroy();
         }

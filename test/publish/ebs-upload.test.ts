@@ -14,7 +14,13 @@ import { blockDigests } from '../../src/publish/block-digests.js';
 import { openBlockSource } from '../../src/publish/block-source.js';
 import { BLOCK_SIZE, type BlockSource, TAG } from '../../src/publish/types.js';
 import { withCloud } from '../helpers/cloud.js';
-import { events, MemoryCheckpoint, testClients, testPlacement, writeBlocks } from '../helpers/publish.js';
+import {
+  events,
+  MemoryCheckpoint,
+  testClients,
+  testPlacement,
+  writeBlocks,
+} from '../helpers/publish.js';
 import { withTempDir } from '../helpers/qemu.js';
 
 function options(
@@ -57,14 +63,18 @@ describe('uploadSnapshot', () => {
             try {
               const ev = events();
               const checkpoint = new MemoryCheckpoint();
-              const r = await uploadSnapshot(options(url, clients, source, { checkpoint, onEvent: ev.on }));
+              const r = await uploadSnapshot(
+                options(url, clients, source, { checkpoint, onEvent: ev.on }),
+              );
               assert.equal(r.start, 'new');
               assert.equal(r.blocksSent + r.blocksSkipped, source.blockCount);
               assert.ok(r.blocksSent > 10);
               assert.equal(r.bytesSent, r.blocksSent * BLOCK_SIZE);
               assert.equal(checkpoint.value?.snapshotId, r.snapshotId);
               assert.ok(ev.list.some((e) => e.type === 'blocks'));
-              const d = await clients.ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [r.snapshotId] }));
+              const d = await clients.ec2.send(
+                new DescribeSnapshotsCommand({ SnapshotIds: [r.snapshotId] }),
+              );
               const snap = d.Snapshots![0]!;
               assert.equal(snap.State, 'completed');
               assert.equal(snap.VolumeSize, 1);
@@ -72,7 +82,13 @@ describe('uploadSnapshot', () => {
               assert.equal(tags[TAG.contentHash], source.contentHash);
               assert.equal(tags[TAG.stream], 'web');
               const v = await verifySnapshot(clients, r.snapshotId, source);
-              assert.deepEqual(v, { blocks: r.changedBlocks, mismatches: [], missing: [], extra: [], ok: true });
+              assert.deepEqual(v, {
+                blocks: r.changedBlocks,
+                mismatches: [],
+                missing: [],
+                extra: [],
+                ok: true,
+              });
               // A second call with the finished checkpoint returns the snapshot, sending nothing.
               const again = await uploadSnapshot(options(url, clients, source, { checkpoint }));
               assert.equal(again.start, 'completed');
@@ -104,7 +120,9 @@ describe('uploadSnapshot', () => {
           const enc = await uploadSnapshot(options(url, clients, source, { encrypted: true }));
           assert.equal(enc.blocksSent, 5);
           assert.deepEqual(await listed(clients, enc.snapshotId), [0, 2, 3, 4, 6]);
-          const d = await clients.ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [enc.snapshotId] }));
+          const d = await clients.ec2.send(
+            new DescribeSnapshotsCommand({ SnapshotIds: [enc.snapshotId] }),
+          );
           assert.equal(d.Snapshots![0]!.Encrypted, true);
           assert.ok((await verifySnapshot(clients, enc.snapshotId, source)).ok);
           // Against other digests: block 3 differs, block 6 is not expected, block 7 is missing.
@@ -141,7 +159,9 @@ describe('uploadSnapshot', () => {
           const b = await uploadSnapshot(
             options(url, clients, source, { encrypted: true, kmsKeyId: key.KeyMetadata!.KeyId! }),
           );
-          const d = await clients.ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [a.snapshotId, b.snapshotId] }));
+          const d = await clients.ec2.send(
+            new DescribeSnapshotsCommand({ SnapshotIds: [a.snapshotId, b.snapshotId] }),
+          );
           const byId = new Map(d.Snapshots!.map((s) => [s.SnapshotId, s]));
           assert.equal(byId.get(a.snapshotId)!.KmsKeyId, def.KeyMetadata!.Arn);
           assert.equal(byId.get(b.snapshotId)!.KmsKeyId, arn);
@@ -180,8 +200,26 @@ describe('uploadSnapshot', () => {
             assert.deepEqual(v.mismatches, []);
             assert.deepEqual(v.missing, []);
             assert.deepEqual(v.extra, []);
-            const d = await clients.ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [child.snapshotId] }));
+            const d = await clients.ec2.send(
+              new DescribeSnapshotsCommand({ SnapshotIds: [child.snapshotId] }),
+            );
             assert.equal(d.Snapshots![0]!.Encrypted, encrypted);
+          }
+          // A smaller image in the same volume size: the parent's blocks past its end become zeros.
+          const v3 = join(dir, 'v3.raw');
+          await writeBlocks(v3, [1, 20, 'hole', 'zero', 40]);
+          const s3 = await openBlockSource(v3);
+          try {
+            const parent = await uploadSnapshot(options(url, clients, s2));
+            const child = await uploadSnapshot(
+              options(url, clients, s3, {
+                parent: { snapshotId: parent.snapshotId, digests: await blockDigests(s2) },
+              }),
+            );
+            assert.equal(child.blocksSent, 3);
+            assert.ok((await verifySnapshot(clients, child.snapshotId, s3)).ok);
+          } finally {
+            await s3.close();
           }
         } finally {
           await s1.close();
@@ -221,7 +259,9 @@ describe('uploadSnapshot', () => {
           const cp = checkpoint.value!;
           const doneBefore = cp.watermark + cp.done.length;
           assert.ok(seen >= 12 && doneBefore >= 12 && doneBefore < 40, `done ${doneBefore}`);
-          const d = await clients.ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [cp.snapshotId] }));
+          const d = await clients.ec2.send(
+            new DescribeSnapshotsCommand({ SnapshotIds: [cp.snapshotId] }),
+          );
           assert.equal(d.Snapshots![0]!.State, 'pending');
           const r = await uploadSnapshot({ ...base, onEvent: () => {} });
           assert.equal(r.start, 'resumed');
@@ -320,7 +360,10 @@ describe('uploadSnapshot', () => {
   it('completes under throttling, halving its concurrency and saying so', async () => {
     await withTempDir(async (dir) => {
       const path = join(dir, 'disk.raw');
-      await writeBlocks(path, Array.from({ length: 30 }, (_, i) => i + 1));
+      await writeBlocks(
+        path,
+        Array.from({ length: 30 }, (_, i) => i + 1),
+      );
       const config = { ebs: { rateLimits: { PutSnapshotBlock: { perSecond: 40, burst: 4 } } } };
       await withCloud(
         async ({ url }) => {
@@ -328,7 +371,9 @@ describe('uploadSnapshot', () => {
           const source = await openBlockSource(path);
           try {
             const ev = events();
-            const r = await uploadSnapshot(options(url, clients, source, { concurrency: 8, onEvent: ev.on }));
+            const r = await uploadSnapshot(
+              options(url, clients, source, { concurrency: 8, onEvent: ev.on }),
+            );
             assert.equal(r.blocksSent, 30);
             const throttled = ev.list.filter((e) => e.type === 'throttled');
             assert.ok(throttled.length > 0);

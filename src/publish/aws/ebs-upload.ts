@@ -524,7 +524,11 @@ export async function uploadSnapshot(opts: UploadSnapshotOptions): Promise<Uploa
   };
 
   try {
-    await workerPool(source.blocks(signal), Math.max(1, opts.concurrency), work);
+    await workerPool(
+      withParentTail(source, parentDigests, signal),
+      Math.max(1, opts.concurrency),
+      work,
+    );
   } catch (error) {
     if (isAborted(signal)) throw aborted(signal!, 'upload the snapshot');
     throw error;
@@ -561,6 +565,22 @@ export async function uploadSnapshot(opts: UploadSnapshotOptions): Promise<Uploa
     changedBlocks: written.length,
     bytesSent: bytes,
   });
+}
+
+/**
+ * The source's blocks, then, as holes, the blocks past its end where the
+ * parent held data (a smaller image in the same volume size): they are
+ * written as zeros, so the child reads as the image does.
+ */
+async function* withParentTail(
+  source: BlockSource,
+  parent: BlockDigests | undefined,
+  signal?: AbortSignal,
+): AsyncIterable<BlockInfo> {
+  yield* source.blocks(signal);
+  if (parent === undefined) return;
+  const tail = [...parent.keys()].filter((i) => i >= source.blockCount).sort((a, b) => a - b);
+  for (const index of tail) yield { index, kind: 'hole' };
 }
 
 function isAborted(signal: AbortSignal | undefined): boolean {

@@ -170,7 +170,7 @@ export async function registerImage(
       [{ Name: 'name', Values: [options.name] }],
       options.signal,
     );
-    if (taken !== undefined && taken.snapshotIds.includes(options.snapshotId)) return taken.imageId;
+    if (taken?.snapshotIds.includes(options.snapshotId)) return taken.imageId;
     throw new FerryError(
       'FERRY_AMI_NAME_TAKEN',
       `Cannot register image ${options.name}: the name is used by ${taken?.imageId ?? 'another image'}, made from another snapshot`,
