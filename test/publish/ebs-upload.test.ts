@@ -8,7 +8,11 @@ import { convertImage } from '../../src/disk/index.js';
 import { writeSampleImage } from '../../src/disk/sample-image.js';
 import { isFerryError } from '../../src/errors/index.js';
 import type { AwsClients } from '../../src/publish/aws/clients.js';
-import { type UploadSnapshotOptions, uploadSnapshot } from '../../src/publish/aws/ebs-upload.js';
+import {
+  type UploadSnapshotOptions,
+  uploadSnapshot,
+  waitCompleted,
+} from '../../src/publish/aws/ebs-upload.js';
 import { verifySnapshot } from '../../src/publish/aws/verify.js';
 import { blockDigests } from '../../src/publish/block-digests.js';
 import { openBlockSource } from '../../src/publish/block-source.js';
@@ -325,7 +329,15 @@ describe('uploadSnapshot', () => {
             (e) => isFerryError(e, 'FERRY_ABORTED'),
           );
           const stale = checkpoint.value!.snapshotId;
+          await assert.rejects(
+            waitCompleted(clients, stale, 300),
+            (e) => isFerryError(e, 'FERRY_EBS_SNAPSHOT_FAILED') && e.details.state === 'pending',
+          );
           clock.offset += 11 * 60_000;
+          await assert.rejects(
+            waitCompleted(clients, stale, 60_000),
+            (e) => isFerryError(e, 'FERRY_EBS_SNAPSHOT_FAILED') && e.details.state === 'error',
+          );
           await assert.rejects(
             uploadSnapshot(options(url, clients, source, { checkpoint })),
             (e) =>

@@ -413,7 +413,8 @@ export async function uploadSnapshot(opts: UploadSnapshotOptions): Promise<Uploa
     opts.onEvent?.({
       type: 'blocks',
       placement: where,
-      sent,
+      // Blocks an interrupted call sent count as sent: sent + skipped reaches total.
+      sent: sent + resumed,
       skipped,
       total: source.blockCount,
       bytes,
