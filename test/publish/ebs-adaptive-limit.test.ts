@@ -37,8 +37,8 @@ describe('AdaptiveLimit', () => {
 });
 
 describe('planBlock', () => {
-  const D = 'x'.repeat(43) + '=';
-  const E = 'y'.repeat(43) + '=';
+  const D = `${'x'.repeat(43)}=`;
+  const E = `${'y'.repeat(43)}=`;
   const Z = ZERO_BLOCK_SHA256;
   it('sends data, zero data only when encrypted, and never holes, without a parent', () => {
     assert.deepEqual(planBlock(0, D, false, undefined), { send: true, digest: D, zeros: false });

@@ -208,6 +208,16 @@ describe('uploadSnapshot', () => {
               new DescribeSnapshotsCommand({ SnapshotIds: [child.snapshotId] }),
             );
             assert.equal(d.Snapshots![0]!.Encrypted, encrypted);
+            // The other encryption cannot be a child of it.
+            await assert.rejects(
+              uploadSnapshot(
+                options(url, clients, s2, {
+                  encrypted: !encrypted,
+                  parent: { snapshotId: parent.snapshotId, digests: await blockDigests(s1) },
+                }),
+              ),
+              (e) => isFerryError(e, 'FERRY_EBS_INPUT'),
+            );
           }
           // A smaller image in the same volume size: the parent's blocks past its end become zeros.
           const v3 = join(dir, 'v3.raw');

@@ -49,7 +49,7 @@ export interface UploadSnapshotOptions {
   readonly source: BlockSource;
   /** The previous snapshot of the stream and what it holds: only differing blocks are sent. */
   readonly parent?: { readonly snapshotId: string; readonly digests: BlockDigests };
-  /** Ignored with a parent: a child takes its parent's encryption. */
+  /** With a parent, must be the parent's encryption (a child takes it; EBS refuses Encrypted with a parent). */
   readonly encrypted: boolean;
   /** A KMS key ARN (without one, an encrypted snapshot uses the account's default EBS key). */
   readonly kmsKeyId?: string;
@@ -329,6 +329,16 @@ export async function uploadSnapshot(opts: UploadSnapshotOptions): Promise<Uploa
       );
     }
     encrypted = p.Encrypted === true;
+    if (encrypted !== opts.encrypted) {
+      throw new FerryError(
+        'FERRY_EBS_INPUT',
+        `Cannot use ${parentId} as the parent: it is ${encrypted ? '' : 'not '}encrypted and the target asks otherwise`,
+        {
+          details: { parent: parentId, parentEncrypted: encrypted },
+          hint: 'A child takes its parent encryption: pick a parent encrypted as the target is (findParent does)',
+        },
+      );
+    }
   }
 
   // Start, or find the checkpointed snapshot again.
