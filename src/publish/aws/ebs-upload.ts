@@ -4,7 +4,7 @@ import {
   PutSnapshotBlockCommand,
   StartSnapshotCommand,
 } from '@aws-sdk/client-ebs';
-import { DeleteSnapshotCommand, DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
+import { DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
 import { FerryError } from '../../errors/index.js';
 import { workerPool } from '../../util/ordered-pool.js';
 import type { BlockDigests } from '../block-digests.js';
@@ -29,19 +29,15 @@ import {
   isTransient,
   sleep,
 } from './aws-call.js';
+import { planBlock } from './block-plan.js';
 import type { AwsClients } from './clients.js';
+import { DoneTracker, type EbsCheckpoint } from './done-tracker.js';
 import { resolveKmsKey } from './kms-key.js';
+import { deleteSnapshot, snapshotState, waitCompleted } from './snapshots.js';
 
-/**
- * An upload's durable progress: the snapshot, and which blocks are done
- * (sent, or skipped by the rules): every block below `watermark`, and the
- * few above it in `done` (workers finish out of order).
- */
-export interface EbsCheckpoint {
-  readonly snapshotId: string;
-  readonly watermark: number;
-  readonly done: readonly number[];
-}
+export { planBlock } from './block-plan.js';
+export type { EbsCheckpoint } from './done-tracker.js';
+export { deleteSnapshot, waitCompleted } from './snapshots.js';
 
 export interface UploadSnapshotOptions {
   readonly clients: AwsClients;
@@ -51,7 +47,7 @@ export interface UploadSnapshotOptions {
   readonly parent?: { readonly snapshotId: string; readonly digests: BlockDigests };
   /** With a parent, must be the parent's encryption (a child takes it; EBS refuses Encrypted with a parent). */
   readonly encrypted: boolean;
-  /** A KMS key ARN (without one, an encrypted snapshot uses the account's default EBS key). */
+  /** A KMS key id, alias or ARN (resolved to its ARN); none: the account's default EBS key. */
   readonly kmsKeyId?: string;
   /** StartSnapshot's idempotency token: the same token gives the same snapshot back. */
   readonly clientToken: string;
@@ -93,129 +89,6 @@ const ZERO_BLOCK = Buffer.alloc(BLOCK_SIZE);
 const NOT_FOUND_RETRIES = 12;
 /** Attempts for a block when throttled or failing transiently. */
 const BLOCK_ATTEMPTS = 30;
-
-type Plan =
-  | { readonly send: false }
-  | { readonly send: true; readonly digest: string; readonly zeros: boolean };
-
-/**
- * Which blocks a snapshot gets. Without a parent: data (zero data only when
- * encrypted: unwritten blocks of an encrypted snapshot do not read back as
- * zeros); holes never. With one: what differs from the parent, and zeros
- * where the parent held data and the image now has none. `digest` is the
- * block's content digest (ZERO_BLOCK_SHA256 for zeros), undefined for a hole.
- */
-export function planBlock(
-  index: number,
-  digest: string | undefined,
-  encrypted: boolean,
-  parent: BlockDigests | undefined,
-): Plan {
-  const p = parent?.get(index);
-  if (digest === undefined) {
-    // A hole: the image does not care what it reads, unless the parent put data there.
-    return p !== undefined && p !== ZERO_BLOCK_SHA256
-      ? { send: true, digest: ZERO_BLOCK_SHA256, zeros: true }
-      : { send: false };
-  }
-  if (digest === ZERO_BLOCK_SHA256) {
-    if (p === ZERO_BLOCK_SHA256) return { send: false };
-    if (p === undefined && !encrypted) return { send: false };
-    return { send: true, digest, zeros: true };
-  }
-  return p === digest ? { send: false } : { send: true, digest, zeros: false };
-}
-
-/** The snapshot's state per EC2 DescribeSnapshots; 'missing' when it is gone. */
-async function snapshotState(
-  clients: AwsClients,
-  snapshotId: string,
-  signal?: AbortSignal,
-): Promise<{ state: string; message?: string }> {
-  try {
-    const r = await awsCall(
-      'describe the snapshot',
-      () =>
-        clients.ec2.send(
-          new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }),
-          signal === undefined ? {} : { abortSignal: signal },
-        ),
-      signal === undefined ? {} : { signal },
-    );
-    const s = r.Snapshots?.[0];
-    if (s === undefined) return { state: 'missing' };
-    return {
-      state: s.State ?? 'unknown',
-      ...(s.StateMessage === undefined ? {} : { message: s.StateMessage }),
-    };
-  } catch (error) {
-    const cause = (error as { cause?: unknown }).cause;
-    if (awsErrorCode(cause) === 'InvalidSnapshot.NotFound') return { state: 'missing' };
-    throw error;
-  }
-}
-
-/** Deletes a snapshot (cleanup); true when it existed. */
-export async function deleteSnapshot(
-  clients: AwsClients,
-  snapshotId: string,
-  signal?: AbortSignal,
-): Promise<boolean> {
-  try {
-    await awsCall(
-      'delete the snapshot',
-      () =>
-        clients.ec2.send(
-          new DeleteSnapshotCommand({ SnapshotId: snapshotId }),
-          signal === undefined ? {} : { abortSignal: signal },
-        ),
-      signal === undefined ? {} : { signal },
-    );
-    return true;
-  } catch (error) {
-    if (awsErrorCode((error as { cause?: unknown }).cause) === 'InvalidSnapshot.NotFound')
-      return false;
-    throw error;
-  }
-}
-
-/**
- * Tracks finished blocks as a watermark (every block below it finished)
- * plus the few finished above it: blocks are taken in index order and
- * finish nearly in order, so the set stays about as large as the concurrency.
- */
-class DoneTracker {
-  #watermark: number;
-  readonly #above: Set<number>;
-
-  constructor(from?: EbsCheckpoint) {
-    this.#watermark = from?.watermark ?? 0;
-    this.#above = new Set((from?.done ?? []).filter((i) => i >= this.#watermark));
-    this.#advance();
-  }
-
-  isDone(index: number): boolean {
-    return index < this.#watermark || this.#above.has(index);
-  }
-
-  finish(index: number): void {
-    if (index < this.#watermark) return;
-    this.#above.add(index);
-    this.#advance();
-  }
-
-  #advance(): void {
-    while (this.#above.delete(this.#watermark)) this.#watermark++;
-  }
-
-  snapshot(snapshotId: string): EbsCheckpoint {
-    return {
-      snapshotId,
-      watermark: this.#watermark,
-      done: [...this.#above].sort((a, b) => a - b),
-    };
-  }
-}
 
 const SNAPSHOT_ID = /^snap-[0-9a-f]{8,32}$/;
 
@@ -600,26 +473,4 @@ function isAborted(signal: AbortSignal | undefined): boolean {
 
 function isZeroBlock(buf: Buffer): boolean {
   return buf.equals(ZERO_BLOCK);
-}
-
-/** Polls DescribeSnapshots (backing off to 15 s) until the snapshot is completed. */
-export async function waitCompleted(
-  clients: AwsClients,
-  snapshotId: string,
-  timeoutMs: number,
-  signal?: AbortSignal,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (let delay = 250; ; delay = Math.min(15_000, delay * 1.5)) {
-    const { state, message } = await snapshotState(clients, snapshotId, signal);
-    if (state === 'completed') return;
-    if (state !== 'pending' || Date.now() > deadline) {
-      throw new FerryError(
-        'FERRY_EBS_SNAPSHOT_FAILED',
-        `Cannot finish snapshot ${snapshotId}: it is ${state}${message === undefined ? '' : ` (${message})`}${state === 'pending' ? ` after ${Math.round(timeoutMs / 1000)} s` : ''}`,
-        { details: { snapshotId, state, message: message ?? null } },
-      );
-    }
-    await sleep(delay, signal);
-  }
 }

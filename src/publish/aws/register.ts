@@ -11,7 +11,7 @@ import { FerryError } from '../../errors/index.js';
 import { TAG } from '../types.js';
 import { awsCall, awsErrorCode } from './aws-call.js';
 import type { AwsClients } from './clients.js';
-import { deleteSnapshot } from './ebs-upload.js';
+import { deleteSnapshot } from './snapshots.js';
 
 /** An image ferry registered, as DescribeImages tells it. */
 export interface FoundImage {
