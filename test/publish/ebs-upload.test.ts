@@ -129,6 +129,21 @@ describe('uploadSnapshot', () => {
           );
           assert.equal(d.Snapshots![0]!.Encrypted, true);
           assert.ok((await verifySnapshot(clients, enc.snapshotId, source)).ok);
+          // A source that knows no digests: the uploader reads and hashes, and finds the zero data itself.
+          const blind: BlockSource = {
+            size: source.size,
+            blockCount: source.blockCount,
+            contentHash: source.contentHash,
+            blocks: async function* () {
+              for await (const b of source.blocks()) yield { index: b.index, kind: b.kind };
+            },
+            readBlock: (i, into, signal) => source.readBlock(i, into, signal),
+            close: async () => {},
+          };
+          const read = await uploadSnapshot(options(url, clients, blind));
+          assert.equal(read.blocksSent, 3);
+          assert.deepEqual(await listed(clients, read.snapshotId), [0, 3, 6]);
+          assert.ok((await verifySnapshot(clients, read.snapshotId, blind)).ok);
           // Against other digests: block 3 differs, block 6 is not expected, block 7 is missing.
           const digests = new Map(await blockDigests(source));
           const b0 = digests.get(0)!;
@@ -218,6 +233,23 @@ describe('uploadSnapshot', () => {
               ),
               (e) => isFerryError(e, 'FERRY_EBS_INPUT'),
             );
+          }
+          // A parent with a larger volume cannot have a smaller child.
+          const big = join(dir, 'big.raw');
+          await writeBlocks(big, [...Array.from({ length: 2048 }, () => 'hole' as const), 9]);
+          const sb = await openBlockSource(big);
+          try {
+            const parent = await uploadSnapshot(options(url, clients, sb));
+            await assert.rejects(
+              uploadSnapshot(
+                options(url, clients, s2, {
+                  parent: { snapshotId: parent.snapshotId, digests: await blockDigests(sb) },
+                }),
+              ),
+              (e) => isFerryError(e, 'FERRY_EBS_INPUT') && e.details.parentGiB === 2,
+            );
+          } finally {
+            await sb.close();
           }
           // A smaller image in the same volume size: the parent's blocks past its end become zeros.
           const v3 = join(dir, 'v3.raw');
