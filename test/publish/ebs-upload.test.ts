@@ -309,6 +309,14 @@ describe('uploadSnapshot', () => {
             new DescribeSnapshotsCommand({ SnapshotIds: [cp.snapshotId] }),
           );
           assert.equal(d.Snapshots![0]!.State, 'pending');
+          assert.equal(cp.contentHash, source.contentHash);
+          // The checkpoint is not continued with another image.
+          checkpoint.value = { ...cp, contentHash: 'f'.repeat(64) };
+          await assert.rejects(
+            uploadSnapshot({ ...base, onEvent: () => {} }),
+            (e) => isFerryError(e, 'FERRY_EBS_SNAPSHOT_RESTART') && e.details.deleted === false,
+          );
+          checkpoint.value = cp;
           const r = await uploadSnapshot({ ...base, onEvent: () => {} });
           assert.equal(r.start, 'resumed');
           assert.equal(r.snapshotId, cp.snapshotId);

@@ -7,6 +7,8 @@ export interface EbsCheckpoint {
   readonly snapshotId: string;
   readonly watermark: number;
   readonly done: readonly number[];
+  /** The content hash of the image being uploaded: a checkpoint of another image is not continued. */
+  readonly contentHash?: string;
 }
 
 /**
@@ -38,9 +40,10 @@ export class DoneTracker {
     while (this.#above.delete(this.#watermark)) this.#watermark++;
   }
 
-  snapshot(snapshotId: string): EbsCheckpoint {
+  snapshot(snapshotId: string, contentHash: string): EbsCheckpoint {
     return {
       snapshotId,
+      contentHash,
       watermark: this.#watermark,
       done: [...this.#above].sort((a, b) => a - b),
     };

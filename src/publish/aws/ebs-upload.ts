@@ -104,7 +104,8 @@ function checkCheckpoint(raw: unknown): EbsCheckpoint | undefined {
     (c.watermark ?? -1) >= 0 &&
     Array.isArray(c.done) &&
     c.done.length <= 1_000_000 &&
-    c.done.every((i) => Number.isSafeInteger(i) && i >= 0);
+    c.done.every((i) => Number.isSafeInteger(i) && i >= 0) &&
+    (c.contentHash === undefined || typeof c.contentHash === 'string');
   if (!ok) {
     throw new FerryError(
       'FERRY_EBS_INPUT',
@@ -220,6 +221,9 @@ export async function uploadSnapshot(opts: UploadSnapshotOptions): Promise<Uploa
   const saved = checkCheckpoint(await opts.checkpoint.load());
   let tracker: DoneTracker;
   if (saved !== undefined) {
+    // A checkpoint of another image's upload: continuing would mix two images.
+    if (saved.contentHash !== undefined && saved.contentHash !== source.contentHash)
+      throw restart(saved.snapshotId, 'the upload of another image', false);
     const { state } = await snapshotState(clients, saved.snapshotId, signal);
     if (state === 'completed') return result(saved.snapshotId, 'completed');
     if (state !== 'pending') {
@@ -273,7 +277,12 @@ export async function uploadSnapshot(opts: UploadSnapshotOptions): Promise<Uploa
     }
     if (started.Status === 'completed') return result(snapshotId, 'completed');
     if (started.Status === 'error') throw restart(snapshotId, 'error', false);
-    await opts.checkpoint.save({ snapshotId, watermark: 0, done: [] });
+    await opts.checkpoint.save({
+      snapshotId,
+      watermark: 0,
+      done: [],
+      contentHash: source.contentHash,
+    });
     tracker = new DoneTracker();
   }
   const startedAt = Date.now();
@@ -306,7 +315,7 @@ export async function uploadSnapshot(opts: UploadSnapshotOptions): Promise<Uploa
     while (saving !== undefined) await saving;
     sinceSave = 0;
     lastSave = Date.now();
-    saving = opts.checkpoint.save(tracker.snapshot(snapshotId));
+    saving = opts.checkpoint.save(tracker.snapshot(snapshotId, source.contentHash));
     try {
       await saving;
     } finally {
