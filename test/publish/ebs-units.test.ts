@@ -1,44 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isFerryError } from '../../src/errors/index.js';
-import { AdaptiveLimit } from '../../src/publish/aws/adaptive-limit.js';
 import type { AwsClients } from '../../src/publish/aws/clients.js';
 import { planBlock, uploadSnapshot } from '../../src/publish/aws/ebs-upload.js';
 import { ZERO_BLOCK_SHA256 } from '../../src/publish/block-source.js';
 import type { BlockSource } from '../../src/publish/types.js';
 import { MemoryCheckpoint, testPlacement } from '../helpers/publish.js';
-
-describe('AdaptiveLimit', () => {
-  it('halves once per epoch on throttling, grows back by one after a streak, and bounds requests in flight', async () => {
-    const limit = new AdaptiveLimit(8);
-    const epochs = await Promise.all(Array.from({ length: 8 }, () => limit.acquire()));
-    let ninth = false;
-    const waiting = limit.acquire().then(() => {
-      ninth = true;
-    });
-    await new Promise((r) => setImmediate(r));
-    assert.equal(ninth, false);
-    // Eight requests throttled at once: one halving, not three.
-    for (const e of epochs) limit.throttled(e);
-    assert.equal(limit.limit, 4);
-    for (let i = 0; i < 8; i++) limit.release();
-    await waiting;
-    assert.equal(ninth, true);
-    limit.release();
-    const e = await limit.acquire();
-    limit.throttled(e);
-    limit.release();
-    assert.equal(limit.limit, 2);
-    for (let i = 0; i < 2; i++) limit.succeeded();
-    assert.equal(limit.limit, 3);
-    for (let i = 0; i < 100; i++) limit.succeeded();
-    assert.equal(limit.limit, 8);
-    const aborted = AbortSignal.abort();
-    const full = new AdaptiveLimit(1);
-    await full.acquire();
-    await assert.rejects(full.acquire(aborted));
-  });
-});
 
 describe('planBlock', () => {
   const D = `${'x'.repeat(43)}=`;

@@ -1,4 +1,5 @@
 import { FerryError } from '../../errors/index.js';
+import { backoffMs, DEFAULT_RETRY_POLICY, retryKind } from '../retry.js';
 
 /** What the SDK's service exceptions carry (the AWS error code is the name). */
 interface SdkError {
@@ -20,49 +21,17 @@ function status(error: unknown): number | undefined {
   return (error as SdkError | null)?.$metadata?.httpStatusCode;
 }
 
-const THROTTLES = new Set([
-  'RequestThrottledException',
-  'ThrottlingException',
-  'Throttling',
-  'RequestLimitExceeded',
-  'SlowDown',
-  'TooManyRequestsException',
-]);
-
-/** AWS asks us to slow down (EBS RequestThrottledException, EC2 RequestLimitExceeded, 429, 503). */
+/**
+ * AWS asks us to slow down: the throttling codes and 429 of retry.ts's
+ * classification, and 503 (EBS direct answers it for a busy snapshot).
+ */
 export function isThrottle(error: unknown): boolean {
-  const code = awsErrorCode(error);
-  const s = status(error);
-  return (code !== undefined && THROTTLES.has(code)) || s === 429 || s === 503;
+  return retryKind(error) === 'throttling' || status(error) === 503;
 }
 
-const NETWORK = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'TimeoutError',
-  'RequestTimeout',
-  'RequestTimeoutException',
-  'InternalServerException',
-  'InternalError',
-  'ServiceUnavailable',
-]);
-
-/** A failure worth another try: a server fault, a reset connection, a timeout. */
+/** A failure worth another try (retry.ts: throttling, server faults, broken connections). */
 export function isTransient(error: unknown): boolean {
-  if (isThrottle(error)) return true;
-  const code = awsErrorCode(error) ?? '';
-  const s = status(error);
-  const errno = (error as { code?: string } | null)?.code;
-  return (
-    NETWORK.has(code) ||
-    (errno !== undefined && NETWORK.has(errno)) ||
-    (s !== undefined && s >= 500) ||
-    (error as SdkError | null)?.$fault === 'server'
-  );
+  return retryKind(error) !== null;
 }
 
 /** Resolves after `ms`, or rejects with FERRY_ABORTED when `signal` fires first. */
@@ -90,10 +59,21 @@ export function aborted(signal: AbortSignal, what = 'publish'): FerryError {
   });
 }
 
-/** Full-jitter exponential backoff: a random delay up to min(cap, base * 2^attempt). */
-export function backoff(attempt: number, baseMs = 100, capMs = 10_000): number {
-  return Math.random() * Math.min(capMs, baseMs * 2 ** Math.min(attempt, 20));
+/** Full-jitter backoff before retry `retry` (0 for the first), by DEFAULT_RETRY_POLICY. */
+export function backoff(retry: number, error?: unknown): number {
+  return backoffMs(
+    DEFAULT_RETRY_POLICY,
+    retry,
+    isThrottle(error) ? 'throttling' : 'server',
+    Math.random,
+  );
 }
+
+/**
+ * Attempts for calls on the EBS direct client, which does not retry by
+ * itself (the uploader's block loop adapts its concurrency to throttling).
+ */
+export const EBS_ATTEMPTS = DEFAULT_RETRY_POLICY.maxAttempts;
 
 /** Wraps an SDK failure in FERRY_AWS_REQUEST (an abort becomes FERRY_ABORTED). */
 export function awsFailure(
@@ -118,7 +98,10 @@ export function awsFailure(
 
 export interface RetryOptions {
   readonly signal?: AbortSignal;
-  /** Attempts in all, throttling included (default 8). */
+  /**
+   * Attempts in all, throttling included. Default 1: the EC2, KMS, S3 and
+   * STS clients retry by their retryStrategy; EBS calls pass EBS_ATTEMPTS.
+   */
   readonly attempts?: number;
   /** Called before waiting out a throttle. */
   readonly onThrottle?: () => void;
@@ -127,15 +110,16 @@ export interface RetryOptions {
 }
 
 /**
- * Calls `fn` until it succeeds, retrying throttles and transient faults with
- * full-jitter backoff; the last failure is wrapped in FERRY_AWS_REQUEST.
+ * Calls `fn` until it succeeds or `attempts` are spent, retrying throttles
+ * and transient faults with full-jitter backoff; the last failure is wrapped
+ * in FERRY_AWS_REQUEST.
  */
 export async function awsCall<T>(
   operation: string,
   fn: () => Promise<T>,
   options: RetryOptions = {},
 ): Promise<T> {
-  const attempts = options.attempts ?? 8;
+  const attempts = options.attempts ?? 1;
   for (let attempt = 0; ; attempt++) {
     if (options.signal?.aborted === true) throw aborted(options.signal);
     try {
@@ -147,7 +131,7 @@ export async function awsCall<T>(
         (isTransient(error) || options.retryIf?.(error, attempt) === true);
       if (!again) throw awsFailure(operation, error, options.signal);
       if (isThrottle(error)) options.onThrottle?.();
-      await sleep(backoff(attempt), options.signal);
+      await sleep(backoff(attempt, error), options.signal);
     }
   }
 }

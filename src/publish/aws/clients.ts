@@ -5,6 +5,7 @@ import { EC2Client, type EC2ClientConfig } from '@aws-sdk/client-ec2';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import { STSClient } from '@aws-sdk/client-sts';
+import { DEFAULT_RETRY_POLICY, retryConfig } from '../retry.js';
 import type { Placement } from '../types.js';
 
 /** The SDK v3 clients one placement (an account in a region) is published with. */
@@ -24,7 +25,7 @@ export interface AwsClients {
 export interface AwsClientsOptions {
   /** Requests in flight at once; the keep-alive agents keep this many sockets (plus a few). */
   readonly concurrency: number;
-  /** For EC2, S3 and STS (default: the SDK's standard strategy, 3 attempts). */
+  /** For EC2, KMS, S3 and STS (default: retry.ts's DEFAULT_RETRY_POLICY). */
   readonly retryStrategy?: EC2ClientConfig['retryStrategy'];
   /** Milliseconds a request may take before it fails (default 120 s; a block is 512 KiB). */
   readonly requestTimeoutMs?: number;
@@ -83,7 +84,10 @@ export function awsClients(placement: Placement, options: AwsClientsOptions): Aw
     requestHandler,
     ...(placement.endpoint === undefined ? {} : { endpoint: placement.endpoint }),
   };
-  const retry = options.retryStrategy === undefined ? {} : { retryStrategy: options.retryStrategy };
+  const retry =
+    options.retryStrategy === undefined
+      ? retryConfig(DEFAULT_RETRY_POLICY)
+      : { retryStrategy: options.retryStrategy };
   const ec2 = new EC2Client({ ...common, ...retry });
   const ebs = new EBSClient({ ...common, maxAttempts: 1 });
   if (options.unsignedBlocks !== false) addUnsignedBlocks(ebs);

@@ -7,6 +7,7 @@ import {
 import { DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
 import { FerryError } from '../../errors/index.js';
 import { workerPool } from '../../util/ordered-pool.js';
+import { AdaptiveLimit, type LimitOutcome } from '../adaptive-limit.js';
 import type { BlockDigests } from '../block-digests.js';
 import { ZERO_BLOCK_SHA256 } from '../digest-table.js';
 import {
@@ -18,13 +19,13 @@ import {
   type PublishEvent,
   TAG,
 } from '../types.js';
-import { AdaptiveLimit } from './adaptive-limit.js';
 import {
   aborted,
   awsCall,
   awsErrorCode,
   awsFailure,
   backoff,
+  EBS_ATTEMPTS,
   isThrottle,
   isTransient,
   sleep,
@@ -87,6 +88,8 @@ const MAX_VOLUME_GIB = 65536;
 const ZERO_BLOCK = Buffer.alloc(BLOCK_SIZE);
 /** Retries of "snapshot does not exist" right after StartSnapshot (12 with backoff: ~2 minutes). */
 const NOT_FOUND_RETRIES = 12;
+/** The lead's AdaptiveLimit takes at most this many at once. */
+const MAX_CONCURRENCY = 10_000;
 /** Attempts for a block when throttled or failing transiently. */
 const BLOCK_ATTEMPTS = 30;
 
@@ -263,7 +266,7 @@ export async function uploadSnapshot(opts: UploadSnapshotOptions): Promise<Uploa
           }),
           sendOptions(signal),
         ),
-      signal === undefined ? {} : { signal },
+      { attempts: EBS_ATTEMPTS, ...(signal === undefined ? {} : { signal }) },
     );
     snapshotId = started.SnapshotId ?? '';
     if (!SNAPSHOT_ID.test(snapshotId)) {
@@ -288,7 +291,13 @@ export async function uploadSnapshot(opts: UploadSnapshotOptions): Promise<Uploa
   const startedAt = Date.now();
 
   // Workers over one block iterator, a buffer each.
-  const limit = new AdaptiveLimit(opts.concurrency);
+  const limit = new AdaptiveLimit({
+    max: Math.min(MAX_CONCURRENCY, Math.max(1, Math.floor(opts.concurrency))),
+    onChange: (concurrency, outcome) => {
+      if (outcome === 'throttled')
+        opts.onEvent?.({ type: 'throttled', placement: where, concurrency });
+    },
+  });
   const parentDigests = opts.parent?.digests;
   const written: Array<[number, string]> = [];
   const free: Buffer[] = [];
@@ -332,7 +341,9 @@ export async function uploadSnapshot(opts: UploadSnapshotOptions): Promise<Uploa
 
   const put = async (index: number, data: Buffer, digest: string): Promise<void> => {
     for (let attempt = 0; ; attempt++) {
-      const epoch = await limit.acquire(signal);
+      const ticket = await limit.acquire(signal);
+      let outcome: LimitOutcome = 'failure';
+      let failure: unknown;
       try {
         await clients.ebs.send(
           new PutSnapshotBlockCommand({
@@ -345,32 +356,28 @@ export async function uploadSnapshot(opts: UploadSnapshotOptions): Promise<Uploa
           }),
           sendOptions(signal),
         );
-        limit.succeeded();
+        outcome = 'success';
         return;
       } catch (error) {
-        if (signal?.aborted === true) throw aborted(signal, 'upload the snapshot');
-        const last = attempt + 1 >= BLOCK_ATTEMPTS;
-        if (isThrottle(error) && !last) {
-          const before = limit.limit;
-          const now = limit.throttled(epoch);
-          if (now < before)
-            opts.onEvent?.({ type: 'throttled', placement: where, concurrency: now });
-        } else if (
-          awsErrorCode(error) === 'ResourceNotFoundException' &&
-          attempt < NOT_FOUND_RETRIES &&
-          Date.now() - startedAt < 5 * 60_000
-        ) {
-          // EBS may not know a snapshot yet right after StartSnapshot.
-        } else if (!isTransient(error) || last) {
-          throw awsFailure('put a snapshot block', error, signal, {
-            snapshotId,
-            blockIndex: index,
-          });
-        }
+        failure = error;
+        if (isThrottle(error)) outcome = 'throttled';
       } finally {
-        limit.release();
+        limit.release(outcome, ticket);
       }
-      await sleep(backoff(attempt, 200, 5000), signal);
+      if (isAborted(signal)) throw aborted(signal!, 'upload the snapshot');
+      const last = attempt + 1 >= BLOCK_ATTEMPTS;
+      // EBS may not know a snapshot yet right after StartSnapshot.
+      const early =
+        awsErrorCode(failure) === 'ResourceNotFoundException' &&
+        attempt < NOT_FOUND_RETRIES &&
+        Date.now() - startedAt < 5 * 60_000;
+      if (last || !(early || isTransient(failure))) {
+        throw awsFailure('put a snapshot block', failure, signal, {
+          snapshotId,
+          blockIndex: index,
+        });
+      }
+      await sleep(backoff(attempt, failure), signal);
     }
   };
 
@@ -448,7 +455,7 @@ export async function uploadSnapshot(opts: UploadSnapshotOptions): Promise<Uploa
         }),
         sendOptions(signal),
       ),
-    signal === undefined ? {} : { signal },
+    { attempts: EBS_ATTEMPTS, ...(signal === undefined ? {} : { signal }) },
   );
   await waitCompleted(clients, snapshotId, opts.waitTimeoutMs ?? 6 * 3600_000, signal);
   return result(snapshotId, start, {

@@ -5,7 +5,7 @@ import { workerPool } from '../../util/ordered-pool.js';
 import { type BlockDigests, blockDigests } from '../block-digests.js';
 import { ZERO_BLOCK_SHA256 } from '../digest-table.js';
 import { BLOCK_SIZE, type BlockSource } from '../types.js';
-import { awsCall } from './aws-call.js';
+import { awsCall, EBS_ATTEMPTS } from './aws-call.js';
 import type { AwsClients } from './clients.js';
 
 export interface VerifyResult {
@@ -44,7 +44,7 @@ export async function verifySnapshot(
 ): Promise<VerifyResult> {
   const { signal } = options;
   const send = signal === undefined ? {} : { abortSignal: signal };
-  const retry = signal === undefined ? {} : { signal };
+  const retry = { attempts: EBS_ATTEMPTS, ...(signal === undefined ? {} : { signal }) };
   const expected: BlockDigests = isSource(against)
     ? await blockDigests(against, signal === undefined ? {} : { signal })
     : against;
