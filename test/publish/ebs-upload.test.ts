@@ -7,6 +7,7 @@ import { CreateKeyCommand, DescribeKeyCommand } from '@aws-sdk/client-kms';
 import { convertImage } from '../../src/disk/index.js';
 import { writeSampleImage } from '../../src/disk/sample-image.js';
 import { isFerryError } from '../../src/errors/index.js';
+import { AdaptiveLimit } from '../../src/publish/adaptive-limit.js';
 import type { AwsClients } from '../../src/publish/aws/clients.js';
 import {
   type UploadSnapshotOptions,
@@ -433,9 +434,16 @@ describe('uploadSnapshot', () => {
           const source = await openBlockSource(path);
           try {
             const ev = events();
+            // The placement's shared limit feels the throttling.
+            const changes: string[] = [];
+            const limit = new AdaptiveLimit({
+              max: 8,
+              onChange: (_, outcome) => changes.push(outcome),
+            });
             const r = await uploadSnapshot(
-              options(url, clients, source, { concurrency: 8, onEvent: ev.on }),
+              options(url, clients, source, { concurrency: 8, limit, onEvent: ev.on }),
             );
+            assert.ok(changes.includes('throttled'));
             assert.equal(r.blocksSent, 30);
             const throttled = ev.list.filter((e) => e.type === 'throttled');
             assert.ok(throttled.length > 0);

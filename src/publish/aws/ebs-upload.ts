@@ -56,6 +56,12 @@ export interface UploadSnapshotOptions {
   readonly tags: Readonly<Record<string, string>>;
   /** Blocks in flight at most (halved on throttling, grown back on success). */
   readonly concurrency: number;
+  /**
+   * The placement's shared limit, when its other work should feel this
+   * upload's throttling (default: one of `concurrency` for this upload).
+   * Workers are `concurrency`; the limit decides how many send at once.
+   */
+  readonly limit?: AdaptiveLimit;
   /** Minutes the snapshot may stay pending without a write before EBS fails it (10 to 4320; 60). */
   readonly timeoutMinutes?: number;
   readonly checkpoint: Checkpoint<EbsCheckpoint>;
@@ -291,13 +297,11 @@ export async function uploadSnapshot(opts: UploadSnapshotOptions): Promise<Uploa
   const startedAt = Date.now();
 
   // Workers over one block iterator, a buffer each.
-  const limit = new AdaptiveLimit({
-    max: Math.min(MAX_CONCURRENCY, Math.max(1, Math.floor(opts.concurrency))),
-    onChange: (concurrency, outcome) => {
-      if (outcome === 'throttled')
-        opts.onEvent?.({ type: 'throttled', placement: where, concurrency });
-    },
-  });
+  const limit =
+    opts.limit ??
+    new AdaptiveLimit({
+      max: Math.min(MAX_CONCURRENCY, Math.max(1, Math.floor(opts.concurrency))),
+    });
   const parentDigests = opts.parent?.digests;
   const written: Array<[number, string]> = [];
   const free: Buffer[] = [];
@@ -362,7 +366,10 @@ export async function uploadSnapshot(opts: UploadSnapshotOptions): Promise<Uploa
         failure = error;
         if (isThrottle(error)) outcome = 'throttled';
       } finally {
+        const before = limit.limit;
         limit.release(outcome, ticket);
+        if (outcome === 'throttled' && limit.limit < before)
+          opts.onEvent?.({ type: 'throttled', placement: where, concurrency: limit.limit });
       }
       if (isAborted(signal)) throw aborted(signal!, 'upload the snapshot');
       const last = attempt + 1 >= BLOCK_ATTEMPTS;
