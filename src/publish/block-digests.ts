@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { FerryError } from '../errors/index.js';
 import { writeFileAtomic } from '../store/local-store.js';
-import { orderedPool } from '../util/ordered-pool.js';
+import { workerPool } from '../util/ordered-pool.js';
 import { contentHashOf, ZERO_BLOCK_SHA256 } from './digest-table.js';
 import { BLOCK_SIZE, type BlockInfo, type BlockSource } from './types.js';
 
@@ -31,24 +31,25 @@ export async function blockDigests(
 ): Promise<Map<number, string>> {
   const { signal } = options;
   const out = new Map<number, string>();
+  // Only blocks whose digest the source does not know go to the readers.
+  async function* unknown(): AsyncIterable<BlockInfo> {
+    for await (const b of source.blocks(signal)) {
+      if (b.kind === 'hole') continue;
+      if (b.kind === 'zero') out.set(b.index, ZERO_BLOCK_SHA256);
+      else if (b.sha256 !== undefined) out.set(b.index, b.sha256);
+      else yield b;
+    }
+  }
   const free: Buffer[] = [];
-  const results = orderedPool(
-    source.blocks(signal),
-    Math.max(1, options.readAhead ?? 4),
-    async (b: BlockInfo): Promise<[number, string | undefined]> => {
-      if (b.kind === 'hole') return [b.index, undefined];
-      if (b.kind === 'zero') return [b.index, ZERO_BLOCK_SHA256];
-      if (b.sha256 !== undefined) return [b.index, b.sha256];
-      const buf = free.pop() ?? Buffer.allocUnsafe(BLOCK_SIZE);
-      try {
-        await source.readBlock(b.index, buf, signal);
-        return [b.index, createHash('sha256').update(buf).digest('base64')];
-      } finally {
-        free.push(buf);
-      }
-    },
-  );
-  for await (const [index, digest] of results) if (digest !== undefined) out.set(index, digest);
+  await workerPool(unknown(), Math.max(1, options.readAhead ?? 4), async (b) => {
+    const buf = free.pop() ?? Buffer.allocUnsafe(BLOCK_SIZE);
+    try {
+      await source.readBlock(b.index, buf, signal);
+      out.set(b.index, createHash('sha256').update(buf).digest('base64'));
+    } finally {
+      free.push(buf);
+    }
+  });
   return out;
 }
 
