@@ -7,7 +7,6 @@ interface SdkError {
   readonly Code?: string;
   readonly code?: string;
   readonly $metadata?: { readonly httpStatusCode?: number };
-  readonly $fault?: 'client' | 'server';
 }
 
 /** The AWS error code of an SDK error ("RequestThrottledException", "InvalidSnapshot.NotFound"). */
