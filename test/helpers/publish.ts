@@ -1,4 +1,5 @@
 import { open } from 'node:fs/promises';
+import { nativeBinding } from '../../src/disk/seek-data.js';
 import { type AwsClients, awsClients } from '../../src/publish/aws/clients.js';
 import type { EbsCheckpoint } from '../../src/publish/aws/ebs-upload.js';
 import {
@@ -10,6 +11,12 @@ import {
 import { block } from './ebs.js';
 
 export const ACCOUNT = '000000000000';
+
+/** Holes in a raw file are seen through SEEK_DATA, which needs the native binding. */
+export const NEEDS_HOLES: string | false =
+  nativeBinding() === null
+    ? 'holes in raw images need the SEEK_DATA binding (`npm ci` builds it when a C compiler is present)'
+    : false;
 
 /** A placement on the local cloud at `url`, account 000000000000 (test/test). */
 export function testPlacement(url: string, overrides: Partial<Placement> = {}): Placement {
