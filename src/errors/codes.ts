@@ -167,6 +167,23 @@ export const ERROR_CODES = {
   FERRY_IMPORT_STALLED:
     'An import task showed no new state, message or progress for the stall limit; ferry cancelled it.',
   FERRY_IMPORT_TIMEOUT: 'An import task did not finish within its time limit; ferry cancelled it.',
+
+  // Publish: EBS direct
+  FERRY_PUBLISH_MAP_INVALID:
+    "A render's block map given to publish is malformed, has no chunk digests, or does not describe the image beside it.",
+  FERRY_PUBLISH_DIGESTS_INVALID:
+    'A saved block digests file is malformed, oversized, or no longer hashes to its content hash.',
+  FERRY_AWS_REQUEST:
+    'An AWS call failed after its retries (details name the operation and the AWS error code; the cause is the SDK error).',
+  FERRY_EBS_SNAPSHOT_FAILED:
+    'An EBS snapshot went to the error state, or did not complete in time, after its blocks were sent.',
+  FERRY_EBS_SNAPSHOT_RESTART:
+    'A checkpointed snapshot cannot be continued (it went to error or is gone): start again with a new client token and an empty checkpoint.',
+  FERRY_EBS_INPUT:
+    'An EBS upload was asked for something impossible: a volume over 64 TiB, a parent larger than the image, a KMS key with a parent.',
+  FERRY_EBS_VERIFY_FAILED: 'A snapshot read back through EBS direct differs from its source.',
+  FERRY_AMI_NAME_TAKEN:
+    'The image name is already used, in the account and region, by an image that is not the one being registered.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
