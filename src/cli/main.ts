@@ -22,6 +22,8 @@ Commands:
   cloud serve|reset       a local AWS-compatible endpoint (STS, KMS, EC2) for tests and offline use
   build STREAM --layout fs|disk --out FILE
                           render a revision as a filesystem or a bootable disk, deterministically
+  publish [STREAM[@REV]]  render once, publish to every target and region in ferry.yaml at once
+                          (--image FILE --name NAME for a disk image; nothing: resume)
   history [STREAM]        every publish run, with timed steps per target and region
   status                  the newest publish run: running, interrupted (resumable), done, failed
   images ls               which revision of each stream is live in each target and region
@@ -93,6 +95,10 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
     const m = await import('./commands/build.js');
     return { help: m.buildHelp, run: m.buildCommand };
   },
+  publish: async () => {
+    const m = await import('./commands/publish.js');
+    return { help: m.publishHelp, run: m.publishCommand };
+  },
   history: async () => {
     const m = await import('./commands/history.js');
     return { help: m.historyHelp, run: m.historyCommand };
@@ -158,6 +164,12 @@ export async function main(argv: string[]): Promise<number> {
         label: { type: 'string' },
         'kernel-out': { type: 'string' },
         'initrd-out': { type: 'string' },
+        image: { type: 'string' },
+        name: { type: 'string' },
+        targets: { type: 'string' },
+        verify: { type: 'boolean' },
+        concurrency: { type: 'string' },
+        parallel: { type: 'string' },
       },
     });
     mode = parseOutputMode(values.output);

@@ -148,6 +148,13 @@ function parseAwsTarget(map: MapReader, name: string, streams: readonly string[]
       map.get('shareWith')!.value.line,
       `${map.nameOf('shareWith')} names an account twice`,
     );
+  // AWS refuses to share snapshots encrypted with the account's default EBS
+  // key; say so before anything is uploaded, not after.
+  if (shareWith.length > 0 && encryption.kind === 'default')
+    throw map.fail(
+      map.get('shareWith')!.value.line,
+      `${map.nameOf('shareWith')} needs encryption with a KMS key (kmsKey or kmsKeys): AWS cannot share snapshots encrypted with the default EBS key`,
+    );
   const tags = parseTags(map.map('tags', null));
   const retentionMap = map.map('retention', ['keep']);
   let keep: number | undefined;

@@ -1,3 +1,11 @@
+export { DEMO_CONFIG, type DemoResult, runDemo, sampleTree } from './demo.js';
+export { defaultDependencies } from './dependencies.js';
+export {
+  buildOptionsOf,
+  type PublishInput,
+  type PublishOutput,
+  publishFromConfig,
+} from './from-config.js';
 export { history, type LiveImage, liveImages, type RunHistory, runHistory } from './history.js';
 export { factsFromReport, type ImageFacts, imageFacts } from './image-facts.js';
 export { Journal, type JournalRecord, listRuns, type RunRequest, readJournal } from './journal.js';

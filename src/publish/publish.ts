@@ -160,12 +160,16 @@ const sameRequest = (a: RunRequest, b: RunRequest): boolean =>
   a.targets.every((t, i) => b.targets[i] === t);
 
 export function planFor(
-  options: Pick<PublishOptions, 'source' | 'targets' | 'verify'>,
+  options: {
+    readonly render: boolean;
+    readonly targets: readonly PublishTarget[];
+    readonly verify?: boolean;
+  },
   ingest = false,
 ): PlanNode[] {
   return makePlan({
     ingest,
-    render: options.source.kind === 'stream',
+    render: options.render,
     placements: options.targets.flatMap((t) =>
       t.placements.map((p) => ({ key: p.key, method: t.method })),
     ),

@@ -7,7 +7,7 @@
  */
 
 import { createHash } from 'node:crypto';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Firmware, mapPathOf, renderDisk } from '../render/index.js';
 import type { LocalStore } from '../store/index.js';
@@ -83,6 +83,7 @@ export async function renderForPublish(
   const file = `${stream.replace(/\//g, '~')}-${revision.slice(0, 16)}-${key}.raw`;
   const path = join(dir, file);
   const map = mapPathOf(path);
+  await mkdir(dir, { recursive: true });
   const indexPath = join(dir, 'index.json');
   const index = await readIndex(indexPath);
   const kept = (index.streams[stream] ?? []).filter((r) => r.file !== file);

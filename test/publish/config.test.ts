@@ -31,7 +31,7 @@ targets:
     credentials:
       profile: prod
     regions: [us-east-1, eu-west-1]
-    encryption: default
+    encryption: {kmsKey: alias/ferry}
     shareWith: ['111122223333', 444455556666]
     tags: {team: platform}
     retention: {keep: 3}
@@ -87,7 +87,10 @@ describe('publish: ferry.yaml schema', () => {
       endpoint: 'local',
       credentials: { kind: 'profile', profile: 'prod' },
       regions: ['us-east-1', 'eu-west-1'],
-      encryption: { kind: 'default' },
+      encryption: {
+        kind: 'kms',
+        keyByRegion: { 'us-east-1': 'alias/ferry', 'eu-west-1': 'alias/ferry' },
+      },
       shareWith: ['111122223333', '444455556666'],
       tags: { team: 'platform' },
       retention: { keep: 3 },
@@ -226,6 +229,11 @@ describe('publish: ferry.yaml schema', () => {
       target(`${regions}    shareWith: ['111122223333', 111122223333]\n`),
       7,
       /names an account twice/,
+    ],
+    [
+      target(`${regions}    encryption: default\n    shareWith: ['111122223333']\n`),
+      8,
+      /needs encryption with a KMS key/,
     ],
     [
       target(`${regions}    tags:\n      aws:cloudformation: x\n`),

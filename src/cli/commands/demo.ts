@@ -1,21 +1,41 @@
-import { mkdir, mkdtemp } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  compareImages,
-  convertImage,
-  imageInfo,
-  openImage,
-  WRITABLE_FORMATS,
-} from '../../disk/index.js';
-import { writeSampleImage } from '../../disk/sample-image.js';
+import { type PublishOutput, runDemo } from '../../publish/index.js';
 import { formatBytes, type OutputMode, printJson } from '../output.js';
+import { publishProgress } from '../publish-progress.js';
+import { version } from '../version.js';
 
 export const demoHelp = `Usage: ferry demo [DIR] [--output json]
 
-The main job on the embedded default, until publishing lands: makes a 64 MiB
-sample disk (MBR, data, holes and zero runs), converts it to every format
-ferry writes, reads each back and checks it is identical to the original.`;
+The main job on the embedded default, the local cloud: writes DIR/ferry.yaml
+(a stream from the sample tree in examples/demo-rootfs, two accounts x two
+regions, encrypted), ingests the tree, renders it as a disk and publishes it
+to all four at once; then changes one file and publishes the new revision
+incrementally. Prints the image ids, bytes sent and timings. DIR defaults to
+a new temporary directory; run "ferry history" or "ferry images ls" in it
+afterwards.`;
+
+function summary(label: string, out: PublishOutput): string {
+  const r = out.result;
+  if (r === null) return '';
+  const lines = [
+    `${label}: revision ${r.request.revision?.slice(0, 12) ?? '?'}, ${r.ok ? 'published' : 'FAILED'} in ${r.seconds.toFixed(2)} s (run ${r.runId})`,
+  ];
+  if (r.render !== null)
+    lines.push(
+      `  render: ${formatBytes(r.render.bytes)} disk in ${r.render.seconds.toFixed(2)} s${r.render.base === null ? '' : `, ${r.render.changedChunks} of ${r.render.totalChunks} 512 KiB chunks changed`}`,
+    );
+  for (const p of r.placements) {
+    const o = p.outcome;
+    lines.push(
+      o === null
+        ? `  ${p.key.padEnd(22)} failed: ${p.error?.message ?? ''}`
+        : `  ${p.key.padEnd(22)} ${o.imageId}  ${formatBytes(o.bytesSent).padStart(9)} sent, ${o.blocksSent} blocks${o.parentSnapshotId === null ? '' : ` (incremental on ${o.parentSnapshotId})`}  ${p.seconds.toFixed(2)} s`,
+    );
+  }
+  return lines.join('\n');
+}
 
 export async function demoCommand(
   args: string[],
@@ -24,50 +44,19 @@ export async function demoCommand(
   signal: AbortSignal,
 ): Promise<number> {
   const dir = args[0] ?? (await mkdtemp(join(tmpdir(), 'ferry-demo-')));
-  await mkdir(dir, { recursive: true });
-  const sample = join(dir, 'sample.img');
-  await writeSampleImage(sample, 64 * 1024 * 1024);
-  const rows: Array<{
-    format: string;
-    path: string;
-    fileSize: number;
-    allocatedBytes: number;
-    identical: boolean;
-    seconds: number;
-  }> = [];
-  for (const to of WRITABLE_FORMATS) {
-    const out = join(dir, `converted.${to}`);
-    const r = await convertImage(sample, out, { to, overwrite: true, signal });
-    const a = await openImage(sample);
-    const b = await openImage(out);
-    try {
-      const info = await imageInfo(b);
-      const cmp = await compareImages(a, b, { signal });
-      rows.push({
-        format: to,
-        path: out,
-        fileSize: r.fileSize,
-        allocatedBytes: info.allocatedBytes,
-        identical: cmp.identical,
-        seconds: r.seconds,
-      });
-    } finally {
-      await a.close();
-      await b.close();
-    }
-  }
-  const ok = rows.every((r) => r.identical);
-  if (mode === 'json') printJson({ dir, sample, results: rows, ok });
-  else {
-    process.stdout.write(`sample disk: ${sample}\n`);
-    for (const r of rows) {
-      process.stdout.write(
-        `  ${r.format.padEnd(6)} ${formatBytes(r.fileSize).padStart(10)}  ${r.identical ? 'identical' : 'DIFFERENT'}  ${r.seconds.toFixed(2)} s  ${r.path}\n`,
-      );
-    }
+  const progress = publishProgress(mode === 'json' ? 'human' : mode, process.stderr.isTTY === true);
+  const r = await runDemo(dir, { signal, version: version(), onEvent: (e) => progress.onEvent(e) });
+  progress.done();
+  const ok = r.first.result?.ok === true && r.second.result?.ok === true;
+  const sent = (o: PublishOutput) =>
+    (o.result?.placements ?? []).reduce((n, p) => n + (p.outcome?.bytesSent ?? 0), 0);
+  if (mode === 'json')
+    printJson({ dir, config: r.config, first: r.first.result, second: r.second.result, ok });
+  else
     process.stdout.write(
-      ok ? 'every format round-tripped identically\n' : 'some formats did not round-trip\n',
+      `${summary('first publish', r.first)}\n${summary('incremental publish', r.second)}\n` +
+        `bytes sent: ${formatBytes(sent(r.first))} then ${formatBytes(sent(r.second))}\n` +
+        `state in ${dir} (cd there: ferry history, ferry images ls; ferry cloud serve --data ${join(dir, 'state', 'cloud')})\n`,
     );
-  }
   return ok ? 0 : 1;
 }
