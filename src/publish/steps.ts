@@ -19,27 +19,45 @@ export function errorRecord(error: unknown): ErrorRecord {
   return { code: 'FERRY_INTERNAL', message: `${e.name ?? 'Error'}: ${e.message ?? String(error)}` };
 }
 
+/** What this process knows of the run: results and checkpoints, earlier attempts' and its own. */
+interface Known {
+  readonly results: Map<string, StepResult>;
+  readonly checkpoints: Map<string, unknown>;
+}
+
 export class Steps {
   readonly journal: Journal;
   /** The run as it was when this process took it over (empty for a new run). */
   readonly previous: RunState | undefined;
   readonly placement: string | null;
+  readonly #known: Known;
 
-  constructor(journal: Journal, previous: RunState | undefined, placement: string | null) {
+  constructor(
+    journal: Journal,
+    previous: RunState | undefined,
+    placement: string | null,
+    known?: Known,
+  ) {
     this.journal = journal;
     this.previous = previous;
     this.placement = placement;
+    if (known === undefined) {
+      const results = new Map<string, StepResult>();
+      for (const [key, s] of previous?.steps ?? [])
+        if (s.state === 'done' || s.state === 'skipped') results.set(key, s.detail);
+      known = { results, checkpoints: new Map(previous?.checkpoints ?? []) };
+    }
+    this.#known = known;
   }
 
   /** The steps of one placement (or of the run, with null). */
   for(placement: string | null): Steps {
-    return new Steps(this.journal, this.previous, placement);
+    return new Steps(this.journal, this.previous, placement, this.#known);
   }
 
-  /** What an earlier attempt of this run recorded for the step as done, if it did. */
+  /** What this run (an earlier attempt, or this one) recorded for the step as done, if it did. */
   done(step: string): StepResult | undefined {
-    const s = this.previous?.steps.get(stepKey(this.placement, step));
-    return s?.state === 'done' || s?.state === 'skipped' ? s.detail : undefined;
+    return this.#known.results.get(stepKey(this.placement, step));
   }
 
   /** Was this step started (and not finished) by an earlier attempt? */
@@ -50,11 +68,11 @@ export class Steps {
 
   checkpoint<T>(step: string): Checkpoint<T> {
     const placement = this.placement ?? '';
-    let last = this.previous?.checkpoints.get(stepKey(this.placement, step)) as T | undefined;
+    const key = stepKey(this.placement, step);
     return {
-      load: async () => last,
+      load: async () => this.#known.checkpoints.get(key) as T | undefined,
       save: async (value: T) => {
-        last = value;
+        this.#known.checkpoints.set(key, value);
         await this.journal.append({ type: 'checkpoint', placement, step, value });
       },
     };
@@ -87,6 +105,7 @@ export class Steps {
       state: 'done',
       detail: result,
     });
+    this.#known.results.set(stepKey(this.placement, step), result);
     return result;
   }
 
@@ -100,5 +119,6 @@ export class Steps {
       state: 'skipped',
       detail,
     });
+    this.#known.results.set(stepKey(this.placement, step), detail);
   }
 }
