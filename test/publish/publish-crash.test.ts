@@ -62,7 +62,7 @@ function publish(
 describe('publish: kill -9 at random points, then resume', () => {
   it(`${TRIALS} trials: every revision published once everywhere, nothing left behind`, {
     timeout: 900_000,
-  }, async () => {
+  }, async (t) => {
     await withTempDir(async (dir) => {
       const p = await makeProject(
         dir,
