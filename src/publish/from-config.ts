@@ -177,7 +177,8 @@ export async function publishFromConfig(
   const streamName = input.image?.name ?? (input.ref ?? '').split('@')[0]!;
   const chosen = selectTargets(config, {
     ...(input.targets === undefined ? {} : { only: input.targets }),
-    stream: streamName,
+    // An --image name is not a ferry.yaml stream: every target (or --targets) takes it.
+    ...(input.image === undefined ? { stream: streamName } : {}),
   });
   if (chosen.length === 0)
     throw new FerryError(

@@ -7,7 +7,8 @@
  */
 
 import { createHash } from 'node:crypto';
-import { rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { FerryError } from '../../errors/index.js';
 import type { MethodContext, MethodRunner, PlacementOutcome } from '../publish.js';
 import { awsClients } from './clients.js';
@@ -63,7 +64,10 @@ export function vmImportRunner(options: VmImportRunnerOptions): MethodRunner {
           snapshotIds = (found.snapshotIds as string[]) ?? [];
         } else {
           const up = await steps.run('upload', async () => {
-            const disk = await prepareImportDisk(image.path, ctx.state.renders, signal);
+            // One directory per placement: placements convert at the same time.
+            const work = join(ctx.state.renders, `import-${placement.target}-${placement.region}`);
+            await mkdir(work, { recursive: true });
+            const disk = await prepareImportDisk(image.path, work, signal);
             try {
               const r = await uploadFile(clients.s3, {
                 bucket,
