@@ -34,6 +34,10 @@ export interface AwsTargetConfig {
   readonly retention?: { readonly keep: number };
   /** vm-import only (and required there): the S3 bucket the disk is uploaded to. */
   readonly bucket?: string;
+  /** Blocks (or parts) in flight per region of this target (default: --concurrency, else 16). */
+  readonly concurrency?: number;
+  /** vm-import: minutes an import task may show no progress before it is cancelled (default 15). */
+  readonly stallMinutes?: number;
   /** The streams published here (default: every stream), all defined. */
   readonly streams: readonly string[];
 }
@@ -62,6 +66,8 @@ export const AWS_TARGET_KEYS = [
   'retention',
   'bucket',
   'streams',
+  'concurrency',
+  'stallMinutes',
 ] as const;
 
 function parseEndpoint(map: MapReader): string | undefined {
@@ -178,6 +184,13 @@ function parseAwsTarget(map: MapReader, name: string, streams: readonly string[]
       map.get('bucket')!.keyLine,
       `${map.nameOf('bucket')} is for method vm-import only`,
     );
+  const concurrency = map.integer('concurrency', 1, 256);
+  const stallMinutes = map.integer('stallMinutes', 1, 1440);
+  if (method !== 'vm-import' && stallMinutes !== undefined)
+    throw map.fail(
+      map.get('stallMinutes')!.keyLine,
+      `${map.nameOf('stallMinutes')} is for method vm-import only`,
+    );
   const picked = map.list('streams', MAX_STREAMS_PER_TARGET, (node, n) => {
     const s = scalarString(path, node, n, 'a stream name');
     if (!streams.includes(s))
@@ -198,6 +211,8 @@ function parseAwsTarget(map: MapReader, name: string, streams: readonly string[]
     tags,
     ...(keep === undefined ? {} : { retention: { keep } }),
     ...(bucket === undefined ? {} : { bucket }),
+    ...(concurrency === undefined ? {} : { concurrency }),
+    ...(stallMinutes === undefined ? {} : { stallMinutes }),
     streams: picked ?? [...streams],
   };
 }

@@ -32,6 +32,8 @@ export interface PublishTarget {
   /** vm-import: the bucket the disk is uploaded to. */
   readonly bucket?: string;
   readonly retention?: { readonly keep: number };
+  /** vm-import: no progress for this long cancels the import task. */
+  readonly stallMs?: number;
 }
 
 export type PublishSource =

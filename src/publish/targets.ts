@@ -83,7 +83,8 @@ export function resolveTargets(
       name: t.name,
       method: t.method,
       placements,
-      concurrency: options.concurrency ?? 16,
+      concurrency: options.concurrency ?? t.concurrency ?? 16,
+      ...(t.stallMinutes === undefined ? {} : { stallMs: t.stallMinutes * 60_000 }),
       ...(t.bucket === undefined ? {} : { bucket: t.bucket }),
       ...(t.retention === undefined ? {} : { retention: t.retention }),
     };

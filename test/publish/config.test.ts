@@ -230,6 +230,9 @@ describe('publish: ferry.yaml schema', () => {
       7,
       /names an account twice/,
     ],
+    [target(`${regions}    concurrency: 0\n`), 7, /concurrency/],
+    [target(`${regions}    concurrency: 1000\n`), 7, /concurrency/],
+    [target(`${regions}    stallMinutes: 5\n`), 7, /stallMinutes is for method vm-import only/],
     [
       target(`${regions}    encryption: default\n    shareWith: ['111122223333']\n`),
       8,

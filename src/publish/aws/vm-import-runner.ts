@@ -123,7 +123,7 @@ export function vmImportRunner(options: VmImportRunnerOptions): MethodRunner {
               tags,
               checkpoint: taskCp,
               pollMs: options.pollMs ?? 5000,
-              stallMs: options.stallMs ?? 15 * 60_000,
+              stallMs: ctx.target.stallMs ?? options.stallMs ?? 15 * 60_000,
               timeoutMs: options.timeoutMs ?? 3 * 3600_000,
               signal,
               onEvent: ctx.emit,
