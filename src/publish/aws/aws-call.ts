@@ -1,31 +1,16 @@
 import { FerryError } from '../../errors/index.js';
 import { backoffMs, DEFAULT_RETRY_POLICY, retryKind } from '../retry.js';
-
-/** What the SDK's service exceptions carry (the AWS error code is the name). */
-interface SdkError {
-  readonly name?: string;
-  readonly Code?: string;
-  readonly code?: string;
-  readonly $metadata?: { readonly httpStatusCode?: number };
-}
+import { awsCode, httpStatus, awsFailure as sdkFailure, sleep } from './aws-failure.js';
 
 /** The AWS error code of an SDK error ("RequestThrottledException", "InvalidSnapshot.NotFound"). */
-export function awsErrorCode(error: unknown): string | undefined {
-  if (error === null || typeof error !== 'object') return undefined;
-  const e = error as SdkError;
-  return e.Code ?? (e.name === 'Error' ? undefined : e.name) ?? e.code;
-}
-
-function status(error: unknown): number | undefined {
-  return (error as SdkError | null)?.$metadata?.httpStatusCode;
-}
+export const awsErrorCode = awsCode;
 
 /**
  * AWS asks us to slow down: the throttling codes and 429 of retry.ts's
  * classification, and 503 (EBS direct answers it for a busy snapshot).
  */
 export function isThrottle(error: unknown): boolean {
-  return retryKind(error) === 'throttling' || status(error) === 503;
+  return retryKind(error) === 'throttling' || httpStatus(error) === 503;
 }
 
 /** A failure worth another try (retry.ts: throttling, server faults, broken connections). */
@@ -33,24 +18,7 @@ export function isTransient(error: unknown): boolean {
   return retryKind(error) !== null;
 }
 
-/** Resolves after `ms`, or rejects with FERRY_ABORTED when `signal` fires first. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted === true) {
-      reject(aborted(signal));
-      return;
-    }
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(aborted(signal!));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
+export { sleep };
 
 export function aborted(signal: AbortSignal, what = 'publish'): FerryError {
   return new FerryError('FERRY_ABORTED', `Cannot ${what}: the operation was cancelled`, {
@@ -75,24 +43,14 @@ export function backoff(retry: number, error?: unknown): number {
 export const EBS_ATTEMPTS = DEFAULT_RETRY_POLICY.maxAttempts;
 
 /** Wraps an SDK failure in FERRY_AWS_REQUEST (an abort becomes FERRY_ABORTED). */
+/** An EBS or EC2 call that failed after its retries: FERRY_AWS_REQUEST naming the operation. */
 export function awsFailure(
   operation: string,
   error: unknown,
   signal?: AbortSignal,
   details: Readonly<Record<string, string | number | boolean | null>> = {},
 ): FerryError {
-  if (error instanceof FerryError) return error;
-  if (signal?.aborted === true) return aborted(signal);
-  const code = awsErrorCode(error) ?? 'unknown';
-  const message = error instanceof Error ? error.message : String(error);
-  return new FerryError(
-    'FERRY_AWS_REQUEST',
-    `Cannot ${operation}: ${code}: ${message.slice(0, 500)}`,
-    {
-      details: { operation, awsCode: code, status: status(error) ?? null, ...details },
-      cause: error,
-    },
-  );
+  return sdkFailure('FERRY_AWS_REQUEST', operation, error, signal, { operation, ...details });
 }
 
 export interface RetryOptions {

@@ -10,13 +10,16 @@ import { type ErrorCode, FerryError } from '../../errors/index.js';
 interface SdkError {
   readonly name?: string;
   readonly message?: string;
+  readonly Code?: string;
+  readonly code?: string;
   readonly $metadata?: { readonly httpStatusCode?: number };
 }
 
-/** AWS's error name (`NoSuchUpload`, `InvalidConversionTaskId`), or undefined. */
+/** AWS's error code of an SDK error (`NoSuchUpload`, `InvalidSnapshot.NotFound`), or undefined. */
 export function awsCode(error: unknown): string | undefined {
   if (error === null || typeof error !== 'object') return undefined;
-  return (error as SdkError).name;
+  const e = error as SdkError;
+  return e.Code ?? (e.name === 'Error' ? undefined : e.name) ?? e.code;
 }
 
 export function httpStatus(error: unknown): number | undefined {
@@ -38,6 +41,7 @@ export function awsFailure(
   action: string,
   error: unknown,
   signal?: AbortSignal,
+  details: Readonly<Record<string, string | number | boolean | null>> = {},
 ): FerryError {
   if (error instanceof FerryError) return error;
   if (isAbort(error, signal))
@@ -48,8 +52,11 @@ export function awsFailure(
   const status = httpStatus(error);
   return new FerryError(
     status === 401 || status === 403 ? 'FERRY_UNAUTHORIZED' : code,
-    `Cannot ${action}: ${e.name ?? 'Error'}: ${e.message ?? String(error)}`,
-    { details: { awsCode: e.name ?? null, status: status ?? null }, cause: error },
+    `Cannot ${action}: ${awsCode(error) ?? 'Error'}: ${(e.message ?? String(error)).slice(0, 500)}`,
+    {
+      details: { ...details, awsCode: awsCode(error) ?? null, status: status ?? null },
+      cause: error,
+    },
   );
 }
 
@@ -62,7 +69,7 @@ export function throwIfAborted(signal: AbortSignal | undefined, action: string):
 }
 
 /** Waits `ms`, or rejects with FERRY_ABORTED as soon as `signal` aborts. */
-export function sleep(ms: number, signal: AbortSignal | undefined, action: string): Promise<void> {
+export function sleep(ms: number, signal?: AbortSignal, action = 'publish'): Promise<void> {
   throwIfAborted(signal, action);
   return new Promise((resolve, reject) => {
     const onAbort = (): void => {
