@@ -6,13 +6,13 @@
  */
 
 import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { ebsDirectRunner } from './aws/ebs-direct-runner.js';
 import { type VmImportRunnerOptions, vmImportRunner } from './aws/vm-import-runner.js';
 import { blockDigests, writeDigests } from './block-digests.js';
 import { openBlockSource } from './block-source.js';
 import { imageFacts } from './image-facts.js';
 import type { PublishDependencies } from './publish.js';
+import { digestsFile } from './state-paths.js';
 
 export interface DefaultDependenciesOptions {
   readonly version: string;
@@ -33,7 +33,7 @@ export function defaultDependencies(options: DefaultDependenciesOptions): Publis
       return { facts, report };
     },
     saveDigests: async (source, state, signal) => {
-      const path = join(state.digests, `${source.contentHash}.json`);
+      const path = digestsFile(state, source.contentHash);
       if (
         await stat(path).then(
           () => true,

@@ -29,3 +29,8 @@ export function statePaths(root: string): StatePaths {
     lock: join(root, 'lock'),
   };
 }
+
+/** Where the block digests of the content `contentHash` are kept. */
+export function digestsFile(state: StatePaths, contentHash: string): string {
+  return join(state.digests, `${contentHash}.json`);
+}

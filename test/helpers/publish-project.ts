@@ -7,10 +7,10 @@
 import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DescribeImagesCommand, DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { CloudEndpoint, CONFIG_FILE } from '../../src/cloud/index.js';
+import { CONFIG_FILE } from '../../src/cloud/index.js';
 import { type FerryConfig, loadConfig } from '../../src/config/index.js';
 import { DEMO_ACCOUNT_B, sampleTree } from '../../src/publish/demo.js';
-import { type StatePaths, statePaths } from '../../src/publish/index.js';
+import { type StatePaths, startLocalCloud, statePaths } from '../../src/publish/index.js';
 
 export const ACCOUNT_A = { accessKeyId: 'test', secretAccessKey: 'test' } as const;
 export const ACCOUNT_B = {
@@ -70,13 +70,8 @@ export async function withProjectCloud<T>(
   dataDir: string,
   fn: (ec2: (account: 'a' | 'b', region: string) => EC2Client, url: string) => Promise<T>,
 ): Promise<T> {
-  const endpoint = await CloudEndpoint.open({
-    dataDir,
-    port: 0,
-    instances: { qemu: null },
-    vmImport: { boot: { enabled: false } },
-  });
-  const url = await endpoint.listen();
+  const cloud = await startLocalCloud(dataDir);
+  const url = cloud.url;
   const clients: EC2Client[] = [];
   try {
     return await fn((account, region) => {
@@ -90,7 +85,7 @@ export async function withProjectCloud<T>(
     }, url);
   } finally {
     for (const c of clients) c.destroy();
-    await endpoint.close();
+    await cloud.close();
   }
 }
 

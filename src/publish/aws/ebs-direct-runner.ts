@@ -7,50 +7,24 @@
  */
 
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
 import { FerryError } from '../../errors/index.js';
 import type { BlockDigests } from '../block-digests.js';
 import { readDigests } from '../block-digests.js';
 import type { MethodContext, MethodRunner, PlacementOutcome } from '../publish.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, retryStrategyFor } from '../retry.js';
-import { TAG } from '../types.js';
+import { digestsFile } from '../state-paths.js';
 import { type AwsClients, awsClients } from './clients.js';
 import { deleteSnapshot, type EbsCheckpoint, uploadSnapshot } from './ebs-upload.js';
 import { findParent } from './find-parent.js';
+import { ferryTags, findStep, imageName, revisionOf, tagAndShare } from './image-steps.js';
 import { resolveKmsKey } from './kms-key.js';
-import { deregisterImage, findImage, registerImage, shareImage, tagResources } from './register.js';
+import { deregisterImage, findImage, registerImage } from './register.js';
 import { assertVerified, verifySnapshot } from './verify.js';
 
 export interface EbsDirectOptions {
   readonly version: string;
   readonly verify?: boolean;
   readonly retry?: RetryPolicy;
-}
-
-/** The AMI name: unique per account and region, the same for every attempt. */
-export function imageName(stream: string, revision: string): string {
-  return `${stream.replace(/\//g, '-')}-${revision.slice(0, 12)}`;
-}
-
-/** Tags ferry puts on what it makes, besides the target's own. */
-export function ferryTags(ctx: MethodContext, version: string): Record<string, string> {
-  return {
-    ...ctx.placement.tags,
-    [TAG.stream]: ctx.request.stream,
-    [TAG.revision]: revisionOf(ctx),
-    [TAG.contentHash]: ctx.image.source.contentHash,
-    [TAG.version]: version,
-    [TAG.run]: ctx.runId,
-  };
-}
-
-/** The revision tag: the stream revision, or the content hash of an --image file. */
-export function revisionOf(ctx: MethodContext): string {
-  return ctx.request.revision ?? ctx.image.source.contentHash;
-}
-
-export function digestsPath(ctx: Pick<MethodContext, 'state'>, contentHash: string): string {
-  return join(ctx.state.digests, `${contentHash}.json`);
 }
 
 interface SnapshotCheckpoint {
@@ -71,12 +45,7 @@ export function ebsDirectRunner(options: EbsDirectOptions): MethodRunner {
       try {
         const revision = revisionOf(ctx);
         const tags = ferryTags(ctx, options.version);
-        const found = await steps.run('find', async () => {
-          const f = await findImage(clients, request.stream, revision, signal);
-          return f !== undefined && f.state === 'available'
-            ? { existing: true, imageId: f.imageId, snapshotIds: [...f.snapshotIds] }
-            : { existing: false };
-        });
+        const found = await findStep(ctx, clients);
         let imageId: string;
         let snapshotIds: string[];
         let sent = {
@@ -191,14 +160,7 @@ export function ebsDirectRunner(options: EbsDirectOptions): MethodRunner {
           }));
           imageId = String(reg.imageId);
         }
-        await steps.run('tag', async () => {
-          await tagResources(clients, [imageId, ...snapshotIds], tags, signal);
-          return { resources: [imageId, ...snapshotIds] };
-        });
-        await steps.run('share', async () => {
-          await shareImage(clients, imageId, snapshotIds, placement.shareWith, signal);
-          return { accounts: [...placement.shareWith] };
-        });
+        await tagAndShare(ctx, clients, imageId, snapshotIds, tags);
         if (options.verify === true && found.existing !== true) {
           await steps.run('verify', async () => {
             const r = await verifySnapshot(clients, snapshotIds[0]!, image.source, { signal });
@@ -261,7 +223,7 @@ async function loadDigests(
 ): Promise<BlockDigests | undefined> {
   if (!/^[0-9a-f]{64}$/.test(contentHash)) return undefined;
   try {
-    const f = await readDigests(digestsPath(ctx, contentHash));
+    const f = await readDigests(digestsFile(ctx.state, contentHash));
     return f.contentHash === contentHash ? f.digests : undefined;
   } catch {
     return undefined;

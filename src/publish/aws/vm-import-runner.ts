@@ -12,10 +12,10 @@ import { join } from 'node:path';
 import { FerryError } from '../../errors/index.js';
 import type { MethodContext, MethodRunner, PlacementOutcome } from '../publish.js';
 import { awsClients } from './clients.js';
-import { ferryTags, imageName, revisionOf } from './ebs-direct-runner.js';
+import { ferryTags, findStep, imageName, revisionOf, tagAndShare } from './image-steps.js';
 import { cleanUpImport } from './import-cleanup.js';
 import { prepareImportDisk } from './prepare-import-disk.js';
-import { deregisterImage, findImage, shareImage, tagResources } from './register.js';
+import { deregisterImage } from './register.js';
 import { uploadFile } from './s3-upload.js';
 import { importImage } from './vm-import.js';
 
@@ -50,12 +50,7 @@ export function vmImportRunner(options: VmImportRunnerOptions): MethodRunner {
         const tags = ferryTags(ctx, options.version);
         const bucket = bucketOf(ctx);
         const key = objectKey(ctx);
-        const found = await steps.run('find', async () => {
-          const f = await findImage(clients, request.stream, revision, signal);
-          return f !== undefined && f.state === 'available'
-            ? { existing: true, imageId: f.imageId, snapshotIds: [...f.snapshotIds] }
-            : { existing: false };
-        });
+        const found = await findStep(ctx, clients);
         let imageId: string;
         let snapshotIds: string[];
         let bytesSent = 0;
@@ -142,14 +137,7 @@ export function vmImportRunner(options: VmImportRunnerOptions): MethodRunner {
           imageId = String(imported.imageId);
           snapshotIds = (imported.snapshotIds as string[]) ?? [];
         }
-        await steps.run('tag', async () => {
-          await tagResources(clients, [imageId, ...snapshotIds], tags, signal);
-          return { resources: [imageId, ...snapshotIds] };
-        });
-        await steps.run('share', async () => {
-          await shareImage(clients, imageId, snapshotIds, placement.shareWith, signal);
-          return { accounts: [...placement.shareWith] };
-        });
+        await tagAndShare(ctx, clients, imageId, snapshotIds, tags);
         return {
           imageId,
           snapshotIds,

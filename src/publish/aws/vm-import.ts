@@ -21,34 +21,15 @@ import type { Checkpoint, PublishEvent } from '../types.js';
 import { isAbort, throwIfAborted } from './aws-failure.js';
 import { type CleanupReport, cleanUpImport } from './import-cleanup.js';
 import { explainImportFailure } from './import-explain.js';
-import {
-  describeTask,
-  type ImportDiskFormat,
-  type ImportMode,
-  startTask,
-  type TaskView,
-} from './import-task.js';
+import { describeTask, type StartTaskInput, startTask, type TaskView } from './import-task.js';
 import { type TimelineEntry, watchTask } from './import-watch.js';
 import { registerSnapshotImage } from './register-snapshot-image.js';
 
 export type { TimelineEntry } from './import-watch.js';
 
-export interface ImportImageOptions {
+/** What the task is asked (StartTaskInput: mode, disk, description, boot mode, keys, token, tags), and how it is watched. */
+export interface ImportImageOptions extends StartTaskInput {
   readonly clients: { readonly ec2: EC2Client; readonly s3: S3Client };
-  readonly bucket: string;
-  readonly key: string;
-  readonly format: ImportDiskFormat;
-  /** image: ImportImage; snapshot: ImportSnapshot + RegisterImage. */
-  readonly mode: ImportMode;
-  readonly description: string;
-  readonly bootMode?: 'legacy-bios' | 'uefi';
-  readonly architecture: 'x86_64' | 'arm64' | 'i386';
-  readonly encrypted: boolean;
-  readonly kmsKeyId?: string;
-  /** Makes ImportImage/ImportSnapshot idempotent (at most 64 characters). */
-  readonly clientToken: string;
-  /** Put on the import task (the AMI's tags are the tag step's). */
-  readonly tags: Readonly<Record<string, string>>;
   readonly checkpoint: Checkpoint<{ taskId: string }>;
   readonly pollMs: number;
   /** No change of status, message or progress for this long: cancel, FERRY_IMPORT_STALLED. */
