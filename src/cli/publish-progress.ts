@@ -19,7 +19,8 @@ export function publishProgress(
     };
   if (!tty) return { onEvent: () => {}, done: () => {} };
   const rows = new Map<string, string>();
-  const started = performance.now();
+  /** When each placement's first block event came: its rate is its own. */
+  const began = new Map<string, number>();
   let drawn = 0;
   let last = 0;
   const draw = (force: boolean) => {
@@ -37,7 +38,9 @@ export function publishProgress(
         const frac = e.total === 0 ? 1 : (e.sent + e.skipped) / e.total;
         const width = 24;
         const filled = Math.round(frac * width);
-        const secs = Math.max(0.001, (performance.now() - started) / 1000);
+        const t0 = began.get(e.placement) ?? performance.now();
+        began.set(e.placement, t0);
+        const secs = Math.max(0.001, (performance.now() - t0) / 1000);
         rows.set(
           e.placement,
           `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(frac * 100).toFixed(0).padStart(3)}% ${formatBytes(e.bytes)} sent, ${(e.sent / secs).toFixed(0)} blocks/s`,
