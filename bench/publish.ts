@@ -214,7 +214,19 @@ async function startServer(data: string): Promise<Server> {
   await mkdir(data, { recursive: true });
   const child = spawn(
     process.execPath,
-    [FERRY_CLI, 'cloud', 'serve', '--data', data, '--listen', '127.0.0.1:0', '--output', 'json'],
+    [
+      // Extra node flags for the server only (e.g. --cpu-prof), as in bench/cloud.
+      ...(process.env.FERRY_BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== ''),
+      FERRY_CLI,
+      'cloud',
+      'serve',
+      '--data',
+      data,
+      '--listen',
+      '127.0.0.1:0',
+      '--output',
+      'json',
+    ],
     { stdio: ['ignore', 'pipe', 'ignore'] },
   );
   const endpoint = await new Promise<string>((resolve, reject) => {
