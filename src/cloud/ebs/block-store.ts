@@ -1,4 +1,4 @@
-import { createHash, randomBytes, webcrypto } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../store/local-store.js';
@@ -7,16 +7,6 @@ import { BLOCK_SIZE } from './limits.js';
 /** The SHA-256 of a block, as the 64 hex digits that name its file. */
 export function blockDigest(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
-}
-
-/**
- * The same, computed on libuv's thread pool (WebCrypto's digest runs as an
- * async job), so the server's one thread keeps parsing and answering while
- * blocks are hashed: a PutSnapshotBlock with an unsigned payload is hashed
- * here, once.
- */
-export async function blockDigestOffThread(data: Buffer): Promise<string> {
-  return Buffer.from(await webcrypto.subtle.digest('SHA-256', data)).toString('hex');
 }
 
 /**

@@ -13,7 +13,7 @@ import {
   overlay,
   sortedMap,
 } from './block-map.js';
-import { BlockStore, blockDigest, blockDigestOffThread, syncDir } from './block-store.js';
+import { BlockStore, blockDigest, syncDir } from './block-store.js';
 import { EbsError, invalid, snapshotNotFound } from './ebs-error.js';
 import {
   BLOCK_SIZE,
@@ -329,7 +329,7 @@ export class EbsEngine {
       throw invalid('INVALID_PARAMETER_VALUE', `The progress must be 0 to 100, not ${p}.`);
     }
     const progress = p ?? -1;
-    const digest = input.dataSha256 ?? (await blockDigestOffThread(input.data));
+    const digest = input.dataSha256 ?? blockDigest(input.data);
     if (!given.equals(Buffer.from(digest, 'hex'))) {
       throw invalid(
         'INVALID_PARAMETER_VALUE',
