@@ -27,6 +27,9 @@ Commands:
   history [STREAM]        every publish run, with timed steps per target and region
   status                  the newest publish run: running, interrupted (resumable), done, failed
   images ls               which revision of each stream is live in each target and region
+  verify STREAM@REV       read a published image back in each target and region and compare every block
+  deregister STREAM@REV   deregister a revision's images, then delete their snapshots
+  prune [--dry-run]       keep each target's retention (newest N per stream and region), remove the rest
   demo [DIR]              make a sample image and run it through every format
 
 Options:
@@ -110,6 +113,18 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   images: async () => {
     const m = await import('./commands/history.js');
     return { help: m.imagesHelp, run: m.imagesCommand };
+  },
+  verify: async () => {
+    const m = await import('./commands/verify.js');
+    return { help: m.verifyHelp, run: m.verifyCommand };
+  },
+  deregister: async () => {
+    const m = await import('./commands/deregister.js');
+    return { help: m.deregisterHelp, run: m.deregisterCommand };
+  },
+  prune: async () => {
+    const m = await import('./commands/prune.js');
+    return { help: m.pruneHelp, run: m.pruneCommand };
   },
   demo: async () => {
     const m = await import('./commands/demo.js');

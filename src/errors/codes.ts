@@ -151,6 +151,12 @@ export const ERROR_CODES = {
   FERRY_DECOMPRESS:
     'Compressed data is corrupt or inflates past its declared size (decompression bomb).',
 
+  // Publish: verify, deregister, prune
+  FERRY_PUBLISH_IMAGE_NOT_FOUND:
+    'ferry verify found no image of the stream revision in a placement (by its ferry:stream and ferry:revision tags), or the image has no root snapshot.',
+  FERRY_PUBLISH_DIGESTS_MISSING:
+    "ferry verify has no block digests for the image's content hash in the state directory (state/digests/HASH.json), or the image has no content-hash tag.",
+
   // Publish: config
   FERRY_AWS_CREDENTIALS:
     "A target's AWS credentials could not be obtained: an unknown profile, a role that could not be assumed (AccessDenied, a bad external id), or nothing found by the SDK's default chain.",

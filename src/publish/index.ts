@@ -1,6 +1,12 @@
 export { DEMO_CONFIG, type DemoResult, runDemo, sampleTree } from './demo.js';
 export { defaultDependencies } from './dependencies.js';
 export {
+  type DeregisterInput,
+  type DeregisterResult,
+  deregisterPublished,
+  type RemovedImage,
+} from './deregister.js';
+export {
   buildOptionsOf,
   type PublishInput,
   type PublishOutput,
@@ -11,6 +17,12 @@ export { factsFromReport, type ImageFacts, imageFacts } from './image-facts.js';
 export { Journal, type JournalRecord, listRuns, type RunRequest, readJournal } from './journal.js';
 export { type LocalCloud, startLocalCloud } from './local-cloud.js';
 export { formatPlan, type Method, makePlan, type PlanNode } from './plan.js';
+export {
+  type PruneCandidate,
+  type PruneInput,
+  type PruneResult,
+  prune,
+} from './prune.js';
 export {
   type MethodContext,
   type MethodRunner,
@@ -30,3 +42,9 @@ export { loadRuns, type RunState, replay } from './run-state.js';
 export { type StatePaths, statePaths } from './state-paths.js';
 export { needsLocalCloud, resolveTargets, selectTargets } from './targets.js';
 export { BLOCK_SIZE, type BlockSource, type Placement, type PublishEvent, TAG } from './types.js';
+export {
+  type PlacementVerification,
+  type VerifyPublishedInput,
+  type VerifyPublishedResult,
+  verifyPublished,
+} from './verify-published.js';

@@ -179,10 +179,16 @@ export function planFor(
   });
 }
 
-/** Unfinished runs (a crash, an abort) in the state directory, oldest first. */
+/**
+ * Unfinished publish runs (a crash, an abort) in the state directory, oldest
+ * first. An interrupted deregister or prune run is not one: resuming it as a
+ * publish would put back what it was taking down.
+ */
 export async function unfinishedRuns(state: StatePaths): Promise<RunState[]> {
   return (await loadRuns(state.runs)).filter(
-    (r) => r.outcome === 'unfinished' || r.outcome === 'aborted',
+    (r) =>
+      (r.outcome === 'unfinished' || r.outcome === 'aborted') &&
+      ![...r.steps.values()].some((s) => s.step === 'deregister'),
   );
 }
 

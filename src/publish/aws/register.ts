@@ -107,6 +107,25 @@ export async function findImage(
   return images.find((i) => i.state !== 'deregistered');
 }
 
+/** Every one of the caller's images of `stream` (by ferry's tags), newest first, deregistered ones left out. */
+export async function streamImages(
+  clients: AwsClients,
+  stream: string,
+  signal?: AbortSignal,
+): Promise<FoundImage[]> {
+  const images = await describeImages(
+    clients,
+    [
+      { Name: 'tag-key', Values: [TAG.stream] },
+      { Name: `tag:${TAG.stream}`, Values: [stream] },
+    ],
+    signal,
+  );
+  return images
+    .filter((i) => i.state !== 'deregistered')
+    .sort((a, b) => (b.creationDate ?? '').localeCompare(a.creationDate ?? ''));
+}
+
 const toTags = (tags: Readonly<Record<string, string>>) =>
   Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
 

@@ -1,0 +1,248 @@
+/**
+ * `ferry deregister STREAM@REV`: per placement, the revision's image is
+ * deregistered and then its snapshots deleted (in that order: a snapshot an
+ * image uses cannot be deleted). The removal is a run in the journal, with
+ * one `deregister` step per placement, so `ferry images ls` and `ferry
+ * history` know it; it holds the state lock as a publish does. Nothing
+ * there is not an error. `removeImages` is the journaled removal itself,
+ * shared with prune.
+ */
+
+import { mkdir } from 'node:fs/promises';
+import type { FerryConfig } from '../config/index.js';
+import { FerryError } from '../errors/index.js';
+import { withLock } from '../store/store-lock.js';
+import type { AwsClients } from './aws/clients.js';
+import { deregisterImage, findImage } from './aws/register.js';
+import { Journal, listRuns, newRunId } from './journal.js';
+import { resolveRevision } from './resolve-revision.js';
+import { type StatePaths, statePaths } from './state-paths.js';
+import { errorRecord } from './steps.js';
+import { openTargets } from './target-session.js';
+
+export interface DeregisterInput {
+  /** STREAM@REV (a unique prefix of the id with a local store). */
+  readonly ref: string;
+  readonly targets?: readonly string[];
+  readonly version: string;
+  readonly signal?: AbortSignal;
+}
+
+/** One image to remove from one placement. */
+export interface Removal {
+  readonly placement: string;
+  readonly clients: AwsClients;
+  readonly imageId: string;
+  readonly snapshotIds: readonly string[];
+  /** The image's ferry:revision tag. */
+  readonly revision: string | null;
+}
+
+export interface RemovedImage {
+  readonly placement: string;
+  readonly imageId: string;
+  readonly revision: string | null;
+  readonly snapshotIds: readonly string[];
+  /** False when the image was already gone. */
+  readonly deregistered: boolean;
+  readonly deletedSnapshots: readonly string[];
+}
+
+export interface DeregisterResult {
+  readonly stream: string;
+  readonly revision: string;
+  /** Null when nothing was there (no run written). */
+  readonly runId: string | null;
+  readonly removed: readonly RemovedImage[];
+  /** Placements that had no image of the revision. */
+  readonly absent: readonly string[];
+}
+
+/** Runs `fn` under the state lock, as a publish does (FERRY_PUBLISH_LOCKED when it is held). */
+export async function withStateLock<T>(
+  state: StatePaths,
+  fn: () => Promise<T>,
+  signal?: AbortSignal,
+): Promise<T> {
+  await mkdir(state.root, { recursive: true });
+  try {
+    return await withLock(state.lock, fn, {
+      timeoutMs: 2000,
+      ...(signal === undefined ? {} : { signal }),
+    });
+  } catch (error) {
+    if (error instanceof FerryError && error.code === 'FERRY_STORE_LOCKED')
+      throw new FerryError(
+        'FERRY_PUBLISH_LOCKED',
+        `Cannot change what is published: another ferry command holds ${state.lock}`,
+        {
+          cause: error,
+          hint: 'Wait for it (ferry status shows a publish), or remove the lock file if its process is gone',
+        },
+      );
+    throw error;
+  }
+}
+
+/**
+ * A run id after every run's in the state directory: ids sort by the
+ * second, so a removal in the same second as the publish it undoes could
+ * otherwise sort before it (and `ferry images ls` would show the image).
+ */
+async function laterRunId(state: StatePaths): Promise<string> {
+  const last = (await listRuns(state.runs)).at(-1) ?? '';
+  for (;;) {
+    const id = newRunId();
+    if (id > last) return id;
+    await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 5));
+  }
+}
+
+/**
+ * Removes the images as one journaled run (the caller holds the state
+ * lock): per image a `deregister` step, started, then done once the image
+ * is deregistered and its snapshots deleted. A run's steps are keyed by
+ * placement, so a run removes at most one image per placement (a prune
+ * writes one run per revision).
+ */
+export async function removeImages(
+  state: StatePaths,
+  request: {
+    readonly stream: string;
+    readonly revision: string | null;
+    readonly targets: readonly string[];
+  },
+  removals: readonly Removal[],
+  options: { readonly version: string; readonly signal?: AbortSignal },
+): Promise<{ runId: string; removed: RemovedImage[] }> {
+  const keys = removals.map((r) => r.placement);
+  if (new Set(keys).size !== keys.length)
+    throw new FerryError(
+      'FERRY_INTERNAL',
+      'Cannot journal the removal: one run removes at most one image per placement',
+    );
+  const runId = await laterRunId(state);
+  const journal = await Journal.open(state.runs, runId);
+  const removed: RemovedImage[] = [];
+  try {
+    await journal.append({
+      type: 'run',
+      state: 'started',
+      request: {
+        stream: request.stream,
+        revision: request.revision,
+        image: null,
+        targets: request.targets,
+      },
+      version: options.version,
+    });
+    for (const r of removals) {
+      options.signal?.throwIfAborted();
+      const step = 'deregister';
+      const detail = { imageId: r.imageId, snapshotIds: [...r.snapshotIds], revision: r.revision };
+      await journal.append({
+        type: 'step',
+        placement: r.placement,
+        step,
+        state: 'started',
+        detail,
+      });
+      try {
+        const done = await deregisterImage(r.clients, r.imageId, {
+          snapshotIds: r.snapshotIds,
+          ...(options.signal === undefined ? {} : { signal: options.signal }),
+        });
+        await journal.append({
+          type: 'step',
+          placement: r.placement,
+          step,
+          state: 'done',
+          detail: {
+            ...detail,
+            deregistered: done.deregistered,
+            deletedSnapshots: [...done.deletedSnapshots],
+          },
+        });
+        removed.push({ ...detail, placement: r.placement, ...done });
+      } catch (error) {
+        await journal
+          .append({
+            type: 'step',
+            placement: r.placement,
+            step,
+            state: 'failed',
+            error: errorRecord(error),
+          })
+          .catch(() => {});
+        throw error;
+      }
+    }
+    await journal.append({ type: 'run', state: 'done' });
+    return { runId, removed };
+  } catch (error) {
+    await journal
+      .append({
+        type: 'run',
+        state: options.signal?.aborted === true ? 'aborted' : 'failed',
+        error: errorRecord(error),
+      })
+      .catch(() => {});
+    throw error;
+  } finally {
+    await journal.close();
+  }
+}
+
+export async function deregisterPublished(
+  config: FerryConfig,
+  input: DeregisterInput,
+): Promise<DeregisterResult> {
+  const { stream, revision } = await resolveRevision(config, input.ref, 'deregister');
+  const state = statePaths(config.state);
+  const session = await openTargets(config, {
+    stream,
+    ...(input.targets === undefined ? {} : { only: input.targets }),
+  });
+  try {
+    if (session.targets.length === 0)
+      throw new FerryError(
+        'FERRY_USAGE',
+        `Cannot deregister ${stream}: no target in ferry.yaml takes it`,
+      );
+    return await withStateLock(
+      state,
+      async () => {
+        const removals: Removal[] = [];
+        const absent: string[] = [];
+        for (const target of session.targets)
+          for (const p of target.placements) {
+            const clients = session.clients(p);
+            const image = await findImage(clients, stream, revision, input.signal);
+            if (image === undefined) absent.push(p.key);
+            else
+              removals.push({
+                placement: p.key,
+                clients,
+                imageId: image.imageId,
+                snapshotIds: image.snapshotIds,
+                revision,
+              });
+          }
+        if (removals.length === 0) return { stream, revision, runId: null, removed: [], absent };
+        const { runId, removed } = await removeImages(
+          state,
+          { stream, revision, targets: session.targets.map((t) => t.name) },
+          removals,
+          {
+            version: input.version,
+            ...(input.signal === undefined ? {} : { signal: input.signal }),
+          },
+        );
+        return { stream, revision, runId, removed, absent };
+      },
+      input.signal,
+    );
+  } finally {
+    await session.close();
+  }
+}
