@@ -133,6 +133,7 @@ export async function removeImages(
         revision: request.revision,
         image: null,
         targets: request.targets,
+        kind: 'deregister',
       },
       version: options.version,
     });

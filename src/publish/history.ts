@@ -98,9 +98,11 @@ export function runHistory(run: RunState, live = false): RunHistory {
       steps: steps.map(stepHistory),
     };
   });
-  const kind = [...run.steps.values()].some((s) => s.step === 'deregister')
-    ? 'deregister'
-    : 'publish';
+  const kind =
+    run.request.kind === 'deregister' ||
+    [...run.steps.values()].some((s) => s.step === 'deregister')
+      ? 'deregister'
+      : 'publish';
   return {
     runId: run.id,
     kind,

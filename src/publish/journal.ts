@@ -26,6 +26,8 @@ export interface RunRequest {
   readonly image: string | null;
   /** Target names, in ferry.yaml order. */
   readonly targets: readonly string[];
+  /** What the run does (absent: publish). A removal is never resumed as a publish. */
+  readonly kind?: 'publish' | 'deregister';
 }
 
 export type StepState = 'started' | 'done' | 'skipped' | 'failed';
@@ -224,6 +226,7 @@ function wellFormed(v: unknown): v is JournalRecord {
           Array.isArray(q.targets) &&
           q.targets.length <= 64 &&
           q.targets.every((t) => str(t, 64)) &&
+          (q.kind === undefined || q.kind === 'publish' || q.kind === 'deregister') &&
           str(r.version, 64)
         );
       }

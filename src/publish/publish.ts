@@ -188,6 +188,7 @@ export async function unfinishedRuns(state: StatePaths): Promise<RunState[]> {
   return (await loadRuns(state.runs)).filter(
     (r) =>
       (r.outcome === 'unfinished' || r.outcome === 'aborted') &&
+      r.request.kind !== 'deregister' &&
       ![...r.steps.values()].some((s) => s.step === 'deregister'),
   );
 }

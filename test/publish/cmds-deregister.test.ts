@@ -66,7 +66,13 @@ describe('ferry deregister', () => {
       );
       const first = records[0]!;
       assert.ok(first.type === 'run' && first.state === 'started');
-      assert.deepEqual(first.request, { stream: 'demo', revision, image: null, targets: ['a'] });
+      assert.deepEqual(first.request, {
+        stream: 'demo',
+        revision,
+        image: null,
+        targets: ['a'],
+        kind: 'deregister',
+      });
 
       await withProjectCloud(p.state.cloud, async (ec2) => {
         assert.deepEqual(await ownImages(ec2('a', 'us-east-1')), []);

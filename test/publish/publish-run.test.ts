@@ -11,6 +11,7 @@ import {
   type PublishDependencies,
   type PublishTarget,
   publish,
+  unfinishedRuns,
 } from '../../src/publish/publish.js';
 import { loadRuns } from '../../src/publish/run-state.js';
 import { statePaths } from '../../src/publish/state-paths.js';
@@ -288,6 +289,32 @@ describe('publish: the journal', () => {
       assert.equal(records.length, 51);
       await writeFile(path, '{"t":1,"type":"step","placement":null,"step":"x","state":"done"}\n');
       await assert.rejects(readJournal(path), { code: 'FERRY_JOURNAL_INVALID' });
+    });
+  });
+
+  it('does not take a removal that stopped before its first step for a publish to resume', async () => {
+    await withTempDir(async (dir) => {
+      const state = statePaths(join(dir, 'state'));
+      const j = await Journal.open(state.runs, '20261202T101010Z-abcdef');
+      await j.append({
+        type: 'run',
+        state: 'started',
+        request: { stream: 'web', revision: 'r', image: null, targets: ['a'], kind: 'deregister' },
+        version: '1',
+      });
+      await j.close();
+      const k = await Journal.open(state.runs, '20261202T101011Z-abcdef');
+      await k.append({
+        type: 'run',
+        state: 'started',
+        request: { stream: 'web', revision: 'r', image: null, targets: ['a'] },
+        version: '1',
+      });
+      await k.close();
+      assert.deepEqual(
+        (await unfinishedRuns(state)).map((r) => r.id),
+        ['20261202T101011Z-abcdef'],
+      );
     });
   });
 });
