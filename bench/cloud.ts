@@ -1,20 +1,8 @@
-/**
- * bench/cloud: PutSnapshotBlock throughput of the local cloud with 64
- * concurrent EBS clients of the AWS SDK v3, against the floor measured in the
- * same run: SHA-256 of the same bytes in this process (one core), which is
- * the least work any client must do per block (its checksum) before the
- * server even sees it. The server runs as its own process (`ferry cloud
- * serve`) so its peak RSS is its own.
- *
- *   npm run bench:cloud [-- --mib 1024 --clients 64 --runs 3 --json --dir DIR]
- */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
   CompleteSnapshotCommand,
@@ -22,8 +10,8 @@ import {
   PutSnapshotBlockCommand,
   StartSnapshotCommand,
 } from '@aws-sdk/client-ebs';
+import { startServer } from './cloud-server.js';
 
-const FERRY_CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const BLOCK = 524288;
 const MiB = 1024 * 1024;
 /** The random bytes blocks are cut from (distinct blocks without GiBs of memory). */
@@ -65,41 +53,6 @@ function makeBlock(pool: Buffer, index: number): Buffer {
   pool.copy(block, 0, at, at + BLOCK);
   block.writeUInt32BE(index, 0);
   return block;
-}
-
-interface Server {
-  readonly child: ChildProcess;
-  readonly endpoint: string;
-}
-
-async function startServer(data: string): Promise<Server> {
-  const child = spawn(
-    process.execPath,
-    [
-      // Extra node flags for the server only (e.g. --cpu-prof), for looking into a slow run.
-      ...(process.env.FERRY_BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== ''),
-      FERRY_CLI,
-      'cloud',
-      'serve',
-      '--data',
-      data,
-      '--listen',
-      '127.0.0.1:0',
-      '--output',
-      'json',
-    ],
-    { stdio: ['ignore', 'pipe', 'ignore'] },
-  );
-  const endpoint = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString('utf8');
-      const nl = out.indexOf('\n');
-      if (nl >= 0) resolve((JSON.parse(out.slice(0, nl)) as { endpoint: string }).endpoint);
-    });
-    child.once('exit', (code) => reject(new Error(`ferry cloud serve exited with ${code}`)));
-  });
-  return { child, endpoint };
 }
 
 /** Peak resident set of a process, from /proc (Linux). */

@@ -18,17 +18,16 @@
  * targets name its URL, so the publish process's peak RSS and CPU are the
  * client's alone; by default it is `endpoint: local`, in the publish process.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildBenchTree, canDrop, changeOnePercent, MiB, seconds, settle } from './bench-tree.js';
+import { FERRY_CLI, type Server, startServer } from './cloud-server.js';
 
-const FERRY_CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const BLOCK = 512 * 1024;
 const haveTime = spawnSync('sh', ['-c', 'test -x /usr/bin/time']).status === 0;
 const ACCOUNT_B = {
@@ -202,43 +201,6 @@ function floorOf(path: string): { seconds: number; bytes: number; blocks: number
     }
   });
   return { seconds: s, bytes, blocks };
-}
-
-interface Server {
-  readonly child: ChildProcess;
-  readonly endpoint: string;
-}
-
-/** `ferry cloud serve --data DIR` as its own process; resolves with its URL. */
-async function startServer(data: string): Promise<Server> {
-  await mkdir(data, { recursive: true });
-  const child = spawn(
-    process.execPath,
-    [
-      // Extra node flags for the server only (e.g. --cpu-prof), as in bench/cloud.
-      ...(process.env.FERRY_BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== ''),
-      FERRY_CLI,
-      'cloud',
-      'serve',
-      '--data',
-      data,
-      '--listen',
-      '127.0.0.1:0',
-      '--output',
-      'json',
-    ],
-    { stdio: ['ignore', 'pipe', 'ignore'] },
-  );
-  const endpoint = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString('utf8');
-      const nl = out.indexOf('\n');
-      if (nl >= 0) resolve((JSON.parse(out.slice(0, nl)) as { endpoint: string }).endpoint);
-    });
-    child.once('exit', (code) => reject(new Error(`ferry cloud serve exited with ${code}`)));
-  });
-  return { child, endpoint };
 }
 
 async function stopServer(s: Server): Promise<number | null> {
