@@ -8,15 +8,13 @@
  * shared with prune.
  */
 
-import { mkdir } from 'node:fs/promises';
 import type { FerryConfig } from '../config/index.js';
 import { FerryError } from '../errors/index.js';
-import { withLock } from '../store/store-lock.js';
 import type { AwsClients } from './aws/clients.js';
 import { deregisterImage, findImage } from './aws/register.js';
 import { Journal, listRuns, newRunId } from './journal.js';
 import { resolveRevision } from './resolve-revision.js';
-import { type StatePaths, statePaths } from './state-paths.js';
+import { type StatePaths, statePaths, withStateLock } from './state-paths.js';
 import { errorRecord } from './steps.js';
 import { openTargets } from './target-session.js';
 
@@ -56,32 +54,6 @@ export interface DeregisterResult {
   readonly removed: readonly RemovedImage[];
   /** Placements that had no image of the revision. */
   readonly absent: readonly string[];
-}
-
-/** Runs `fn` under the state lock, as a publish does (FERRY_PUBLISH_LOCKED when it is held). */
-export async function withStateLock<T>(
-  state: StatePaths,
-  fn: () => Promise<T>,
-  signal?: AbortSignal,
-): Promise<T> {
-  await mkdir(state.root, { recursive: true });
-  try {
-    return await withLock(state.lock, fn, {
-      timeoutMs: 2000,
-      ...(signal === undefined ? {} : { signal }),
-    });
-  } catch (error) {
-    if (error instanceof FerryError && error.code === 'FERRY_STORE_LOCKED')
-      throw new FerryError(
-        'FERRY_PUBLISH_LOCKED',
-        `Cannot change what is published: another ferry command holds ${state.lock}`,
-        {
-          cause: error,
-          hint: 'Wait for it (ferry status shows a publish), or remove the lock file if its process is gone',
-        },
-      );
-    throw error;
-  }
 }
 
 /**

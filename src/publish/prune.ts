@@ -12,10 +12,10 @@
 import type { FerryConfig } from '../config/index.js';
 import { FerryError } from '../errors/index.js';
 import { streamImages } from './aws/register.js';
-import { type Removal, type RemovedImage, removeImages, withStateLock } from './deregister.js';
+import { type Removal, type RemovedImage, removeImages } from './deregister.js';
 import { runHistory } from './history.js';
 import { unfinishedRuns } from './publish.js';
-import { statePaths } from './state-paths.js';
+import { statePaths, withStateLock } from './state-paths.js';
 import { openTargets } from './target-session.js';
 import { TAG } from './types.js';
 

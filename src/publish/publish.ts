@@ -1,25 +1,12 @@
-/**
- * The publish run: one request (a stream revision or an image file), many
- * placements at once. It takes the state directory's lock, resumes an
- * unfinished run of the same request from its journal or starts a new one,
- * renders once, inspects once, then runs every placement's steps side by
- * side with a global limit, cleaning up a placement that fails. Methods
- * (EBS direct, VM Import) are runners given to it; so is the block source,
- * which keeps this file about order, durability and failure.
- */
-
-import { mkdir } from 'node:fs/promises';
-import { FerryError } from '../errors/index.js';
 import type { InspectReport } from '../inspect/index.js';
 import type { LocalStore } from '../store/index.js';
-import { withLock } from '../store/store-lock.js';
 import { workerPool } from '../util/ordered-pool.js';
 import type { ImageFacts } from './image-facts.js';
 import { Journal, newRunId, type RunRequest } from './journal.js';
 import { type Method, makePlan, type PlanNode } from './plan.js';
 import { type BuildOptions, type RenderedImage, renderForPublish } from './render-cache.js';
 import { loadRuns, type RunState } from './run-state.js';
-import type { StatePaths } from './state-paths.js';
+import { type StatePaths, withStateLock } from './state-paths.js';
 import { errorRecord, Steps } from './steps.js';
 import type { BlockSource, Placement, PublishEvent } from './types.js';
 
@@ -198,24 +185,7 @@ export async function publish(
   options: PublishOptions,
   deps: PublishDependencies,
 ): Promise<PublishResult> {
-  await mkdir(options.state.root, { recursive: true });
-  try {
-    return await withLock(options.state.lock, () => publishLocked(options, deps), {
-      timeoutMs: 2000,
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    });
-  } catch (error) {
-    if (error instanceof FerryError && error.code === 'FERRY_STORE_LOCKED')
-      throw new FerryError(
-        'FERRY_PUBLISH_LOCKED',
-        `Cannot publish: another publish holds ${options.state.lock}`,
-        {
-          cause: error,
-          hint: 'Wait for it (ferry status shows it), or remove the lock file if its process is gone',
-        },
-      );
-    throw error;
-  }
+  return withStateLock(options.state, () => publishLocked(options, deps), options.signal);
 }
 
 async function publishLocked(

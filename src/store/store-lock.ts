@@ -19,6 +19,14 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Is the lock at `path` held by a live process on this host? */
+export async function lockHeld(path: string): Promise<boolean> {
+  const holder = await readFile(path, 'utf8').catch(() => '');
+  const [pidText, host] = holder.trim().split(' ');
+  const pid = Number(pidText);
+  return host === hostname() && Number.isSafeInteger(pid) && pid > 0 && alive(pid);
+}
+
 /**
  * Runs `fn` holding the lock file at `path` (created O_EXCL with our pid and
  * host). Waits with capped, jittered backoff while another writer holds it; a

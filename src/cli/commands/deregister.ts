@@ -2,6 +2,7 @@ import { loadConfig } from '../../config/index.js';
 import { FerryError } from '../../errors/index.js';
 import { deregisterPublished } from '../../publish/index.js';
 import { type OutputMode, printJson } from '../output.js';
+import { type Flags, targetsFlag } from '../publish-flags.js';
 import { version } from '../version.js';
 
 export const deregisterHelp = `Usage: ferry deregister STREAM@REV [--targets A,B] [--output json]
@@ -12,8 +13,6 @@ order: an image's snapshot cannot be deleted while the image uses it). The
 removal is journaled as a run, so ferry images ls drops it and ferry history
 shows it. Nothing there is not an error.`;
 
-type Flags = Record<string, string | boolean | string[] | undefined>;
-
 export async function deregisterCommand(
   args: string[],
   flags: Flags,
@@ -22,10 +21,7 @@ export async function deregisterCommand(
 ): Promise<number> {
   if (args.length !== 1 || args[0] === undefined)
     throw new FerryError('FERRY_USAGE', 'Cannot run deregister: give one STREAM@REV');
-  const targets =
-    typeof flags.targets === 'string'
-      ? flags.targets.split(',').filter((t) => t !== '')
-      : undefined;
+  const targets = targetsFlag(flags);
   const config = await loadConfig();
   const r = await deregisterPublished(config, {
     ref: args[0],

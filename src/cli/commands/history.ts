@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import { loadConfig } from '../../config/index.js';
 import { FerryError } from '../../errors/index.js';
 import {
@@ -9,6 +8,7 @@ import {
   runHistory,
   statePaths,
 } from '../../publish/index.js';
+import { lockHeld } from '../../store/store-lock.js';
 import { type OutputMode, printJson } from '../output.js';
 
 export const historyHelp = `Usage: ferry history [STREAM] [--output json]
@@ -71,19 +71,6 @@ export async function historyCommand(
   else if (runs.length === 0) process.stdout.write('no runs yet\n');
   else process.stdout.write(`${runs.map(describeRun).join('\n\n')}\n`);
   return 0;
-}
-
-/** Is the state directory's lock held by a live process on this host? */
-async function lockHeld(lock: string): Promise<boolean> {
-  const holder = await readFile(lock, 'utf8').catch(() => '');
-  const pid = Number(holder.trim().split(' ')[0]);
-  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export async function statusCommand(

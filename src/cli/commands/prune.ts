@@ -2,6 +2,7 @@ import { loadConfig } from '../../config/index.js';
 import { FerryError } from '../../errors/index.js';
 import { prune } from '../../publish/index.js';
 import { type OutputMode, printJson } from '../output.js';
+import { type Flags, targetsFlag } from '../publish-flags.js';
 import { version } from '../version.js';
 
 export const pruneHelp = `Usage: ferry prune [--targets A,B] [--dry-run] [--output json]
@@ -12,8 +13,6 @@ newest N images ferry published (by creation date) and deregisters the rest,
 deleting their snapshots after them. An image an unfinished publish run holds
 is never pruned. --dry-run lists what would go and changes nothing.`;
 
-type Flags = Record<string, string | boolean | string[] | undefined>;
-
 export async function pruneCommand(
   args: string[],
   flags: Flags,
@@ -22,10 +21,7 @@ export async function pruneCommand(
 ): Promise<number> {
   if (args.length > 0)
     throw new FerryError('FERRY_USAGE', 'Cannot run prune: it takes no arguments');
-  const targets =
-    typeof flags.targets === 'string'
-      ? flags.targets.split(',').filter((t) => t !== '')
-      : undefined;
+  const targets = targetsFlag(flags);
   const config = await loadConfig();
   const r = await prune(config, {
     ...(targets === undefined ? {} : { targets }),

@@ -2,6 +2,7 @@ import { loadConfig } from '../../config/index.js';
 import { FerryError } from '../../errors/index.js';
 import { formatPlan, type PublishEvent, publishFromConfig } from '../../publish/index.js';
 import { formatBytes, type OutputMode, printJson } from '../output.js';
+import { countFlag, type Flags, targetsFlag } from '../publish-flags.js';
 import { publishProgress } from '../publish-progress.js';
 import { version } from '../version.js';
 
@@ -26,19 +27,8 @@ from its journal; a re-run of a finished publish finds its images by their
 tags and does nothing twice. --output json prints JSON lines: one per event,
 then the result.`;
 
-type Flags = Record<string, string | boolean | string[] | undefined>;
-
 function usage(reason: string): FerryError {
   return new FerryError('FERRY_USAGE', `Cannot run publish: ${reason}`);
-}
-
-function count(flags: Flags, name: string, max: number): number | undefined {
-  const v = flags[name];
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (typeof v !== 'string' || !/^\d+$/.test(v) || n < 1 || n > max)
-    throw usage(`--${name} must be a whole number from 1 to ${max}`);
-  return n;
 }
 
 export async function publishCommand(
@@ -53,12 +43,9 @@ export async function publishCommand(
   if (image !== undefined && args.length > 0) throw usage('give STREAM[@REV] or --image, not both');
   if (image !== undefined && name === undefined) throw usage('--image needs --name NAME');
   if (image === undefined && name !== undefined) throw usage('--name goes with --image');
-  const targets =
-    typeof flags.targets === 'string'
-      ? flags.targets.split(',').filter((t) => t !== '')
-      : undefined;
-  const concurrency = count(flags, 'concurrency', 256);
-  const parallel = count(flags, 'parallel', 64);
+  const targets = targetsFlag(flags);
+  const concurrency = countFlag(flags, 'concurrency', 256, 'publish');
+  const parallel = countFlag(flags, 'parallel', 64, 'publish');
   const config = await loadConfig();
   const progress = publishProgress(mode, process.stderr.isTTY === true);
   try {

@@ -2,6 +2,7 @@ import { loadConfig } from '../../config/index.js';
 import { FerryError } from '../../errors/index.js';
 import { verifyPublished } from '../../publish/index.js';
 import { type OutputMode, printJson } from '../output.js';
+import { countFlag, type Flags, targetsFlag } from '../publish-flags.js';
 
 export const verifyHelp = `Usage: ferry verify STREAM@REV [--targets A,B] [--concurrency N] [--output json]
 
@@ -11,8 +12,6 @@ compares it with the block digests of the render that was published
 (state/digests/HASH.json). Per placement: ok, or how many blocks differ, are
 missing or should be empty. Exit 1 when any differs or cannot be read.`;
 
-type Flags = Record<string, string | boolean | string[] | undefined>;
-
 export async function verifyCommand(
   args: string[],
   flags: Flags,
@@ -21,24 +20,13 @@ export async function verifyCommand(
 ): Promise<number> {
   if (args.length !== 1 || args[0] === undefined)
     throw new FerryError('FERRY_USAGE', 'Cannot run verify: give one STREAM@REV');
-  const targets =
-    typeof flags.targets === 'string'
-      ? flags.targets.split(',').filter((t) => t !== '')
-      : undefined;
-  const c = flags.concurrency;
-  if (
-    c !== undefined &&
-    (typeof c !== 'string' || !/^\d+$/.test(c) || Number(c) < 1 || Number(c) > 256)
-  )
-    throw new FerryError(
-      'FERRY_USAGE',
-      'Cannot run verify: --concurrency must be a whole number from 1 to 256',
-    );
+  const targets = targetsFlag(flags);
+  const concurrency = countFlag(flags, 'concurrency', 256, 'verify');
   const config = await loadConfig();
   const r = await verifyPublished(config, {
     ref: args[0],
     ...(targets === undefined ? {} : { targets }),
-    ...(c === undefined ? {} : { concurrency: Number(c) }),
+    ...(concurrency === undefined ? {} : { concurrency }),
     signal,
   });
   if (mode === 'json') printJson(r);
