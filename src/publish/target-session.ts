@@ -7,6 +7,7 @@
 
 import type { FerryConfig } from '../config/index.js';
 import { type AwsClients, awsClients } from './aws/clients.js';
+import { awsCatalog, type ImageCatalog } from './image-catalog.js';
 import { startLocalCloud } from './local-cloud.js';
 import type { PublishTarget } from './publish.js';
 import { statePaths } from './state-paths.js';
@@ -17,6 +18,8 @@ export interface TargetSession {
   readonly targets: readonly PublishTarget[];
   /** Clients for one placement, made once and closed with the session. */
   clients(placement: Placement): AwsClients;
+  /** What the placement has published, whatever its cloud. */
+  catalog(placement: Placement): ImageCatalog;
   close(): Promise<void>;
 }
 
@@ -34,15 +37,19 @@ export async function openTargets(
   const made = new Map<string, AwsClients>();
   try {
     const targets = resolveTargets(chosen, { localUrl: local?.url ?? 'http://127.0.0.1:0' });
+    const clients = (placement: Placement): AwsClients => {
+      let c = made.get(placement.key);
+      if (c === undefined) {
+        c = awsClients(placement, { concurrency: 8 });
+        made.set(placement.key, c);
+      }
+      return c;
+    };
     return {
       targets,
-      clients(placement) {
-        let c = made.get(placement.key);
-        if (c === undefined) {
-          c = awsClients(placement, { concurrency: 8 });
-          made.set(placement.key, c);
-        }
-        return c;
+      clients,
+      catalog(placement) {
+        return awsCatalog(clients(placement));
       },
       async close() {
         for (const c of made.values()) c.destroy();

@@ -8,7 +8,7 @@ import { type FerryConfig, kmsKeyFor, type TargetConfig } from '../config/index.
 import { FerryError } from '../errors/index.js';
 import { credentialProvider } from './aws/credentials.js';
 import type { PublishTarget } from './publish.js';
-import type { Placement } from './types.js';
+import type { AwsPlacement } from './types.js';
 
 export interface ResolveTargetsOptions {
   /** The URL of the embedded local cloud, for targets with `endpoint: local`. */
@@ -65,9 +65,10 @@ export function resolveTargets(
       region: t.regions[0] ?? 'us-east-1',
       ...(endpoint === undefined ? {} : { endpoint }),
     });
-    const placements: Placement[] = t.regions.map((region) => {
+    const placements: AwsPlacement[] = t.regions.map((region) => {
       const kmsKeyId = kmsKeyFor(t.encryption, region);
       return {
+        cloud: 'aws',
         target: t.name,
         region,
         key: `${t.name}/${region}`,
