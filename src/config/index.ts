@@ -23,3 +23,4 @@ export {
   MAX_REGIONS,
   type TargetConfig,
 } from './target-config.js';
+export type { OpenStackCloudSource, OpenStackTargetConfig } from './openstack-target-config.js';

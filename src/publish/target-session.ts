@@ -9,6 +9,7 @@ import type { FerryConfig } from '../config/index.js';
 import { type AwsClients, awsClients } from './aws/clients.js';
 import { awsCatalog, type ImageCatalog } from './image-catalog.js';
 import { startLocalCloud } from './local-cloud.js';
+import { placementCatalog } from './openstack/glance-catalog.js';
 import type { PublishTarget } from './publish.js';
 import { statePaths } from './state-paths.js';
 import { needsLocalCloud, resolveTargets, selectTargets } from './targets.js';
@@ -35,6 +36,7 @@ export async function openTargets(
     ? await startLocalCloud(statePaths(config.state).cloud)
     : undefined;
   const made = new Map<string, AwsClients>();
+  const glance = new Map<string, ReturnType<typeof placementCatalog>>();
   try {
     const targets = resolveTargets(chosen, { localUrl: local?.url ?? 'http://127.0.0.1:0' });
     const clients = (placement: Placement): AwsClients => {
@@ -49,11 +51,19 @@ export async function openTargets(
       targets,
       clients,
       catalog(placement) {
-        return awsCatalog(clients(placement));
+        if (placement.cloud === 'aws') return awsCatalog(clients(placement));
+        let g = glance.get(placement.key);
+        if (g === undefined) {
+          g = placementCatalog(placement);
+          glance.set(placement.key, g);
+        }
+        return g.catalog;
       },
       async close() {
         for (const c of made.values()) c.destroy();
         made.clear();
+        for (const g of glance.values()) g.close();
+        glance.clear();
         await local?.close();
       },
     };

@@ -83,7 +83,7 @@ function fakeRunner(
 
 function deps(runner: MethodRunner): PublishDependencies {
   return {
-    runners: { 'ebs-direct': runner, 'vm-import': runner },
+    runners: { 'ebs-direct': runner, 'vm-import': runner, glance: runner },
     openSource: async () => fakeSource(),
     inspect: async () => ({
       facts: {
