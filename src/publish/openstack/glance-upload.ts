@@ -316,6 +316,8 @@ export async function uploadImageData(
   /** After an interruption: the image once Glance has stopped working on it (or the settle time ran out). */
   const settle = async (): Promise<GlanceImage | null> => {
     const deadline = Date.now() + (options.settleMs ?? 15_000);
+    // Glance notices a broken upload when it next reads from the socket.
+    await abortableSleep(200, signal, action);
     for (let poll = 100; ; poll = Math.min(poll * 2, 1000)) {
       const image = await client.getImage(imageId, { signal });
       if (image === null || !BUSY.has(image.status) || Date.now() >= deadline) return image;
@@ -364,22 +366,18 @@ export async function uploadImageData(
           `Cannot ${action}: the operation was aborted`,
           signal.reason,
         );
-      if (error instanceof FerryError && !isInterruption(error)) {
-        if (error.code === 'FERRY_GLANCE_CONFLICT') {
-          // Someone (an earlier send whose answer was lost) finished it?
-          const image = await settle();
-          if (image?.status === 'active' && lastSha !== null)
-            return await verify(image, lastSha, attempt);
-        }
+      // A 409 on a re-send: Glance was still busy with the broken send (it
+      // notices a lost connection only when it next reads). Look again.
+      const conflict = error instanceof FerryError && error.code === 'FERRY_GLANCE_CONFLICT';
+      if (error instanceof FerryError && !isInterruption(error) && !conflict)
         throw await giveUp(error.code, error.message, error, {
           ...(statusOf(error) === undefined ? {} : { status: statusOf(error) ?? null }),
         });
-      }
       const image = await settle();
-      if (image?.status === 'active' && lastSha !== null)
-        return await verify(image, lastSha, attempt);
-      if (image?.status === 'active' && how === 'put' && options.sha512 !== undefined)
-        return await verify(image, options.sha512, attempt);
+      const reference = lastSha ?? options.sha512 ?? null;
+      // Active: the answer was lost, or a broken send's twin finished; verify.
+      if (image?.status === 'active' && reference !== null)
+        return await verify(image, reference, attempt);
       const why =
         image === null
           ? 'the image is gone'
