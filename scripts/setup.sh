@@ -26,6 +26,9 @@
 #   swift swift-proxy swift-object swift-container swift-account python3-swift memcached
 #                     a real S3 server on loopback (OpenStack Swift with s3api) for the
 #                     store's S3 backend, started by scripts/swift-s3.sh
+#   python3-glance    a real OpenStack Glance (v2 API) on loopback for the Glance client's
+#                     tests and bench/glance, started by scripts/glance.sh (only the library
+#                     package: glance-api would start a service on all addresses)
 #   ovmf busybox-static faketime
 #                     render's tests: UEFI firmware for QEMU (SeaBIOS comes with
 #                     qemu-system-x86), a static busybox for the small boot revision,
@@ -43,7 +46,7 @@ packages=(qemu-utils tar time python3-libvhdi e2fsprogs xfsprogs dosfstools mtoo
   cryptsetup-bin xorriso ntfs-3g fuse3 libhivex-bin fdisk gdisk util-linux grub-pc-bin
   syslinux-common extlinux syslinux-efi mbr grub-efi-amd64-bin debootstrap libguestfs-tools
   linux-image-cloud-amd64 swift swift-proxy swift-object swift-container swift-account
-  python3-swift memcached curl ovmf busybox-static faketime awscli python3-boto3
+  python3-swift memcached python3-glance curl ovmf busybox-static faketime awscli python3-boto3
   python3-botocore)
 missing=()
 for p in "${packages[@]}"; do

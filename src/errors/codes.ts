@@ -157,6 +157,27 @@ export const ERROR_CODES = {
   FERRY_PUBLISH_DIGESTS_MISSING:
     "ferry verify has no block digests for the image's content hash in the state directory (state/digests/HASH.json), or the image has no content-hash tag.",
 
+  // Publish: Glance
+  FERRY_GLANCE_REQUEST:
+    "Glance answered a request with an error status (details hold the method, path, HTTP status and Glance's message).",
+  FERRY_GLANCE_UNAUTHORIZED:
+    'Glance refused the token (401), also after a fresh one was fetched once.',
+  FERRY_GLANCE_FORBIDDEN:
+    'Glance refused the request by policy (403): for example making an image public as a member, or copy-image without admin.',
+  FERRY_GLANCE_CONFLICT:
+    'Glance refused the request for the state of the image (409): re-uploading to an active image, replacing or removing a missing property.',
+  FERRY_GLANCE_RESPONSE:
+    "Glance's answer is malformed or oversized: not JSON, over the size cap, a missing or mistyped field, a next link elsewhere, more pages than the cap.",
+  FERRY_GLANCE_UNSUPPORTED:
+    'The Glance server does not offer what was asked: an import method absent from /v2/info/import, a store absent from /v2/info/stores.',
+  FERRY_GLANCE_UPLOAD_FAILED:
+    'Sending image data to Glance failed (connection lost, server error) after its retries; the image was deleted, never left queued or uploading.',
+  FERRY_GLANCE_HASH_MISMATCH:
+    "The image's os_hash_value (sha512) or size in Glance differs from the local data, or the source changed while it was sent; the image was deleted.",
+  FERRY_GLANCE_IMAGE_FAILED:
+    'An image went to killed or deleted, or an import or copy failed (os_glance_failed_import), while ferry waited for it.',
+  FERRY_GLANCE_TIMEOUT: 'An image did not reach the awaited status within its time limit.',
+
   // Publish: config
   FERRY_AWS_CREDENTIALS:
     "A target's AWS credentials could not be obtained: an unknown profile, a role that could not be assumed (AccessDenied, a bad external id), or nothing found by the SDK's default chain.",
