@@ -8,6 +8,7 @@ export {
   parseConfig,
   STATE_DIR,
 } from './ferry-config.js';
+export type { OpenStackCloudSource, OpenStackTargetConfig } from './openstack-target-config.js';
 export {
   NAME_PATTERN,
   type StreamBoot,
@@ -23,4 +24,3 @@ export {
   MAX_REGIONS,
   type TargetConfig,
 } from './target-config.js';
-export type { OpenStackCloudSource, OpenStackTargetConfig } from './openstack-target-config.js';

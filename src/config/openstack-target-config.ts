@@ -4,11 +4,8 @@
  * image, and how the image goes into Glance (format, upload method, stores,
  * visibility, members, tags, extra properties).
  */
-import {
-  GLANCE_DISK_FORMATS,
-  type GlanceOptions,
-} from '../publish/openstack/glance-options.js';
-import { MapReader, scalarString } from './schema-reader.js';
+import { GLANCE_DISK_FORMATS, type GlanceOptions } from '../publish/openstack/glance-options.js';
+import { type MapReader, scalarString } from './schema-reader.js';
 import { configInvalid } from './yaml-tree.js';
 
 export type OpenStackCloudSource =
@@ -155,16 +152,25 @@ function parseProperties(map: MapReader | undefined): Record<string, string> {
   const out: Array<[string, string]> = [];
   for (const { key, keyLine, value } of entries) {
     if (key === '' || key.length > MAX_PROPERTY_KEY || !/^[A-Za-z0-9_:.-]+$/.test(key))
-      throw map.fail(keyLine, `property "${key.slice(0, 40)}" must be 1 to 255 of A-Z a-z 0-9 _ : . -`);
+      throw map.fail(
+        keyLine,
+        `property "${key.slice(0, 40)}" must be 1 to 255 of A-Z a-z 0-9 _ : . -`,
+      );
     if (RESERVED_PROPERTY.test(key) || GLANCE_CORE.has(key))
       throw map.fail(
         keyLine,
         `property "${key}" is set by ferry or Glance itself (reserved: ferry_*, os_*, kernel_id, ramdisk_id and Glance's own fields)`,
       );
     if (value.kind !== 'scalar' || typeof value.value !== 'string')
-      throw map.fail(value.line, `${map.nameOf(key)} must be a string (quote numbers and booleans)`);
+      throw map.fail(
+        value.line,
+        `${map.nameOf(key)} must be a string (quote numbers and booleans)`,
+      );
     if (value.value.length > MAX_PROPERTY_VALUE)
-      throw map.fail(value.line, `${map.nameOf(key)} is longer than ${MAX_PROPERTY_VALUE} characters`);
+      throw map.fail(
+        value.line,
+        `${map.nameOf(key)} is longer than ${MAX_PROPERTY_VALUE} characters`,
+      );
     out.push([key, value.value]);
   }
   return Object.fromEntries(out);
@@ -202,7 +208,8 @@ export function parseOpenStackTarget(
   const stores = names(map, 'stores', MAX_STORES, NAME, 'a store name') ?? [];
   const visibility =
     map.oneOf('visibility', ['private', 'shared', 'community', 'public'] as const) ?? 'private';
-  const members = names(map, 'members', MAX_MEMBERS, PROJECT_ID, 'a project id (32 hex digits)') ?? [];
+  const members =
+    names(map, 'members', MAX_MEMBERS, PROJECT_ID, 'a project id (32 hex digits)') ?? [];
   if (members.length > 0 && visibility !== 'shared')
     throw map.fail(
       map.get('members')!.keyLine,
@@ -211,7 +218,8 @@ export function parseOpenStackTarget(
   const tags =
     map.list('tags', MAX_TAGS, (node, n) => {
       const t = scalarString(path, node, n, 'a tag (a string)');
-      if (t.length > MAX_TAG) throw configInvalid(path, node.line, `${n} is longer than ${MAX_TAG} characters`);
+      if (t.length > MAX_TAG)
+        throw configInvalid(path, node.line, `${n} is longer than ${MAX_TAG} characters`);
       if (t.startsWith('ferry:'))
         throw configInvalid(path, node.line, `${n}: the ferry: prefix is ferry's own`);
       return t;

@@ -61,7 +61,9 @@ export function buildOptionsOf(
     throw new FerryError(
       'FERRY_NOT_CAPABLE',
       `Cannot publish stream ${stream.name} to AWS target ${aws.name}: its layout is fs, and AWS boots disks (layout: disk)`,
-      { hint: 'Publish fs-layout streams to OpenStack targets only (--targets), or use layout: disk' },
+      {
+        hint: 'Publish fs-layout streams to OpenStack targets only (--targets), or use layout: disk',
+      },
     );
   return {
     ...(stream.layout === 'fs' ? { layout: 'fs' as const } : {}),

@@ -142,7 +142,9 @@ export async function renderForPublish(
       throw new FerryError(
         'FERRY_NOT_CAPABLE',
         `Cannot render ${stream}@${revision.slice(0, 12)} as a filesystem to boot: it has no kernel under /boot`,
-        { hint: 'The fs layout boots the kernel and initrd found in /boot (vmlinuz-VERSION, initrd.img-VERSION)' },
+        {
+          hint: 'The fs layout boots the kernel and initrd found in /boot (vmlinuz-VERSION, initrd.img-VERSION)',
+        },
       );
     boot = { kernel: kernelOut, initrd: f.initrd === null ? null : initrdOut };
     r = f;

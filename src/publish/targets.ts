@@ -12,9 +12,9 @@ import {
 } from '../config/index.js';
 import { FerryError } from '../errors/index.js';
 import { credentialProvider } from './aws/credentials.js';
-import type { PublishTarget } from './publish.js';
-import { DEFAULT_REGION, openGlanceSession } from './openstack/open-session.js';
 import type { ImageSession } from './openstack/image-session.js';
+import { DEFAULT_REGION, openGlanceSession } from './openstack/open-session.js';
+import type { PublishTarget } from './publish.js';
 import type { AwsPlacement, GlancePlacement } from './types.js';
 
 export interface ResolveTargetsOptions {

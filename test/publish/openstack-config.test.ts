@@ -16,7 +16,8 @@ function openstack(text: string): OpenStackTargetConfig {
 
 describe('ferry.yaml openstack targets', () => {
   it('reads every key, with the defaults where keys are absent', () => {
-    const t = openstack(`streams:
+    const t = openstack(
+      `streams:
   web: {}
   api: {}
 targets:
@@ -35,7 +36,8 @@ targets:
     properties: {hw_qemu_guest_agent: 'yes', os_admin_user: debian}
     retention: {keep: 2}
     streams: [web]
-`.replace('os_admin_user', 'admin_user'));
+`.replace('os_admin_user', 'admin_user'),
+    );
     assert.deepEqual(t, {
       type: 'openstack',
       name: 'lab',
@@ -69,7 +71,9 @@ targets:
       tags: [],
       properties: {},
     });
-    const e = openstack('targets:\n  g:\n    type: openstack\n    endpoint: http://127.0.0.1:9292/\n');
+    const e = openstack(
+      'targets:\n  g:\n    type: openstack\n    endpoint: http://127.0.0.1:9292/\n',
+    );
     assert.deepEqual(e.source, { kind: 'endpoint', url: 'http://127.0.0.1:9292' });
   });
 

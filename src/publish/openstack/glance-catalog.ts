@@ -100,8 +100,7 @@ export function placementCatalog(
     catalog: {
       find: async (stream, revision, signal) => (await get()).find(stream, revision, signal),
       list: async (stream, signal) => (await get()).list(stream, signal),
-      remove: async (imageId, partIds, signal) =>
-        (await get()).remove(imageId, partIds, signal),
+      remove: async (imageId, partIds, signal) => (await get()).remove(imageId, partIds, signal),
     },
     close: () => client?.close(),
   };

@@ -57,7 +57,11 @@ export function inspectProperties(report: InspectReport | null): Record<string, 
   const id = os?.type === 'windows' ? 'windows' : (os?.distro ?? '').toLowerCase();
   const distro = DISTRO[id];
   if (distro !== undefined) out.os_distro = distro;
-  if (os?.version !== null && os?.version !== undefined && /^[0-9A-Za-z._-]{1,32}$/.test(os.version))
+  if (
+    os?.version !== null &&
+    os?.version !== undefined &&
+    /^[0-9A-Za-z._-]{1,32}$/.test(os.version)
+  )
     out.os_version = os.version;
   if (os?.type !== undefined) out.os_type = os.type;
   const kernel = report.kernels.find((k) => k.default) ?? report.kernels[0];

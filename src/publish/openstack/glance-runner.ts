@@ -29,6 +29,7 @@ import type { GlanceImage } from './glance-image.js';
 import { type GlancePart, type PartRole, prepareParts } from './glance-parts.js';
 import { GLANCE_PROPERTY, inspectProperties } from './glance-properties.js';
 import { copyToStores, uploadImageData } from './glance-upload.js';
+import type { ImageSession } from './image-session.js';
 
 export interface GlanceRunnerOptions {
   readonly version: string;
@@ -78,23 +79,11 @@ const PART_SUFFIX: Readonly<Record<PartRole, string>> = {
   root: '',
 };
 
-function clientFor(
-  ctx: MethodContext,
-  options: GlanceRunnerOptions,
-  session: Awaited<ReturnType<ReturnType<typeof glancePlacement>['session']>>,
-): GlanceClient {
+function clientFor(options: GlanceRunnerOptions, session: ImageSession): GlanceClient {
   return new GlanceClient({
     session,
     ...(options.headers === undefined ? {} : { headers: options.headers }),
     ...(options.retry === undefined ? {} : { retry: options.retry }),
-    onRetry: (e) =>
-      ctx.emit({
-        type: 'step',
-        placement: ctx.placement.key,
-        step: 'retry',
-        state: 'started',
-        detail: `${e.method} ${e.path}: ${e.reason ?? 'retrying'}`,
-      }),
   });
 }
 
@@ -104,7 +93,7 @@ export function glanceRunner(options: GlanceRunnerOptions): MethodRunner {
       const placement = glancePlacement(ctx.placement);
       const { steps, signal, image, request } = ctx;
       const g = placement.glance;
-      const client = clientFor(ctx, options, await placement.session());
+      const client = clientFor(options, await placement.session());
       try {
         const revision = revisionOf(ctx);
         const contentHash = image.source.contentHash;
@@ -185,7 +174,9 @@ export function glanceRunner(options: GlanceRunnerOptions): MethodRunner {
             }
             return {
               imageId: cp.done.root!,
-              partIds: [cp.done.ramdisk, cp.done.kernel].filter((x): x is string => x !== undefined),
+              partIds: [cp.done.ramdisk, cp.done.kernel].filter(
+                (x): x is string => x !== undefined,
+              ),
               bytes,
             };
           });
@@ -229,7 +220,7 @@ export function glanceRunner(options: GlanceRunnerOptions): MethodRunner {
       const cp = await ctx.steps.checkpoint<UploadCheckpoint>('upload').load();
       if (cp === undefined) return removed;
       const placement = glancePlacement(ctx.placement);
-      const client = clientFor(ctx, options, await placement.session());
+      const client = clientFor(options, await placement.session());
       try {
         // The AMI first, then what it names.
         const ids = [cp.done.root, cp.current?.id, cp.done.ramdisk, cp.done.kernel];
