@@ -66,6 +66,9 @@ function aborted(action: string, cause?: unknown): FerryError {
   });
 }
 
+/** What a request is destroyed with when the answer passes MAX_KEYSTONE_BODY. */
+class BodyTooLarge extends Error {}
+
 /** One POST, its answer read up to MAX_KEYSTONE_BODY. */
 function post(url: URL, body: string, t: Transport, signal?: AbortSignal): Promise<Reply> {
   return new Promise((resolvePromise, reject) => {
@@ -91,7 +94,7 @@ function post(url: URL, body: string, t: Transport, signal?: AbortSignal): Promi
         res.on('data', (c: Buffer) => {
           size += c.length;
           if (size > MAX_KEYSTONE_BODY) {
-            req.destroy(Object.assign(new Error('body too large'), { code: 'FERRY_BODY_CAP' }));
+            req.destroy(new BodyTooLarge());
             return;
           }
           chunks.push(c);
@@ -469,7 +472,7 @@ export async function openImageSession(
       } catch (error) {
         if (signal?.aborted) throw aborted(action, error);
         const code = (error as NodeJS.ErrnoException).code ?? '';
-        if (code === 'FERRY_BODY_CAP')
+        if (error instanceof BodyTooLarge)
           throw badResponse(where, `the body is over ${MAX_KEYSTONE_BODY} bytes`);
         if (attempt < policy.maxAttempts && (CONNECTION_CODES.has(code) || code === 'ENOTFOUND')) {
           await sleep(
