@@ -378,6 +378,61 @@ describe('clouds.yaml', () => {
       });
     });
 
+  it('builds the cloud from OS_* variables when no cloud is named', async () => {
+    await withTempDir(async (dir) => {
+      const l = await layout(dir);
+      await writeFile(join(l.cwd, 'clouds.yaml'), BASIC);
+      const env = {
+        OS_AUTH_URL: 'https://keystone.example:5000/v3',
+        OS_USERNAME: 'alice',
+        OS_PASSWORD: SECRET,
+        OS_PROJECT_NAME: 'web',
+        OS_USER_DOMAIN_NAME: 'Users',
+        OS_PROJECT_DOMAIN_ID: 'd2',
+        OS_REGION_NAME: 'North',
+        OS_INTERFACE: 'internal',
+        OS_INSECURE: 'true',
+        OS_UNRELATED: 'x',
+      };
+      const c = await loadCloud(undefined, opts(l, env));
+      assert.equal(c.name, 'envvars');
+      assert.equal(c.regionName, 'North');
+      assert.equal(c.interface, 'internal');
+      assert.equal(c.verify, false);
+      if (c.authType !== 'password') assert.fail('not password auth');
+      assert.deepEqual(c.auth.user, { name: 'alice', domain: { name: 'Users' } });
+      assert.deepEqual(c.auth.project, { name: 'web', domain: { id: 'd2' } });
+      assert.equal(c.auth.password, SECRET);
+      // A named cloud (or OS_CLOUD) wins over the variables.
+      assert.equal((await loadCloud('devstack', opts(l, env))).name, 'devstack');
+      assert.equal(
+        (await loadCloud(undefined, opts(l, { ...env, OS_CLOUD: 'devstack' }))).name,
+        'devstack',
+      );
+      // Application credentials, and the variables checked like a file.
+      const ac = await loadCloud(
+        undefined,
+        opts(l, {
+          OS_AUTH_TYPE: 'v3applicationcredential',
+          OS_AUTH_URL: 'http://k:5000',
+          OS_APPLICATION_CREDENTIAL_ID: 'id7',
+          OS_APPLICATION_CREDENTIAL_SECRET: SECRET,
+        }),
+      );
+      assert.equal(ac.authType, 'v3applicationcredential');
+      const bad = await rejects(
+        loadCloud(undefined, opts(l, { OS_AUTH_URL: 'keystone', OS_PASSWORD: SECRET })),
+        'FERRY_CONFIG_INVALID',
+      );
+      assert.equal(bad.details.line, null);
+      assert.match(bad.message, /auth_url/);
+      await rejects(
+        loadCloud('envvars', opts(l, { OS_USERNAME: 'u', OS_PASSWORD: SECRET })),
+        'FERRY_CONFIG_INVALID',
+      );
+    });
+  });
+
   it('refuses a file over 1 MiB', async () => {
     await withTempDir(async (dir) => {
       const l = await layout(dir);

@@ -5,7 +5,9 @@
  * ~/.config/openstack), /etc/openstack/clouds.yaml (each also as .yml and
  * .json); secure.yaml (same places, $OS_CLIENT_SECURE_FILE first) merged
  * over the chosen cloud; the cloud named by the caller, else $OS_CLOUD.
- * Unknown keys are ignored, as the clients ignore them.
+ * Unknown keys are ignored, as the clients ignore them. With no cloud named
+ * and OS_AUTH_URL set (or the name "envvars"), the cloud is the OS_*
+ * variables' (clouds-env.ts), as with the clients.
  *
  * One difference on purpose: an $OS_CLIENT_CONFIG_FILE (or
  * $OS_CLIENT_SECURE_FILE) that does not exist is an error, not skipped.
@@ -15,7 +17,8 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { MapReader } from '../../config/schema-reader.js';
 import { configInvalid, parseYamlTree } from '../../config/yaml-tree.js';
-import { FerryError } from '../../errors/index.js';
+import { FerryError, isFerryError } from '../../errors/index.js';
+import { ENV_CLOUD_NAME, ENV_SOURCE, envCloudNode, envHasCloud } from './clouds-env.js';
 import {
   CLOUDS_YAML_KEYS,
   type CloudFields,
@@ -116,6 +119,9 @@ export async function loadCloud(
   options: CloudsYamlOptions = {},
 ): Promise<OpenStackCloud> {
   const env = options.env ?? process.env;
+  const named = name ?? (env.OS_CLOUD || undefined);
+  if (named === ENV_CLOUD_NAME || (named === undefined && envHasCloud(env)))
+    return envCloud(env, options.cwd ?? process.cwd());
   const file = await findFile('clouds', 'OS_CLIENT_CONFIG_FILE', options);
   if (file === null)
     throw new FerryError(
@@ -125,7 +131,7 @@ export async function loadCloud(
     );
   const clouds = cloudsOf(file);
   const names = clouds?.entries().map((e) => e.key) ?? [];
-  const wanted = name ?? (env.OS_CLOUD || undefined);
+  const wanted = named;
   if (wanted === undefined)
     throw new FerryError(
       'FERRY_OPENSTACK_CLOUD_NOT_FOUND',
@@ -156,6 +162,28 @@ export async function loadCloud(
     },
     options.cwd ?? process.cwd(),
   );
+}
+
+/** The cloud of the OS_* variables, checked like a cloud of clouds.yaml. */
+function envCloud(env: Readonly<Record<string, string | undefined>>, cwd: string): OpenStackCloud {
+  try {
+    const map = new MapReader(ENV_SOURCE, envCloudNode(env), '', 0, null);
+    return finishCloud(
+      readCloudFields(map, CLOUDS_YAML_KEYS, false),
+      ENV_CLOUD_NAME,
+      { path: ENV_SOURCE, line: 0, what: `cloud "${ENV_CLOUD_NAME}"` },
+      cwd,
+    );
+  } catch (error) {
+    // The variables have no lines: drop the ":0" the config errors would show.
+    if (isFerryError(error, 'FERRY_CONFIG_INVALID'))
+      throw new FerryError(
+        'FERRY_CONFIG_INVALID',
+        error.message.replace(`${ENV_SOURCE}:0:`, `${ENV_SOURCE}:`),
+        { details: { path: ENV_SOURCE, line: null } },
+      );
+    throw error;
+  }
 }
 
 /**
