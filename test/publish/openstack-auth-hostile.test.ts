@@ -182,6 +182,33 @@ describe('Keystone auth against a scripted server', () => {
     await rejects(openImageSession(cloud()), 'FERRY_KEYSTONE_RESPONSE');
     handler = (_b, res) => issue(res, 'ok', { project: { id: 7 } });
     await rejects(openImageSession(cloud()), 'FERRY_KEYSTONE_RESPONSE');
+    // A token dead on arrival would have the session ask again on every request.
+    handler = (_b, res) =>
+      issue(res, 'ok', { issued_at: '2030-01-01T01:00:00Z', expires_at: '2030-01-01T00:00:00Z' });
+    await rejects(openImageSession(cloud()), 'FERRY_KEYSTONE_RESPONSE');
+  });
+
+  it("counts the token's life from its arrival, whatever Keystone's clock says", async () => {
+    // Keystone's clock a day behind ours: expires_at is already past by our clock.
+    const day = 24 * 3600_000;
+    let n = 0;
+    handler = (_b, res) => {
+      n += 1;
+      const then = Date.now() - day;
+      issue(res, `skewed-${n}`, {
+        issued_at: new Date(then).toISOString(),
+        expires_at: new Date(then + 3600_000).toISOString(),
+      });
+    };
+    let skew = 0;
+    const s = await openImageSession(cloud(), { now: () => Date.now() + skew });
+    assert.equal(await s.token(), 'skewed-1');
+    assert.equal(await s.token(), 'skewed-1');
+    skew = 57 * 60_000;
+    assert.equal(await s.token(), 'skewed-1');
+    skew = 59 * 60_000;
+    assert.equal(await s.token(), 'skewed-2');
+    assert.equal(n, 2);
   });
 
   it('refuses catalogs of the wrong shape', async () => {

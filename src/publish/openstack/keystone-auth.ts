@@ -207,6 +207,7 @@ function keystoneMessage(body: Buffer, secrets: readonly string[]): string {
 
 interface IssuedToken {
   readonly token: string;
+  /** By the local clock (`now`). */
   readonly expiresAt: number;
   readonly issuedAt: number;
   readonly projectId: string | null;
@@ -257,9 +258,15 @@ function parseIssued(reply: Reply, url: string, now: number): IssuedToken {
     project?: unknown;
     catalog?: unknown;
   };
-  const expiresAt = parseTime(t.expires_at);
-  if (expiresAt === null) throw badResponse(url, 'the token has no valid expires_at');
-  const issuedAt = parseTime(t.issued_at) ?? now;
+  const expires = parseTime(t.expires_at);
+  if (expires === null) throw badResponse(url, 'the token has no valid expires_at');
+  // The token's life by Keystone's clock, counted from now by ours: a clock
+  // that differs from Keystone's does not shorten or stretch it.
+  const issued = parseTime(t.issued_at);
+  const life = issued === null ? expires - now : expires - issued;
+  if (life <= 0) throw badResponse(url, 'the token has already expired');
+  const issuedAt = now;
+  const expiresAt = now + life;
   let projectId: string | null = null;
   if (t.project !== undefined && t.project !== null) {
     const id = (t.project as { id?: unknown }).id;
