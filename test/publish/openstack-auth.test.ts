@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type FerryError, isFerryError } from '../../src/errors/index.js';
 import type { ImageSession } from '../../src/publish/openstack/image-session.js';
-import { openImageSession } from '../../src/publish/openstack/keystone-auth.js';
+import { openImageSession, openKeystoneAuth } from '../../src/publish/openstack/keystone-auth.js';
 import type { OpenStackCloud } from '../../src/publish/openstack/openstack-cloud.js';
 import {
   type AppCredential,
@@ -218,6 +218,27 @@ describe('Keystone auth against a real Keystone', { skip: keystoneSkip, timeout:
     assert.equal(await validate(t3), project.id);
     skew = 0;
     assert.equal(await s.token(), t3);
+  });
+
+  it('shares one token among the regions of a cloud', async () => {
+    const cloud = password({ byId: true });
+    if (cloud.authType === 'none') return;
+    const auth = await openKeystoneAuth(cloud);
+    const one = auth.imageSession({ region: r1 });
+    const two = auth.imageSession({ region: r2 });
+    assert.equal(one.imageUrl, 'http://127.0.0.1:9292');
+    assert.equal(two.imageUrl, 'http://127.0.0.12:9292');
+    const t = await one.token();
+    assert.equal(await two.token(), t);
+    two.invalidate();
+    const t2 = await one.token();
+    assert.notEqual(t2, t);
+    assert.equal(await two.token(), t2);
+    assert.equal(await validate(t2), project.id);
+    assert.throws(
+      () => auth.imageSession({ region: 'nowhere' }),
+      (e: unknown) => isFerryError(e, 'FERRY_OPENSTACK_NO_ENDPOINT'),
+    );
   });
 
   it('uses an explicit image endpoint with auth, skipping the catalog', async () => {

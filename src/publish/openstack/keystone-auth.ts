@@ -434,27 +434,48 @@ function withSignal<T>(
   });
 }
 
+/** One cloud's Keystone token, shared by the image sessions of its regions. */
+export interface KeystoneAuth {
+  /** The project the token is scoped to (null: unscoped). */
+  readonly projectId: string | null;
+  /** The cached token, or a new one when it expires soon or was invalidated. */
+  token(signal?: AbortSignal): Promise<string>;
+  invalidate(): void;
+  /**
+   * The image session of one region and interface (defaults: the cloud's),
+   * found in the first token's catalog (or the cloud's explicit endpoint).
+   * Its token() and invalidate() are this auth's.
+   */
+  imageSession(where?: {
+    readonly region?: string;
+    readonly interface?: OpenStackInterface;
+  }): ImageSession;
+}
+
+export type KeystoneAuthOptions = Omit<OpenImageSessionOptions, 'region' | 'interface'>;
+
+function endpointOverride(raw: string): string {
+  const base = imageBaseUrl(raw);
+  if (base === null)
+    throw new FerryError(
+      'FERRY_USAGE',
+      'Cannot open an image session: the endpoint is not an http(s) URL',
+    );
+  return base;
+}
+
 /**
- * Authenticates with Keystone (or not: auth type none gives an
- * unauthenticatedSession over the explicit endpoint) and returns the
- * ImageSession the Glance client uses. Errors: FERRY_OPENSTACK_AUTH (401;
- * 404 to a token Keystone cannot read),
- * FERRY_OPENSTACK_NO_ENDPOINT, FERRY_KEYSTONE_UNREACHABLE,
- * FERRY_KEYSTONE_RESPONSE, FERRY_ABORTED, FERRY_IO (the cacert file).
+ * Authenticates once with Keystone and returns what every region of the
+ * cloud shares: one token (renewed shortly before it expires, or after
+ * invalidate()) and the catalog. Errors: FERRY_OPENSTACK_AUTH (401; 404 to
+ * a token Keystone cannot read), FERRY_KEYSTONE_UNREACHABLE,
+ * FERRY_KEYSTONE_RESPONSE, FERRY_ABORTED, FERRY_IO (the cacert file);
+ * imageSession() throws FERRY_OPENSTACK_NO_ENDPOINT.
  */
-export async function openImageSession(
-  cloud: OpenStackCloud,
-  options: OpenImageSessionOptions = {},
-): Promise<ImageSession> {
-  if (cloud.authType === 'none') {
-    const base = imageBaseUrl(cloud.imageEndpointOverride);
-    if (base === null)
-      throw new FerryError(
-        'FERRY_USAGE',
-        'Cannot open an image session: the endpoint is not an http(s) URL',
-      );
-    return unauthenticatedSession(base);
-  }
+export async function openKeystoneAuth(
+  cloud: Exclude<OpenStackCloud, { authType: 'none' }>,
+  options: KeystoneAuthOptions = {},
+): Promise<KeystoneAuth> {
   const c = cloud;
   const now = options.now ?? Date.now;
   const policy = options.retry ?? KEYSTONE_RETRY_POLICY;
@@ -539,29 +560,6 @@ export async function openImageSession(
   };
 
   const first = await issue(options.signal);
-  let imageUrl: string;
-  if (c.imageEndpointOverride !== undefined) {
-    const base = imageBaseUrl(c.imageEndpointOverride);
-    if (base === null)
-      throw new FerryError(
-        'FERRY_USAGE',
-        'Cannot open an image session: the endpoint is not an http(s) URL',
-      );
-    imageUrl = base;
-  } else {
-    if (first.catalog === undefined && first.projectId === null)
-      throw new FerryError(
-        'FERRY_OPENSTACK_NO_ENDPOINT',
-        'Cannot find the image endpoint: the token is not scoped to a project, so it has no catalog',
-        { hint: 'Name a project (project_name or project_id) in the auth.' },
-      );
-    imageUrl = findImageEndpoint(
-      first.catalog,
-      options.region ?? c.regionName ?? null,
-      options.interface ?? c.interface,
-      where,
-    );
-  }
 
   let current: IssuedToken | null = first;
   let pending: Promise<IssuedToken> | null = null;
@@ -569,8 +567,7 @@ export async function openImageSession(
     const m = Math.min(margin, Math.max(0, (t.expiresAt - t.issuedAt) / 2));
     return now() < t.expiresAt - m;
   };
-  return {
-    imageUrl,
+  const auth: KeystoneAuth = {
     projectId: first.projectId,
     async token(signal?: AbortSignal): Promise<string> {
       if (current !== null && fresh(current)) return current.token;
@@ -595,5 +592,51 @@ export async function openImageSession(
     invalidate(): void {
       current = null;
     },
+    imageSession(at = {}): ImageSession {
+      let imageUrl: string;
+      if (c.imageEndpointOverride !== undefined)
+        imageUrl = endpointOverride(c.imageEndpointOverride);
+      else {
+        if (first.catalog === undefined && first.projectId === null)
+          throw new FerryError(
+            'FERRY_OPENSTACK_NO_ENDPOINT',
+            'Cannot find the image endpoint: the token is not scoped to a project, so it has no catalog',
+            { hint: 'Name a project (project_name or project_id) in the auth.' },
+          );
+        imageUrl = findImageEndpoint(
+          first.catalog,
+          at.region ?? c.regionName ?? null,
+          at.interface ?? c.interface,
+          where,
+        );
+      }
+      return {
+        imageUrl,
+        projectId: first.projectId,
+        token: (signal?: AbortSignal) => auth.token(signal),
+        invalidate: () => auth.invalidate(),
+      };
+    },
   };
+  return auth;
+}
+
+/**
+ * The ImageSession of one region: Keystone auth (openKeystoneAuth) and its
+ * image endpoint, or, for auth type none, an unauthenticatedSession over
+ * the explicit endpoint. Several regions of one cloud should share one
+ * openKeystoneAuth instead (one token for all).
+ */
+export async function openImageSession(
+  cloud: OpenStackCloud,
+  options: OpenImageSessionOptions = {},
+): Promise<ImageSession> {
+  if (cloud.authType === 'none')
+    return unauthenticatedSession(endpointOverride(cloud.imageEndpointOverride));
+  const { region, interface: iface, ...rest } = options;
+  const auth = await openKeystoneAuth(cloud, rest);
+  return auth.imageSession({
+    ...(region === undefined ? {} : { region }),
+    ...(iface === undefined ? {} : { interface: iface }),
+  });
 }
