@@ -267,7 +267,7 @@ function v3Base(authUrl: string, fail: (reason: string) => Error): string {
 }
 
 function domainOf(auth: CloudFields['auth'], kind: 'user' | 'project'): DomainRef {
-  const id = auth[`${kind}_domain_id`] ?? undefined;
+  const id = auth[`${kind}_domain_id`];
   if (id !== undefined) return { id };
   const name = auth[`${kind}_domain_name`];
   if (name !== undefined) return { name };
