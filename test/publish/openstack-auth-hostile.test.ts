@@ -10,12 +10,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { type FerryError, isFerryError } from '../../src/errors/index.js';
-import {
-  findImageEndpoint,
-  imageBaseUrl,
-  MAX_KEYSTONE_BODY,
-  openImageSession,
-} from '../../src/publish/openstack/keystone-auth.js';
+import { openImageSession } from '../../src/publish/openstack/keystone-auth.js';
+import { findImageEndpoint, imageBaseUrl } from '../../src/publish/openstack/keystone-catalog.js';
+import { MAX_KEYSTONE_BODY } from '../../src/publish/openstack/keystone-http.js';
 import type { OpenStackCloud } from '../../src/publish/openstack/openstack-cloud.js';
 
 const SECRET = 'hunter2-but-longer-secret';

@@ -12,21 +12,26 @@
  * application credential secret, token) appears in an error's message or
  * details, even where Keystone's own message would quote it.
  */
-import { readFile } from 'node:fs/promises';
-import http from 'node:http';
-import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FerryError } from '../../errors/index.js';
 import { backoffMs, CONNECTION_CODES, type RetryPolicy } from '../retry.js';
 import { type ImageSession, unauthenticatedSession } from './image-session.js';
+import { findImageEndpoint, imageBaseUrl } from './keystone-catalog.js';
+import {
+  aborted,
+  BodyTooLarge,
+  badResponse,
+  MAX_KEYSTONE_BODY,
+  post,
+  type Reply,
+  readCa,
+  type Transport,
+  withSignal,
+} from './keystone-http.js';
 import type { NamedRef, OpenStackCloud, OpenStackInterface } from './openstack-cloud.js';
 
-/** A token response with a catalog is some KiB; a big cloud's is under 1 MiB. */
-export const MAX_KEYSTONE_BODY = 4 * 1024 * 1024;
 /** Fernet tokens are under 300 characters; PKI tokens of old clouds were a few KiB. */
 const MAX_TOKEN_LENGTH = 16 * 1024;
-const MAX_SERVICES = 1000;
-const MAX_ENDPOINTS = 10_000;
 
 /** Token requests are safe to repeat: a lost answer costs one unused token. */
 export const KEYSTONE_RETRY_POLICY: RetryPolicy = { maxAttempts: 4, baseMs: 250, capMs: 4000 };
@@ -46,77 +51,6 @@ export interface OpenImageSessionOptions {
   readonly retry?: RetryPolicy;
   /** The clock, in ms since the epoch (tests move it forward). */
   readonly now?: () => number;
-}
-
-interface Reply {
-  readonly status: number;
-  readonly headers: http.IncomingHttpHeaders;
-  readonly body: Buffer;
-}
-
-interface Transport {
-  readonly ca?: Buffer;
-  readonly verify: boolean;
-  readonly timeoutMs: number;
-}
-
-function aborted(action: string, cause?: unknown): FerryError {
-  return new FerryError('FERRY_ABORTED', `Cannot ${action}: the operation was aborted`, {
-    ...(cause === undefined ? {} : { cause }),
-  });
-}
-
-/** What a request is destroyed with when the answer passes MAX_KEYSTONE_BODY. */
-class BodyTooLarge extends Error {}
-
-/** One POST, its answer read up to MAX_KEYSTONE_BODY. */
-function post(url: URL, body: string, t: Transport, signal?: AbortSignal): Promise<Reply> {
-  return new Promise((resolvePromise, reject) => {
-    const lib = url.protocol === 'https:' ? https : http;
-    const req = lib.request(
-      url,
-      {
-        method: 'POST',
-        headers: {
-          'Content-Type': 'application/json',
-          Accept: 'application/json',
-          'Content-Length': Buffer.byteLength(body),
-        },
-        timeout: t.timeoutMs,
-        ...(signal === undefined ? {} : { signal }),
-        ...(url.protocol === 'https:'
-          ? { rejectUnauthorized: t.verify, ...(t.ca === undefined ? {} : { ca: t.ca }) }
-          : {}),
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > MAX_KEYSTONE_BODY) {
-            req.destroy(new BodyTooLarge());
-            return;
-          }
-          chunks.push(c);
-        });
-        res.on('end', () =>
-          resolvePromise({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body: Buffer.concat(chunks),
-          }),
-        );
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () =>
-      req.destroy(
-        Object.assign(new Error('Keystone did not answer in time'), { code: 'ETIMEDOUT' }),
-      ),
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
 }
 
 /** The JSON body of `/v3/auth/tokens` for the cloud's auth method. */
@@ -214,16 +148,6 @@ interface IssuedToken {
   readonly catalog: unknown;
 }
 
-function badResponse(url: string, reason: string, details: Record<string, string | number> = {}) {
-  return new FerryError(
-    'FERRY_KEYSTONE_RESPONSE',
-    `Cannot use Keystone's answer from ${url}: ${reason}`,
-    {
-      details: { url, ...details },
-    },
-  );
-}
-
 function parseTime(value: unknown): number | null {
   if (typeof value !== 'string' || value.length > 64) return null;
   const t = Date.parse(value);
@@ -275,163 +199,6 @@ function parseIssued(reply: Reply, url: string, now: number): IssuedToken {
     projectId = id;
   }
   return { token: header, expiresAt, issuedAt, projectId, catalog: t.catalog };
-}
-
-interface Endpoint {
-  readonly region: string | null;
-  readonly interface: string;
-  readonly url: string;
-}
-
-/** The image service's endpoints of a token's catalog, checked. */
-function imageEndpoints(catalog: unknown, url: string): { endpoints: Endpoint[]; types: string[] } {
-  if (!Array.isArray(catalog)) throw badResponse(url, 'the token has no catalog');
-  if (catalog.length > MAX_SERVICES)
-    throw badResponse(url, `the catalog has more than ${MAX_SERVICES} services`);
-  const endpoints: Endpoint[] = [];
-  const types: string[] = [];
-  let count = 0;
-  for (const service of catalog as unknown[]) {
-    const s = service as { type?: unknown; endpoints?: unknown } | null;
-    if (typeof s !== 'object' || s === null || typeof s.type !== 'string' || s.type.length > 255)
-      throw badResponse(url, 'a catalog service has no type');
-    types.push(s.type);
-    if (s.type !== 'image') continue;
-    if (!Array.isArray(s.endpoints))
-      throw badResponse(url, 'the image service has no endpoint list');
-    count += s.endpoints.length;
-    if (count > MAX_ENDPOINTS)
-      throw badResponse(url, `the catalog has more than ${MAX_ENDPOINTS} image endpoints`);
-    for (const endpoint of s.endpoints as unknown[]) {
-      const e = endpoint as {
-        interface?: unknown;
-        region_id?: unknown;
-        region?: unknown;
-        url?: unknown;
-      };
-      if (
-        typeof e !== 'object' ||
-        e === null ||
-        typeof e.interface !== 'string' ||
-        typeof e.url !== 'string'
-      )
-        throw badResponse(url, 'an image endpoint has no interface or URL');
-      const region =
-        typeof e.region_id === 'string'
-          ? e.region_id
-          : typeof e.region === 'string'
-            ? e.region
-            : null;
-      endpoints.push({ region, interface: e.interface, url: e.url });
-    }
-  }
-  return { endpoints, types };
-}
-
-/** An image URL without its version path (Glance's catalog entries may or may not have one). */
-export function imageBaseUrl(raw: string): string | null {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    return null;
-  }
-  if (
-    (url.protocol !== 'http:' && url.protocol !== 'https:') ||
-    url.username !== '' ||
-    url.password !== ''
-  )
-    return null;
-  url.search = '';
-  url.hash = '';
-  url.pathname = url.pathname.replace(/\/+$/, '').replace(/\/v\d+(\.\d+)?$/, '');
-  return url.toString().replace(/\/+$/, '');
-}
-
-/**
- * The image endpoint of `catalog` for `region` (null: the only region that
- * has one) and `iface`. FERRY_OPENSTACK_NO_ENDPOINT lists what there is.
- */
-export function findImageEndpoint(
-  catalog: unknown,
-  region: string | null,
-  iface: OpenStackInterface,
-  keystoneUrl = 'Keystone',
-): string {
-  const { endpoints, types } = imageEndpoints(catalog, keystoneUrl);
-  const fail = (reason: string, hint?: string) =>
-    new FerryError('FERRY_OPENSTACK_NO_ENDPOINT', `Cannot find the image endpoint: ${reason}`, {
-      details: { region, interface: iface },
-      ...(hint === undefined ? {} : { hint }),
-    });
-  const have = (list: readonly Endpoint[]) =>
-    list
-      .slice(0, 20)
-      .map((e) => `${e.region ?? '(no region)'} ${e.interface}`)
-      .join(', ');
-  if (endpoints.length === 0)
-    throw fail(
-      `the catalog has no image service (it has: ${[...new Set(types)].slice(0, 30).join(', ') || 'nothing'})`,
-      'Give the image endpoint explicitly, or ask the cloud operator.',
-    );
-  const inRegion = region === null ? endpoints : endpoints.filter((e) => e.region === region);
-  if (inRegion.length === 0)
-    throw fail(`no image endpoint in region "${region}" (the catalog has: ${have(endpoints)})`);
-  const matching = inRegion.filter((e) => e.interface === iface);
-  if (matching.length === 0)
-    throw fail(
-      `no ${iface} image endpoint${region === null ? '' : ` in region "${region}"`} (the catalog has: ${have(endpoints)})`,
-    );
-  const regions = new Set(matching.map((e) => e.region));
-  if (regions.size > 1)
-    throw fail(
-      `several regions have a ${iface} image endpoint (${[...regions].join(', ')}) and none was named`,
-      "Name the region (region_name in clouds.yaml, or the target's regions).",
-    );
-  const base = imageBaseUrl(matching[0]!.url);
-  if (base === null) throw badResponse(keystoneUrl, 'the image endpoint is not an http(s) URL');
-  return base;
-}
-
-async function readCa(path: string): Promise<Buffer> {
-  try {
-    const ca = await readFile(path);
-    if (ca.length > 1024 * 1024) throw new Error('over 1 MiB');
-    return ca;
-  } catch (error) {
-    throw new FerryError(
-      'FERRY_IO',
-      `Cannot read the CA certificates ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-      {
-        details: { path },
-        cause: error,
-      },
-    );
-  }
-}
-
-/** Races `promise` against `signal` (the promise itself goes on for the others waiting on it). */
-function withSignal<T>(
-  promise: Promise<T>,
-  signal: AbortSignal | undefined,
-  action: string,
-): Promise<T> {
-  if (signal === undefined) return promise;
-  if (signal.aborted) return Promise.reject(aborted(action, signal.reason));
-  return new Promise<T>((resolvePromise, reject) => {
-    const onAbort = () => reject(aborted(action, signal.reason));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolvePromise(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
 }
 
 /** One cloud's Keystone token, shared by the image sessions of its regions. */
