@@ -39,6 +39,11 @@
 #   awscli python3-boto3 python3-botocore
 #                     independent clients of the local cloud (AWS CLI v2 and boto3), and
 #                     the official service models its conformance test checks against
+#   python3-keystone python3-glance
+#                     a real Keystone (identity v3) and Glance on loopback for the OpenStack
+#                     target, started by scripts/keystone.sh (and scripts/glance.sh); the
+#                     library packages only: keystone/glance-api would start services on
+#                     every address from their postinst
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,8 +51,8 @@ packages=(qemu-utils tar time python3-libvhdi e2fsprogs xfsprogs dosfstools mtoo
   cryptsetup-bin xorriso ntfs-3g fuse3 libhivex-bin fdisk gdisk util-linux grub-pc-bin
   syslinux-common extlinux syslinux-efi mbr grub-efi-amd64-bin debootstrap libguestfs-tools
   linux-image-cloud-amd64 swift swift-proxy swift-object swift-container swift-account
-  python3-swift memcached python3-glance curl ovmf busybox-static faketime awscli python3-boto3
-  python3-botocore)
+  python3-swift memcached curl ovmf busybox-static faketime awscli python3-boto3
+  python3-botocore python3-keystone python3-glance)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
