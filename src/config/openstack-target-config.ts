@@ -1,27 +1,30 @@
 /**
- * An OpenStack target of ferry.yaml: a cloud (a clouds.yaml entry, or an
- * explicit image endpoint without auth), the regions of it that get the
+ * An OpenStack target of ferry.yaml: a cloud (a clouds.yaml entry, Keystone
+ * auth inline, or an explicit image endpoint without auth; the cloud keys
+ * are read by openstack-cloud.ts), the regions of it that get the
  * image, and how the image goes into Glance (format, upload method, stores,
  * visibility, members, tags, extra properties).
  */
+import { dirname } from 'node:path';
 import { GLANCE_DISK_FORMATS, type GlanceOptions } from '../publish/openstack/glance-options.js';
+import {
+  OPENSTACK_TARGET_KEYS as CLOUD_KEYS,
+  type OpenStackCloudSpec,
+  parseOpenStackTarget as parseCloudKeys,
+} from '../publish/openstack/openstack-cloud.js';
 import { type MapReader, scalarString } from './schema-reader.js';
 import { configInvalid } from './yaml-tree.js';
-
-export type OpenStackCloudSource =
-  /** A clouds.yaml entry; null: the one OS_CLOUD names. */
-  | { readonly kind: 'clouds-yaml'; readonly cloud: string | null }
-  /** An image service that needs no auth. */
-  | { readonly kind: 'endpoint'; readonly url: string };
 
 export interface OpenStackTargetConfig {
   readonly type: 'openstack';
   readonly name: string;
-  readonly source: OpenStackCloudSource;
+  /**
+   * The cloud: a clouds.yaml entry (read when the target is used), or given
+   * inline (Keystone auth, or an explicit endpoint without auth).
+   */
+  readonly cloud: OpenStackCloudSpec;
   /** Absent: the cloud's own region (region_name), or the one its catalog has. */
   readonly regions: readonly string[] | null;
-  /** The catalog interface of the image endpoint (default public). */
-  readonly interface: 'public' | 'internal' | 'admin';
   readonly glance: GlanceOptions;
   /** Absent: keep every image. */
   readonly retention?: { readonly keep: number };
@@ -31,10 +34,8 @@ export interface OpenStackTargetConfig {
 
 export const OPENSTACK_TARGET_KEYS = [
   'type',
-  'cloud',
-  'endpoint',
+  ...CLOUD_KEYS,
   'regions',
-  'interface',
   'diskFormat',
   'compress',
   'upload',
@@ -89,43 +90,6 @@ const GLANCE_CORE = new Set([
   'schema',
   'stores',
 ]);
-
-function parseSource(map: MapReader): OpenStackCloudSource {
-  const cloud = map.string('cloud', 'a clouds.yaml cloud name');
-  const endpoint = map.string('endpoint', 'an http(s) URL');
-  if (cloud !== undefined && endpoint !== undefined)
-    throw map.fail(
-      map.get('endpoint')!.keyLine,
-      `${map.name}: give "cloud" (clouds.yaml) or "endpoint" (no auth), not both`,
-    );
-  if (endpoint !== undefined) {
-    let url: URL | undefined;
-    try {
-      url = new URL(endpoint);
-    } catch {
-      url = undefined;
-    }
-    if (
-      url === undefined ||
-      (url.protocol !== 'http:' && url.protocol !== 'https:') ||
-      url.username !== '' ||
-      url.password !== '' ||
-      url.search !== '' ||
-      url.hash !== ''
-    )
-      throw map.fail(
-        map.get('endpoint')!.value.line,
-        `${map.nameOf('endpoint')} must be an http(s) URL of the image service (no user, password or query)`,
-      );
-    return { kind: 'endpoint', url: endpoint.replace(/\/+$/, '') };
-  }
-  if (cloud !== undefined && !NAME.test(cloud))
-    throw map.fail(
-      map.get('cloud')!.value.line,
-      `${map.nameOf('cloud')} must be a cloud name (letters, digits, . _ -)`,
-    );
-  return { kind: 'clouds-yaml', cloud: cloud ?? null };
-}
 
 function names(
   map: MapReader,
@@ -183,16 +147,20 @@ export function parseOpenStackTarget(
   streams: readonly string[],
 ): OpenStackTargetConfig {
   const path = map.path;
-  const source = parseSource(map);
+  const cloud = parseCloudKeys(map, dirname(path));
   const regions = names(map, 'regions', MAX_REGIONS, NAME, 'a region name') ?? null;
   if (regions !== null && regions.length === 0)
     throw map.fail(map.get('regions')!.value.line, `${map.nameOf('regions')} is empty`);
-  if (source.kind === 'endpoint' && regions !== null && regions.length > 1)
+  if (
+    cloud.kind === 'inline' &&
+    cloud.cloud.authType === 'none' &&
+    regions !== null &&
+    regions.length > 1
+  )
     throw map.fail(
       map.get('regions')!.value.line,
       `${map.nameOf('regions')}: one endpoint is one region (regions need a cloud and its catalog)`,
     );
-  const iface = map.oneOf('interface', ['public', 'internal', 'admin'] as const) ?? 'public';
   const diskFormat = map.oneOf('diskFormat', GLANCE_DISK_FORMATS) ?? 'qcow2';
   const compressEntry = map.get('compress');
   let compress = false;
@@ -244,9 +212,8 @@ export function parseOpenStackTarget(
   return {
     type: 'openstack',
     name,
-    source,
+    cloud,
     regions,
-    interface: iface,
     glance: { diskFormat, compress, method, stores, visibility, members, tags, properties },
     ...(keep === undefined ? {} : { retention: { keep } }),
     streams: picked ?? [...streams],

@@ -13,7 +13,7 @@ import {
 import { FerryError } from '../errors/index.js';
 import { credentialProvider } from './aws/credentials.js';
 import type { ImageSession } from './openstack/image-session.js';
-import { DEFAULT_REGION, openGlanceSession } from './openstack/open-session.js';
+import { DEFAULT_REGION, targetSessions } from './openstack/open-session.js';
 import type { PublishTarget } from './publish.js';
 import type { AwsPlacement, GlancePlacement } from './types.js';
 
@@ -106,6 +106,7 @@ function resolveOpenStackTarget(
   options: ResolveTargetsOptions,
 ): PublishTarget {
   const regions = t.regions ?? [DEFAULT_REGION];
+  const sessions = targetSessions(t.cloud);
   const placements: GlancePlacement[] = regions.map((region) => {
     let opened: Promise<ImageSession> | undefined;
     return {
@@ -114,11 +115,7 @@ function resolveOpenStackTarget(
       region,
       key: `${t.name}/${region}`,
       session: () => {
-        opened ??= openGlanceSession(t.source, {
-          ...(region === DEFAULT_REGION ? {} : { region }),
-          interface: t.interface,
-        });
-        // A failed open is tried again by the next caller.
+        opened ??= sessions(region);
         opened.catch(() => {
           opened = undefined;
         });

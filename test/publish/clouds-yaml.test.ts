@@ -482,7 +482,7 @@ describe('an openstack target in ferry.yaml', () => {
     }
   });
 
-  it('refuses unknown keys in auth, auth beside cloud, and a target with neither', () => {
+  it('refuses unknown keys in auth and auth beside cloud; a target naming no cloud means $OS_CLOUD', () => {
     const refused = (yaml: string, line: number) => {
       try {
         target(yaml);
@@ -499,7 +499,11 @@ describe('an openstack target in ferry.yaml', () => {
       4,
     );
     refused('type: openstack\ncloud: c\nauth: {token: t}\n', 3);
-    refused('type: openstack\nregions: [a]\n', 3);
+    assert.deepEqual(target('type: openstack\nregions: [a]\ninterface: internal\n'), {
+      kind: 'named',
+      cloud: null,
+      overrides: { interface: 'internal' },
+    });
     refused('type: openstack\nendpoint: not a url\n', 2);
     refused('type: openstack\nregion_name: r\nendpoint: http://k\n', 2);
   });

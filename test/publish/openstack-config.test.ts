@@ -41,9 +41,8 @@ targets:
     assert.deepEqual(t, {
       type: 'openstack',
       name: 'lab',
-      source: { kind: 'clouds-yaml', cloud: 'devstack' },
+      cloud: { kind: 'named', cloud: 'devstack', overrides: { interface: 'internal' } },
       regions: ['RegionOne', 'RegionTwo'],
-      interface: 'internal',
       glance: {
         diskFormat: 'qcow2',
         compress: true,
@@ -58,9 +57,8 @@ targets:
       streams: ['web'],
     });
     const d = openstack('targets:\n  g:\n    type: openstack\n');
-    assert.deepEqual(d.source, { kind: 'clouds-yaml', cloud: null }, 'no cloud: OS_CLOUD');
+    assert.deepEqual(d.cloud, { kind: 'named', cloud: null, overrides: {} }, 'no cloud: OS_CLOUD');
     assert.equal(d.regions, null);
-    assert.equal(d.interface, 'public');
     assert.deepEqual(d.glance, {
       diskFormat: 'qcow2',
       compress: false,
@@ -74,7 +72,11 @@ targets:
     const e = openstack(
       'targets:\n  g:\n    type: openstack\n    endpoint: http://127.0.0.1:9292/\n',
     );
-    assert.deepEqual(e.source, { kind: 'endpoint', url: 'http://127.0.0.1:9292' });
+    assert.equal(e.cloud.kind === 'inline' && e.cloud.cloud.authType, 'none');
+    const k = openstack(
+      'targets:\n  g:\n    type: openstack\n    authType: v3applicationcredential\n    auth: {auth_url: "http://k:5000/v3", application_credential_id: abc, application_credential_secret: s}\n',
+    );
+    assert.equal(k.cloud.kind === 'inline' && k.cloud.cloud.authType, 'v3applicationcredential');
   });
 
   it('resolves one placement per region, and one "default" placement when none is named', async () => {
@@ -101,15 +103,11 @@ targets:
   const t = (body: string) => `streams:\n  web: {}\ntargets:\n  t:\n    type: openstack\n${body}`;
   // [file, line, message pattern]
   const BAD: Array<[string, number, RegExp]> = [
-    [t('    cloud: a\n    endpoint: http://x\n'), 7, /"cloud" \(clouds\.yaml\) or "endpoint"/],
-    [t('    endpoint: ftp://x\n'), 6, /http\(s\) URL of the image service/],
-    [t("    endpoint: 'http://u:p@x/'\n"), 6, /no user, password or query/],
-    [t('    cloud: "a b"\n'), 6, /must be a cloud name/],
+    [t('    cloud: a\n    auth: {username: u}\n'), 7, /"auth" does not go with "cloud"/],
     [t('    regions: []\n'), 6, /regions is empty/],
     [t('    regions: [R1, R1]\n'), 6, /names one twice/],
     [t('    regions: ["../x"]\n'), 6, /is not a region name/],
     [t('    endpoint: http://x\n    regions: [a, b]\n'), 7, /one endpoint is one region/],
-    [t('    interface: private\n'), 6, /interface must be one of public, internal, admin/],
     [t('    diskFormat: iso\n'), 6, /diskFormat must be one of qcow2, raw, vmdk, vhd, vhdx/],
     [t('    compress: yes please\n'), 6, /compress must be true or false/],
     [t('    diskFormat: raw\n    compress: true\n'), 7, /compress is for diskFormat qcow2 only/],

@@ -196,7 +196,7 @@ export async function resolveCloudSpec(
   options: CloudsYamlOptions = {},
 ): Promise<OpenStackCloud> {
   if (spec.kind === 'inline') return spec.cloud;
-  const cloud = await loadCloud(spec.cloud, options);
+  const cloud = await loadCloud(spec.cloud ?? undefined, options);
   const o: Omit<CloudFields, 'auth' | 'authType'> = spec.overrides;
   return {
     ...cloud,

@@ -384,11 +384,22 @@ export const OPENSTACK_TARGET_KEYS = [
 export type OpenStackCloudSpec =
   | {
       readonly kind: 'named';
-      /** The cloud's name in clouds.yaml; read when the target is used, not when ferry.yaml is. */
-      readonly cloud: string;
+      /**
+       * The cloud's name in clouds.yaml (null: the one $OS_CLOUD names); read
+       * when the target is used, not when ferry.yaml is.
+       */
+      readonly cloud: string | null;
       readonly overrides: Omit<CloudFields, 'auth' | 'authType'>;
     }
   | { readonly kind: 'inline'; readonly cloud: OpenStackCloud };
+
+/** What a target may say over a clouds.yaml cloud (cacert resolved against ferry.yaml's directory). */
+function overridesOf(fields: CloudFields, baseDir: string): Omit<CloudFields, 'auth' | 'authType'> {
+  const { auth: _auth, authType: _type, cacert, ...rest } = fields;
+  return cacert === undefined
+    ? rest
+    : { ...rest, cacert: isAbsolute(cacert) ? cacert : resolve(baseDir, cacert) };
+}
 
 /**
  * Reads the cloud keys (OPENSTACK_TARGET_KEYS) of a ferry.yaml target whose
@@ -407,18 +418,12 @@ export function parseOpenStackTarget(target: MapReader, baseDir: string): OpenSt
           target.get(k)?.keyLine ?? target.line,
           `${target.name}: "${k}" does not go with "cloud" (the cloud's auth is in clouds.yaml)`,
         );
-    const { auth: _auth, authType: _type, cacert, ...rest } = fields;
-    const overrides =
-      cacert === undefined
-        ? rest
-        : { ...rest, cacert: isAbsolute(cacert) ? cacert : resolve(baseDir, cacert) };
-    return { kind: 'named', cloud, overrides };
+    return { kind: 'named', cloud, overrides: overridesOf(fields, baseDir) };
   }
-  if (!target.has('auth') && !target.has('endpoint'))
-    throw target.fail(
-      target.line,
-      `${target.name} needs "cloud" (a cloud of clouds.yaml), "auth" or "endpoint"`,
-    );
+  // Nothing said: the cloud $OS_CLOUD names, as the OpenStack clients do.
+  if (!target.has('auth') && !target.has('endpoint') && !target.has('authType')) {
+    return { kind: 'named', cloud: null, overrides: overridesOf(fields, baseDir) };
+  }
   return {
     kind: 'inline',
     cloud: finishCloud(
