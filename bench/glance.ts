@@ -109,7 +109,7 @@ async function main(): Promise<void> {
     const cpu = process.cpuUsage();
     const t = performance.now();
     const r = await uploadImageData(client, id, {
-      open: () => createReadStream(path, { highWaterMark: 4 * MiB }),
+      open: () => createReadStream(path, { highWaterMark: MiB }),
       size: bytes,
       method: 'put',
       ...(sha512 === undefined ? {} : { sha512 }),

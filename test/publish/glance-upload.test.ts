@@ -123,6 +123,14 @@ describe('publish: Glance uploads against a real Glance', { skip: glanceSkip }, 
     assert.equal(result.method, 'glance-direct');
     assert.equal(result.image.os_hash_value, sha512);
     assert.deepEqual(result.image.stores, ['slow']);
+    // auto with stores named: an import, not PUT /file (which knows one store).
+    const auto = await uploadImageData(client, await newImage(), {
+      open,
+      size: SIZE,
+      stores: ['slow'],
+    });
+    assert.equal(auto.method, 'glance-direct');
+    assert.deepEqual(auto.image.stores, ['slow']);
     await assert.rejects(
       uploadImageData(client, await newImage(), {
         open,

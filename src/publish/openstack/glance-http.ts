@@ -19,7 +19,13 @@ import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ErrorCode } from '../../errors/index.js';
 import { FerryError } from '../../errors/index.js';
-import { backoffMs, CONNECTION_CODES, type RetryEvent, type RetryPolicy } from '../retry.js';
+import {
+  backoffMs,
+  CONNECTION_CODES,
+  checkRetryPolicy,
+  type RetryEvent,
+  type RetryPolicy,
+} from '../retry.js';
 import type { ImageSession } from './image-session.js';
 
 /** Glance calls: about 30 s of patience for an idempotent call. */
@@ -244,6 +250,7 @@ export class GlanceHttp {
       );
     this.#https = this.#base.protocol === 'https:';
     this.#policy = options.retry ?? GLANCE_RETRY_POLICY;
+    checkRetryPolicy(this.#policy);
     this.#headers = options.headers ?? {};
     this.#maxResponse = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     this.#maxError = options.maxErrorBytes ?? DEFAULT_MAX_ERROR_BYTES;
@@ -450,6 +457,8 @@ export class GlanceHttp {
             readCapped(res, this.#maxError).then(({ data }) => {
               if (settled) return;
               settled = true;
+              // An early answer: the request was never finished; drop its socket.
+              if (sent < req.size) r.destroy();
               resolve({ status, data });
             }, fail);
           });
