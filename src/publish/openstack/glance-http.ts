@@ -184,7 +184,6 @@ function connectionCode(error: unknown): string | undefined {
   for (let e = error, depth = 0; depth < 5 && typeof e === 'object' && e !== null; depth++) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && CONNECTION_CODES.has(code)) return code;
-    if (typeof code === 'string' && code === 'FERRY_GLANCE_IDLE') return code;
     e = (e as { cause?: unknown }).cause;
   }
   return undefined;
