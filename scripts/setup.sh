@@ -26,9 +26,6 @@
 #   swift swift-proxy swift-object swift-container swift-account python3-swift memcached
 #                     a real S3 server on loopback (OpenStack Swift with s3api) for the
 #                     store's S3 backend, started by scripts/swift-s3.sh
-#   python3-glance    a real OpenStack Glance (v2 API) on loopback for the Glance client's
-#                     tests and bench/glance, started by scripts/glance.sh (only the library
-#                     package: glance-api would start a service on all addresses)
 #   ovmf busybox-static faketime
 #                     render's tests: UEFI firmware for QEMU (SeaBIOS comes with
 #                     qemu-system-x86), a static busybox for the small boot revision,
@@ -39,6 +36,11 @@
 #   awscli python3-boto3 python3-botocore
 #                     independent clients of the local cloud (AWS CLI v2 and boto3), and
 #                     the official service models its conformance test checks against
+#   python3-keystone python3-glance
+#                     a real Keystone (identity v3) and Glance on loopback for the OpenStack
+#                     target, started by scripts/keystone.sh (and scripts/glance.sh); the
+#                     library packages only: keystone/glance-api would start services on
+#                     every address from their postinst
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,8 +48,8 @@ packages=(qemu-utils tar time python3-libvhdi e2fsprogs xfsprogs dosfstools mtoo
   cryptsetup-bin xorriso ntfs-3g fuse3 libhivex-bin fdisk gdisk util-linux grub-pc-bin
   syslinux-common extlinux syslinux-efi mbr grub-efi-amd64-bin debootstrap libguestfs-tools
   linux-image-cloud-amd64 swift swift-proxy swift-object swift-container swift-account
-  python3-swift memcached python3-glance curl ovmf busybox-static faketime awscli python3-boto3
-  python3-botocore)
+  python3-swift memcached curl ovmf busybox-static faketime awscli python3-boto3
+  python3-botocore python3-keystone python3-glance)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

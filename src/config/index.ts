@@ -8,6 +8,7 @@ export {
   parseConfig,
   STATE_DIR,
 } from './ferry-config.js';
+export type { OpenStackTargetConfig } from './openstack-target-config.js';
 export {
   NAME_PATTERN,
   type StreamBoot,

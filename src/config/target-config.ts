@@ -1,7 +1,7 @@
 /**
  * A target of ferry.yaml: one account of a cloud and the regions it gets
- * images in. Only AWS (and AWS-compatible endpoints) for now; the union is
- * discriminated on `type` so other clouds can join it.
+ * images in: AWS (and AWS-compatible endpoints such as the local cloud) or
+ * OpenStack (openstack-target-config.ts); the union is discriminated on `type`.
  */
 import { isRegion } from '../cloud/regions.js';
 import {
@@ -10,6 +10,11 @@ import {
   parseCredentials,
 } from './credentials-config.js';
 import { type EncryptionConfig, parseEncryption } from './encryption-config.js';
+import {
+  OPENSTACK_TARGET_KEYS,
+  type OpenStackTargetConfig,
+  parseOpenStackTarget,
+} from './openstack-target-config.js';
 import { MapReader, scalarString } from './schema-reader.js';
 import { parseTags } from './tags-config.js';
 import { configInvalid, type YamlEntry } from './yaml-tree.js';
@@ -43,7 +48,7 @@ export interface AwsTargetConfig {
 }
 
 /** One union member per cloud; `type` tells them apart. */
-export type TargetConfig = AwsTargetConfig;
+export type TargetConfig = AwsTargetConfig | OpenStackTargetConfig;
 
 export const MAX_REGIONS = 32;
 /** As many as a file can define. */
@@ -101,14 +106,17 @@ export function parseTarget(
   const name = entry.key;
   const any = new MapReader(path, entry.value, `targets.${name}`, entry.keyLine, null);
   const typeEntry = any.get('type');
-  if (typeEntry === undefined) throw any.fail(any.line, `${any.name} needs "type" (aws)`);
+  if (typeEntry === undefined)
+    throw any.fail(any.line, `${any.name} needs "type" (aws or openstack)`);
   const type = any.string('type');
   if (type === 'openstack')
-    throw any.fail(
-      typeEntry.value.line,
-      `${any.nameOf('type')}: openstack targets are not supported yet`,
+    return parseOpenStackTarget(
+      new MapReader(path, entry.value, any.name, entry.keyLine, OPENSTACK_TARGET_KEYS),
+      name,
+      streams,
     );
-  if (type !== 'aws') throw any.fail(typeEntry.value.line, `${any.nameOf('type')} must be aws`);
+  if (type !== 'aws')
+    throw any.fail(typeEntry.value.line, `${any.nameOf('type')} must be aws or openstack`);
   return parseAwsTarget(
     new MapReader(path, entry.value, any.name, entry.keyLine, AWS_TARGET_KEYS),
     name,

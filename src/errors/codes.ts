@@ -178,6 +178,18 @@ export const ERROR_CODES = {
     'An image went to killed or deleted, or an import or copy failed (os_glance_failed_import), while ferry waited for it.',
   FERRY_GLANCE_TIMEOUT: 'An image did not reach the awaited status within its time limit.',
 
+  // OpenStack: auth and clouds.yaml
+  FERRY_OPENSTACK_CLOUD_NOT_FOUND:
+    'No clouds.yaml was found where OpenStack clients look (or where OS_CLIENT_CONFIG_FILE points), no cloud was named (argument or OS_CLOUD), or the named cloud is not in the file.',
+  FERRY_OPENSTACK_AUTH:
+    'Keystone refused the credentials (401): a wrong password, application credential secret or an expired token; the message names the auth method, never the secret.',
+  FERRY_OPENSTACK_NO_ENDPOINT:
+    'The Keystone catalog has no image service endpoint for the region and interface asked for; the message lists what the catalog has.',
+  FERRY_KEYSTONE_UNREACHABLE:
+    'Keystone could not be reached (connection refused, DNS, TLS, timeout) after the retries.',
+  FERRY_KEYSTONE_RESPONSE:
+    'Keystone answered something ferry cannot use: an unexpected status, a body over the size cap, bad JSON, or a token or catalog of the wrong shape.',
+
   // Publish: config
   FERRY_AWS_CREDENTIALS:
     "A target's AWS credentials could not be obtained: an unknown profile, a role that could not be assumed (AccessDenied, a bad external id), or nothing found by the SDK's default chain.",

@@ -11,6 +11,7 @@ import { type VmImportRunnerOptions, vmImportRunner } from './aws/vm-import-runn
 import { blockDigests, writeDigests } from './block-digests.js';
 import { openBlockSource } from './block-source.js';
 import { imageFacts } from './image-facts.js';
+import { type GlanceRunnerOptions, glanceRunner } from './openstack/glance-runner.js';
 import type { PublishDependencies } from './publish.js';
 import { digestsFile } from './state-paths.js';
 
@@ -18,6 +19,7 @@ export interface DefaultDependenciesOptions {
   readonly version: string;
   readonly verify?: boolean;
   readonly vmImport?: Omit<VmImportRunnerOptions, 'version'>;
+  readonly glance?: Omit<GlanceRunnerOptions, 'version'>;
 }
 
 export function defaultDependencies(options: DefaultDependenciesOptions): PublishDependencies {
@@ -25,6 +27,7 @@ export function defaultDependencies(options: DefaultDependenciesOptions): Publis
     runners: {
       'ebs-direct': ebsDirectRunner({ version: options.version, verify: options.verify === true }),
       'vm-import': vmImportRunner({ version: options.version, ...options.vmImport }),
+      glance: glanceRunner({ version: options.version, ...options.glance }),
     },
     openSource: (path, map, signal) =>
       openBlockSource(path, { ...(map === null ? {} : { map }), signal }),

@@ -10,8 +10,7 @@
 
 import type { FerryConfig } from '../config/index.js';
 import { FerryError } from '../errors/index.js';
-import type { AwsClients } from './aws/clients.js';
-import { deregisterImage, findImage } from './aws/register.js';
+import type { ImageCatalog } from './image-catalog.js';
 import { Journal, listRuns, newRunId } from './journal.js';
 import { resolveRevision } from './resolve-revision.js';
 import { type StatePaths, statePaths, withStateLock } from './state-paths.js';
@@ -29,7 +28,7 @@ export interface DeregisterInput {
 /** One image to remove from one placement. */
 export interface Removal {
   readonly placement: string;
-  readonly clients: AwsClients;
+  readonly catalog: ImageCatalog;
   readonly imageId: string;
   readonly snapshotIds: readonly string[];
   /** The image's ferry:revision tag. */
@@ -121,10 +120,8 @@ export async function removeImages(
         detail,
       });
       try {
-        const done = await deregisterImage(r.clients, r.imageId, {
-          snapshotIds: r.snapshotIds,
-          ...(options.signal === undefined ? {} : { signal: options.signal }),
-        });
+        const gone = await r.catalog.remove(r.imageId, r.snapshotIds, options.signal);
+        const done = { deregistered: gone.removed, deletedSnapshots: gone.removedParts };
         await journal.append({
           type: 'step',
           placement: r.placement,
@@ -189,15 +186,15 @@ export async function deregisterPublished(
         const absent: string[] = [];
         for (const target of session.targets)
           for (const p of target.placements) {
-            const clients = session.clients(p);
-            const image = await findImage(clients, stream, revision, input.signal);
+            const catalog = session.catalog(p);
+            const image = await catalog.find(stream, revision, input.signal);
             if (image === undefined) absent.push(p.key);
             else
               removals.push({
                 placement: p.key,
-                clients,
+                catalog,
                 imageId: image.imageId,
-                snapshotIds: image.snapshotIds,
+                snapshotIds: image.partIds,
                 revision,
               });
           }

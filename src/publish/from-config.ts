@@ -6,7 +6,7 @@
  */
 
 import { stat } from 'node:fs/promises';
-import type { FerryConfig, StreamConfig } from '../config/index.js';
+import type { FerryConfig, StreamConfig, TargetConfig } from '../config/index.js';
 import { FerryError } from '../errors/index.js';
 import { ingestDirectory, ingestTarball, LocalStore } from '../store/index.js';
 import { defaultDependencies } from './dependencies.js';
@@ -51,13 +51,22 @@ export interface PublishOutput {
   } | null;
 }
 
-export function buildOptionsOf(stream: StreamConfig): BuildOptions {
-  if (stream.layout !== 'disk')
+/** The stream's render options; the fs layout only for targets that boot a filesystem (OpenStack's AMI/AKI/ARI). */
+export function buildOptionsOf(
+  stream: StreamConfig,
+  targets: readonly TargetConfig[] = [],
+): BuildOptions {
+  const aws = targets.find((t) => t.type === 'aws');
+  if (stream.layout === 'fs' && aws !== undefined)
     throw new FerryError(
       'FERRY_NOT_CAPABLE',
-      `Cannot publish stream ${stream.name} to AWS: its layout is ${stream.layout}, and AWS boots disks (layout: disk)`,
+      `Cannot publish stream ${stream.name} to AWS target ${aws.name}: its layout is fs, and AWS boots disks (layout: disk)`,
+      {
+        hint: 'Publish fs-layout streams to OpenStack targets only (--targets), or use layout: disk',
+      },
     );
   return {
+    ...(stream.layout === 'fs' ? { layout: 'fs' as const } : {}),
     fs: stream.fs,
     boot: stream.boot,
     ...(stream.firmware === undefined ? {} : { firmware: stream.firmware }),
@@ -87,6 +96,7 @@ async function openStore(config: FerryConfig): Promise<LocalStore> {
 async function sourceOf(
   config: FerryConfig,
   input: PublishInput,
+  chosen: readonly TargetConfig[],
 ): Promise<{ source: PublishSource; ingested: PublishOutput['ingested'] }> {
   if (input.image !== undefined) {
     await stat(input.image.path).catch((error: unknown) => {
@@ -112,7 +122,7 @@ async function sourceOf(
       'FERRY_USAGE',
       `Cannot publish ${name}: ferry.yaml has no stream of that name`,
     );
-  const build = buildOptionsOf(stream);
+  const build = buildOptionsOf(stream, chosen);
   const store = await openStore(config);
   let ingested: PublishOutput['ingested'] = null;
   let revisionRef = ref;
@@ -193,7 +203,7 @@ export async function publishFromConfig(
       ...(input.concurrency === undefined ? {} : { concurrency: input.concurrency }),
     });
     if (input.dryRun === true) {
-      if (input.image === undefined) buildOptionsOf(streamConfig(config, streamName));
+      if (input.image === undefined) buildOptionsOf(streamConfig(config, streamName), chosen);
       const ingest = input.image === undefined && !(input.ref ?? '').includes('@');
       return [
         {
@@ -206,7 +216,7 @@ export async function publishFromConfig(
         },
       ];
     }
-    const { source, ingested } = await sourceOf(config, input);
+    const { source, ingested } = await sourceOf(config, input, chosen);
     const plan = planFor(
       { render: source.kind === 'stream', targets, verify: input.verify === true },
       ingested !== null,

@@ -1,11 +1,12 @@
 /**
  * What RegisterImage needs to know about the image, from ferry inspect:
- * architecture, boot mode, ENA. AWS's defaults are traps (paravirtual, i386,
+ * architecture, boot mode, ENA (and Glance its image properties). AWS's defaults are traps (paravirtual, i386,
  * no ENA), so every field is sent explicitly.
  */
 
 import { openImage } from '../disk/index.js';
 import { type InspectReport, inspectImage } from '../inspect/index.js';
+import { inspectProperties } from './openstack/glance-properties.js';
 
 export interface ImageFacts {
   readonly architecture: 'x86_64' | 'arm64';
@@ -16,6 +17,8 @@ export interface ImageFacts {
   /** What inspect said, for the history and error explanations. */
   readonly os: string | null;
   readonly notes: readonly string[];
+  /** The Glance image properties inspect supports (os_distro, architecture, hw_*); absent in older journals. */
+  readonly openstack?: Readonly<Record<string, string>>;
 }
 
 export function factsFromReport(report: InspectReport): ImageFacts {
@@ -48,6 +51,7 @@ export function factsFromReport(report: InspectReport): ImageFacts {
     rootDeviceName: '/dev/xvda',
     os: report.os?.prettyName ?? report.os?.distro ?? null,
     notes,
+    openstack: inspectProperties(report),
   };
 }
 

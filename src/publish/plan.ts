@@ -4,7 +4,7 @@
  * by side. `ferry publish --dry-run` prints it; the run walks it.
  */
 
-export type Method = 'ebs-direct' | 'vm-import';
+export type Method = 'ebs-direct' | 'vm-import' | 'glance';
 
 export interface PlanNode {
   /** `step` for the run's steps, `placement:step` for a placement's. */
@@ -27,6 +27,7 @@ export interface PlanInput {
 export const METHOD_STEPS: Readonly<Record<Method, readonly string[]>> = {
   'ebs-direct': ['find', 'snapshot', 'register', 'tag', 'share'],
   'vm-import': ['find', 'upload', 'import', 'tag', 'share'],
+  glance: ['find', 'prepare', 'upload', 'share', 'copy'],
 };
 
 export function makePlan(input: PlanInput): PlanNode[] {

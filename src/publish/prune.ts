@@ -11,13 +11,11 @@
 
 import type { FerryConfig } from '../config/index.js';
 import { FerryError } from '../errors/index.js';
-import { streamImages } from './aws/register.js';
 import { type Removal, type RemovedImage, removeImages } from './deregister.js';
 import { runHistory } from './history.js';
 import { unfinishedRuns } from './publish.js';
 import { statePaths, withStateLock } from './state-paths.js';
 import { openTargets } from './target-session.js';
-import { TAG } from './types.js';
 
 export interface PruneInput {
   readonly targets?: readonly string[];
@@ -85,18 +83,18 @@ export async function prune(config: FerryConfig, input: PruneInput): Promise<Pru
         for (const p of target.placements)
           for (const stream of streams) {
             input.signal?.throwIfAborted();
-            const clients = session.clients(p);
-            const images = await streamImages(clients, stream, input.signal);
+            const catalog = session.catalog(p);
+            const images = await catalog.list(stream, input.signal);
             for (const [i, image] of images.entries()) {
-              const revision = image.tags[TAG.revision] ?? null;
+              const revision = image.revision;
               const c: PruneCandidate = {
                 target: target.name,
                 placement: p.key,
                 stream,
                 revision,
                 imageId: image.imageId,
-                snapshotIds: image.snapshotIds,
-                created: image.creationDate ?? null,
+                snapshotIds: image.partIds,
+                created: image.created,
               };
               if (i < keep) kept.push(c);
               else if (
@@ -108,9 +106,9 @@ export async function prune(config: FerryConfig, input: PruneInput): Promise<Pru
                 pruned.push(c);
                 removals.push({
                   placement: p.key,
-                  clients,
+                  catalog,
                   imageId: image.imageId,
-                  snapshotIds: image.snapshotIds,
+                  snapshotIds: image.partIds,
                   revision,
                   stream,
                 });

@@ -40,6 +40,11 @@ export interface PublishedImage {
   readonly source: BlockSource;
   readonly facts: ImageFacts;
   readonly report: InspectReport | null;
+  /**
+   * The fs layout: `path` is the root filesystem, and these are the kernel
+   * and initrd files it boots with (an AMI/AKI/ARI triple in Glance).
+   */
+  readonly boot?: { readonly kernel: string; readonly initrd: string | null };
 }
 
 /** What a method runner gets for one placement. */
@@ -209,6 +214,7 @@ async function publishLocked(
     let render: RenderedImage | null = null;
     let path: string;
     let map: string | null = null;
+    let boot: PublishedImage['boot'];
     const src = options.source;
     if (src.kind === 'stream') {
       const detail = await steps.run('render', async () => {
@@ -227,6 +233,9 @@ async function publishLocked(
       });
       path = String(detail.path);
       map = String(detail.map);
+      const b = detail.boot as { kernel?: unknown; initrd?: unknown } | undefined;
+      if (b !== undefined && typeof b.kernel === 'string')
+        boot = { kernel: b.kernel, initrd: typeof b.initrd === 'string' ? b.initrd : null };
       render ??= detail as unknown as RenderedImage;
     } else path = src.path;
     const source = await deps.openSource(path, map, signal);
@@ -237,7 +246,14 @@ async function publishLocked(
         return { facts, contentHash: source.contentHash };
       });
       const facts = inspected.facts as ImageFacts;
-      const image: PublishedImage = { path, map, source, facts, report: null };
+      const image: PublishedImage = {
+        path,
+        map,
+        source,
+        facts,
+        report: null,
+        ...(boot === undefined ? {} : { boot }),
+      };
       const reports = await runPlacements(options, deps, {
         runId,
         request,

@@ -9,12 +9,15 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Firmware, mapPathOf, renderDisk } from '../render/index.js';
+import { FerryError } from '../errors/index.js';
+import { type Firmware, mapPathOf, renderDisk, renderFilesystem } from '../render/index.js';
 import type { LocalStore } from '../store/index.js';
 import { writeFileAtomic } from '../store/local-store.js';
 
-/** The build options a stream gives in ferry.yaml (the disk layout). */
+/** The build options a stream gives in ferry.yaml. */
 export interface BuildOptions {
+  /** disk (the default): a bootable disk; fs: the root filesystem alone, with its kernel and initrd beside it. */
+  readonly layout?: 'disk' | 'fs';
   readonly fs?: 'ext4' | 'xfs';
   readonly boot?: 'grub' | 'extlinux' | 'none';
   readonly firmware?: Firmware;
@@ -34,6 +37,8 @@ export interface RenderedImage {
   readonly changedChunks: number;
   readonly totalChunks: number;
   readonly seconds: number;
+  /** The fs layout: the kernel and initrd files written beside the filesystem. */
+  readonly boot?: { readonly kernel: string; readonly initrd: string | null };
 }
 
 interface RenderIndex {
@@ -83,11 +88,14 @@ export async function renderForPublish(
   const file = `${stream.replace(/\//g, '~')}-${revision.slice(0, 16)}-${key}.raw`;
   const path = join(dir, file);
   const map = mapPathOf(path);
+  const fsLayout = options.layout === 'fs';
+  const kernelOut = `${path}.kernel`;
+  const initrdOut = `${path}.initrd`;
   await mkdir(dir, { recursive: true });
   const indexPath = join(dir, 'index.json');
   const index = await readIndex(indexPath);
   const kept = (index.streams[stream] ?? []).filter((r) => r.file !== file);
-  if ((await exists(path)) && (await exists(map))) {
+  if ((await exists(path)) && (await exists(map)) && (!fsLayout || (await exists(kernelOut)))) {
     return {
       path,
       map,
@@ -97,6 +105,9 @@ export async function renderForPublish(
       changedChunks: 0,
       totalChunks: 0,
       seconds: (performance.now() - started) / 1000,
+      ...(fsLayout
+        ? { boot: { kernel: kernelOut, initrd: (await exists(initrdOut)) ? initrdOut : null } }
+        : {}),
     };
   }
   const previous = [...kept].reverse().find((r) => r.options === key);
@@ -107,21 +118,45 @@ export async function renderForPublish(
       base = (await exists(prevPath)) ? prevPath : mapPathOf(prevPath);
   }
   const manifest = await store.getManifest(revision, run.signal);
-  const r = await renderDisk(store, revision, manifest, {
+  const common = {
     out: path,
-    format: 'raw',
+    format: 'raw' as const,
     overwrite: true,
     ...(options.fs === undefined ? {} : { fs: options.fs }),
-    ...(options.boot === undefined ? {} : { boot: options.boot }),
-    ...(options.firmware === undefined ? {} : { firmware: options.firmware }),
-    ...(options.table === undefined ? {} : { table: options.table }),
     ...(options.size === undefined ? {} : { size: options.size }),
-    ...(options.margin === undefined ? {} : { margin: options.margin }),
-    ...(options.kernelArgs === undefined ? {} : { kernelArgs: options.kernelArgs }),
     ...(base === null ? {} : { base }),
     ...(run.signal === undefined ? {} : { signal: run.signal }),
     ...(run.onProgress === undefined ? {} : { onProgress: run.onProgress }),
-  });
+  };
+  let boot: RenderedImage['boot'];
+  let r: { map: string; bytes: number; changedChunks: number; totalChunks: number };
+  if (fsLayout) {
+    await rm(kernelOut, { force: true });
+    await rm(initrdOut, { force: true });
+    const f = await renderFilesystem(store, revision, manifest, {
+      ...common,
+      kernelOut,
+      initrdOut,
+    });
+    if (f.kernel === null)
+      throw new FerryError(
+        'FERRY_NOT_CAPABLE',
+        `Cannot render ${stream}@${revision.slice(0, 12)} as a filesystem to boot: it has no kernel under /boot`,
+        {
+          hint: 'The fs layout boots the kernel and initrd found in /boot (vmlinuz-VERSION, initrd.img-VERSION)',
+        },
+      );
+    boot = { kernel: kernelOut, initrd: f.initrd === null ? null : initrdOut };
+    r = f;
+  } else
+    r = await renderDisk(store, revision, manifest, {
+      ...common,
+      ...(options.boot === undefined ? {} : { boot: options.boot }),
+      ...(options.firmware === undefined ? {} : { firmware: options.firmware }),
+      ...(options.table === undefined ? {} : { table: options.table }),
+      ...(options.margin === undefined ? {} : { margin: options.margin }),
+      ...(options.kernelArgs === undefined ? {} : { kernelArgs: options.kernelArgs }),
+    });
   // Keep the newest KEEP renders of the stream; older images go, their maps too.
   const next = [...kept, { revision, options: key, file }];
   const drop = next.slice(0, Math.max(0, next.length - KEEP));
@@ -130,6 +165,8 @@ export async function renderForPublish(
   for (const d of drop) {
     await rm(join(dir, d.file), { force: true });
     await rm(mapPathOf(join(dir, d.file)), { force: true });
+    await rm(`${join(dir, d.file)}.kernel`, { force: true });
+    await rm(`${join(dir, d.file)}.initrd`, { force: true });
   }
   return {
     path,
@@ -140,5 +177,6 @@ export async function renderForPublish(
     changedChunks: r.changedChunks,
     totalChunks: r.totalChunks,
     seconds: (performance.now() - started) / 1000,
+    ...(boot === undefined ? {} : { boot }),
   };
 }

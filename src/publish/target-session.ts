@@ -7,7 +7,9 @@
 
 import type { FerryConfig } from '../config/index.js';
 import { type AwsClients, awsClients } from './aws/clients.js';
+import { awsCatalog, type ImageCatalog } from './image-catalog.js';
 import { startLocalCloud } from './local-cloud.js';
+import { placementCatalog } from './openstack/glance-catalog.js';
 import type { PublishTarget } from './publish.js';
 import { statePaths } from './state-paths.js';
 import { needsLocalCloud, resolveTargets, selectTargets } from './targets.js';
@@ -17,6 +19,8 @@ export interface TargetSession {
   readonly targets: readonly PublishTarget[];
   /** Clients for one placement, made once and closed with the session. */
   clients(placement: Placement): AwsClients;
+  /** What the placement has published, whatever its cloud. */
+  catalog(placement: Placement): ImageCatalog;
   close(): Promise<void>;
 }
 
@@ -32,21 +36,34 @@ export async function openTargets(
     ? await startLocalCloud(statePaths(config.state).cloud)
     : undefined;
   const made = new Map<string, AwsClients>();
+  const glance = new Map<string, ReturnType<typeof placementCatalog>>();
   try {
     const targets = resolveTargets(chosen, { localUrl: local?.url ?? 'http://127.0.0.1:0' });
+    const clients = (placement: Placement): AwsClients => {
+      let c = made.get(placement.key);
+      if (c === undefined) {
+        c = awsClients(placement, { concurrency: 8 });
+        made.set(placement.key, c);
+      }
+      return c;
+    };
     return {
       targets,
-      clients(placement) {
-        let c = made.get(placement.key);
-        if (c === undefined) {
-          c = awsClients(placement, { concurrency: 8 });
-          made.set(placement.key, c);
+      clients,
+      catalog(placement) {
+        if (placement.cloud === 'aws') return awsCatalog(clients(placement));
+        let g = glance.get(placement.key);
+        if (g === undefined) {
+          g = placementCatalog(placement);
+          glance.set(placement.key, g);
         }
-        return c;
+        return g.catalog;
       },
       async close() {
         for (const c of made.values()) c.destroy();
         made.clear();
+        for (const g of glance.values()) g.close();
+        glance.clear();
         await local?.close();
       },
     };

@@ -4,11 +4,18 @@
  * `endpoint: local` pointed at the embedded local cloud.
  */
 
-import { type FerryConfig, kmsKeyFor, type TargetConfig } from '../config/index.js';
+import {
+  type FerryConfig,
+  kmsKeyFor,
+  type OpenStackTargetConfig,
+  type TargetConfig,
+} from '../config/index.js';
 import { FerryError } from '../errors/index.js';
 import { credentialProvider } from './aws/credentials.js';
+import type { ImageSession } from './openstack/image-session.js';
+import { DEFAULT_REGION, targetSessions } from './openstack/open-session.js';
 import type { PublishTarget } from './publish.js';
-import type { Placement } from './types.js';
+import type { AwsPlacement, GlancePlacement } from './types.js';
 
 export interface ResolveTargetsOptions {
   /** The URL of the embedded local cloud, for targets with `endpoint: local`. */
@@ -22,7 +29,7 @@ export interface ResolveTargetsOptions {
 }
 
 export const needsLocalCloud = (targets: readonly TargetConfig[]): boolean =>
-  targets.some((t) => t.endpoint === 'local');
+  targets.some((t) => t.type === 'aws' && t.endpoint === 'local');
 
 export function selectTargets(
   config: FerryConfig,
@@ -51,6 +58,7 @@ export function resolveTargets(
   options: ResolveTargetsOptions,
 ): PublishTarget[] {
   return targets.map((t) => {
+    if (t.type === 'openstack') return resolveOpenStackTarget(t, options);
     let endpoint: string | undefined;
     if (t.endpoint === 'local') {
       if (options.localUrl === undefined)
@@ -65,9 +73,10 @@ export function resolveTargets(
       region: t.regions[0] ?? 'us-east-1',
       ...(endpoint === undefined ? {} : { endpoint }),
     });
-    const placements: Placement[] = t.regions.map((region) => {
+    const placements: AwsPlacement[] = t.regions.map((region) => {
       const kmsKeyId = kmsKeyFor(t.encryption, region);
       return {
+        cloud: 'aws',
         target: t.name,
         region,
         key: `${t.name}/${region}`,
@@ -89,4 +98,37 @@ export function resolveTargets(
       ...(t.retention === undefined ? {} : { retention: t.retention }),
     };
   });
+}
+
+/** Placements per region, the regions' sessions opened on first use and shared by the run. */
+function resolveOpenStackTarget(
+  t: OpenStackTargetConfig,
+  options: ResolveTargetsOptions,
+): PublishTarget {
+  const regions = t.regions ?? [DEFAULT_REGION];
+  const sessions = targetSessions(t.cloud);
+  const placements: GlancePlacement[] = regions.map((region) => {
+    let opened: Promise<ImageSession> | undefined;
+    return {
+      cloud: 'openstack',
+      target: t.name,
+      region,
+      key: `${t.name}/${region}`,
+      session: () => {
+        opened ??= sessions(region);
+        opened.catch(() => {
+          opened = undefined;
+        });
+        return opened;
+      },
+      glance: t.glance,
+    };
+  });
+  return {
+    name: t.name,
+    method: 'glance',
+    placements,
+    concurrency: options.concurrency ?? 4,
+    ...(t.retention === undefined ? {} : { retention: t.retention }),
+  };
 }

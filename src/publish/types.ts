@@ -5,6 +5,10 @@
  * See docs/publish.md.
  */
 
+import { FerryError } from '../errors/index.js';
+import type { GlanceOptions } from './openstack/glance-options.js';
+import type { ImageSession } from './openstack/image-session.js';
+
 /** EBS direct's block: 512 KiB. */
 export const BLOCK_SIZE = 512 * 1024;
 
@@ -46,13 +50,19 @@ export interface AwsCredentials {
 
 export type CredentialProvider = () => Promise<AwsCredentials>;
 
-/** Where one target's image goes: an account in a region. */
-export interface Placement {
+/** What every placement has, whatever the cloud. */
+interface PlacementCommon {
   /** The target's name in ferry.yaml. */
   readonly target: string;
+  /** An AWS region, or an OpenStack region of the target's cloud. */
   readonly region: string;
   /** `${target}/${region}`: journal and history key. */
   readonly key: string;
+}
+
+/** Where one AWS target's image goes: an account in a region. */
+export interface AwsPlacement extends PlacementCommon {
+  readonly cloud: 'aws';
   /** An AWS-compatible endpoint (the local cloud), or undefined for AWS itself. */
   readonly endpoint?: string;
   readonly credentials: CredentialProvider;
@@ -63,6 +73,16 @@ export interface Placement {
   readonly shareWith: readonly string[];
   readonly tags: Readonly<Record<string, string>>;
 }
+
+/** Where one OpenStack target's image goes: a region of its cloud's image service. */
+export interface GlancePlacement extends PlacementCommon {
+  readonly cloud: 'openstack';
+  /** The session to this region's image service (authenticated once, shared by the run). */
+  readonly session: () => Promise<ImageSession>;
+  readonly glance: GlanceOptions;
+}
+
+export type Placement = AwsPlacement | GlancePlacement;
 
 /**
  * A step's durable progress. `load` returns what the last `save` stored for
@@ -107,3 +127,23 @@ export const TAG = {
   version: 'ferry:version',
   run: 'ferry:run',
 } as const;
+
+/** The placement as an AWS one; a runner for AWS given another cloud's is a bug. */
+export function awsPlacement(placement: Placement): AwsPlacement {
+  if (placement.cloud !== 'aws')
+    throw new FerryError(
+      'FERRY_INTERNAL',
+      `Cannot use placement ${placement.key} with AWS: it is an ${placement.cloud} placement`,
+    );
+  return placement;
+}
+
+/** The placement as an OpenStack one. */
+export function glancePlacement(placement: Placement): GlancePlacement {
+  if (placement.cloud !== 'openstack')
+    throw new FerryError(
+      'FERRY_INTERNAL',
+      `Cannot use placement ${placement.key} with Glance: it is an ${placement.cloud} placement`,
+    );
+  return placement;
+}

@@ -44,7 +44,18 @@ export function awsTarget(
 ${options.extra ?? ''}`;
 }
 
-export async function makeProject(dir: string, targets: string): Promise<Project> {
+/** The project's one stream, demo: the sample tree as a disk without a boot loader. */
+export const DEMO_STREAM = `  demo:
+    source: ./tree
+    layout: disk
+    boot: none
+`;
+
+export async function makeProject(
+  dir: string,
+  targets: string,
+  streams: string = DEMO_STREAM,
+): Promise<Project> {
   const tree = join(dir, 'tree');
   await cp(sampleTree(), tree, { recursive: true });
   await writeFile(
@@ -52,11 +63,7 @@ export async function makeProject(dir: string, targets: string): Promise<Project
     `store: ./store
 state: ./state
 streams:
-  demo:
-    source: ./tree
-    layout: disk
-    boot: none
-targets:
+${streams}targets:
 ${targets}`,
   );
   const state = statePaths(join(dir, 'state'));

@@ -3,9 +3,9 @@ import { nativeBinding } from '../../src/disk/seek-data.js';
 import { type AwsClients, awsClients } from '../../src/publish/aws/clients.js';
 import type { EbsCheckpoint } from '../../src/publish/aws/ebs-upload.js';
 import {
+  type AwsPlacement,
   BLOCK_SIZE,
   type Checkpoint,
-  type Placement,
   type PublishEvent,
 } from '../../src/publish/types.js';
 import { block } from './ebs.js';
@@ -19,8 +19,9 @@ export const NEEDS_HOLES: string | false =
     : false;
 
 /** A placement on the local cloud at `url`, account 000000000000 (test/test). */
-export function testPlacement(url: string, overrides: Partial<Placement> = {}): Placement {
+export function testPlacement(url: string, overrides: Partial<AwsPlacement> = {}): AwsPlacement {
   return {
+    cloud: 'aws',
     target: 'local',
     region: 'us-east-1',
     key: 'local/us-east-1',
@@ -37,7 +38,7 @@ export function testPlacement(url: string, overrides: Partial<Placement> = {}): 
 export function testClients(
   url: string,
   concurrency = 8,
-  overrides: Partial<Placement> = {},
+  overrides: Partial<AwsPlacement> = {},
 ): AwsClients {
   return awsClients(testPlacement(url, overrides), { concurrency });
 }

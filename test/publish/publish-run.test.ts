@@ -15,10 +15,11 @@ import {
 } from '../../src/publish/publish.js';
 import { loadRuns } from '../../src/publish/run-state.js';
 import { statePaths } from '../../src/publish/state-paths.js';
-import type { BlockSource, Placement } from '../../src/publish/types.js';
+import type { AwsPlacement, BlockSource } from '../../src/publish/types.js';
 import { withTempDir } from '../helpers/qemu.js';
 
-const placement = (target: string, region: string): Placement => ({
+const placement = (target: string, region: string): AwsPlacement => ({
+  cloud: 'aws',
   target,
   region,
   key: `${target}/${region}`,
@@ -82,7 +83,7 @@ function fakeRunner(
 
 function deps(runner: MethodRunner): PublishDependencies {
   return {
-    runners: { 'ebs-direct': runner, 'vm-import': runner },
+    runners: { 'ebs-direct': runner, 'vm-import': runner, glance: runner },
     openSource: async () => fakeSource(),
     inspect: async () => ({
       facts: {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseConfig } from '../../src/config/index.js';
 import { resolveTargets, selectTargets } from '../../src/publish/index.js';
+import { awsPlacement } from '../../src/publish/types.js';
 
 const yaml = `streams:
   web: {}
@@ -37,7 +38,10 @@ describe('publish: targets from ferry.yaml', () => {
     );
     const [a, b] = resolveTargets(picked, { localUrl: 'http://127.0.0.1:1234' });
     assert.deepEqual(
-      a?.placements.map((p) => [p.key, p.endpoint, p.kmsKeyId, p.encrypted]),
+      a?.placements.map((p) => {
+        const aws = awsPlacement(p);
+        return [aws.key, aws.endpoint, aws.kmsKeyId, aws.encrypted];
+      }),
       [
         ['a/us-east-1', 'http://127.0.0.1:1234', 'alias/one', true],
         ['a/eu-west-1', 'http://127.0.0.1:1234', 'alias/two', true],
@@ -46,7 +50,7 @@ describe('publish: targets from ferry.yaml', () => {
     assert.equal(a?.concurrency, 8);
     assert.equal(b?.concurrency, 16);
     assert.equal(b?.stallMs, 180_000);
-    assert.equal(b?.placements[0]?.encrypted, false);
+    assert.equal(awsPlacement(b!.placements[0]!).encrypted, false);
     assert.equal(
       resolveTargets(picked, { localUrl: 'http://x', concurrency: 2 })[0]?.concurrency,
       2,

@@ -6,7 +6,7 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import { STSClient } from '@aws-sdk/client-sts';
 import { DEFAULT_RETRY_POLICY, retryConfig } from '../retry.js';
-import type { Placement } from '../types.js';
+import { awsPlacement, type Placement } from '../types.js';
 
 /** The SDK v3 clients one placement (an account in a region) is published with. */
 export interface AwsClients {
@@ -60,7 +60,8 @@ function addUnsignedBlocks(ebs: EBSClient): void {
 }
 
 /** Clients for a placement's region, endpoint and credentials, sharing keep-alive agents. */
-export function awsClients(placement: Placement, options: AwsClientsOptions): AwsClients {
+export function awsClients(given: Placement, options: AwsClientsOptions): AwsClients {
+  const placement = awsPlacement(given);
   const sockets = Math.max(1, options.concurrency) + 4;
   const httpAgent = new HttpAgent({
     keepAlive: true,

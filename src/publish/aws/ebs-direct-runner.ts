@@ -13,6 +13,7 @@ import { readDigests } from '../block-digests.js';
 import type { MethodContext, MethodRunner, PlacementOutcome } from '../publish.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, retryStrategyFor } from '../retry.js';
 import { digestsFile } from '../state-paths.js';
+import { awsPlacement } from '../types.js';
 import { type AwsClients, awsClients } from './clients.js';
 import { deleteSnapshot, type EbsCheckpoint, uploadSnapshot } from './ebs-upload.js';
 import { findParent } from './find-parent.js';
@@ -40,7 +41,8 @@ export function ebsDirectRunner(options: EbsDirectOptions): MethodRunner {
     });
   return {
     async run(ctx: MethodContext): Promise<PlacementOutcome> {
-      const { steps, signal, placement, image, request } = ctx;
+      const { steps, signal, image, request } = ctx;
+      const placement = awsPlacement(ctx.placement);
       const clients = clientsOf(ctx);
       try {
         const revision = revisionOf(ctx);

@@ -6,7 +6,7 @@
 
 import type { MethodContext } from '../publish.js';
 import type { StepResult } from '../steps.js';
-import { TAG } from '../types.js';
+import { awsPlacement, TAG } from '../types.js';
 import type { AwsClients } from './clients.js';
 import { findImage, shareImage, tagResources } from './register.js';
 
@@ -23,7 +23,7 @@ export function revisionOf(ctx: MethodContext): string {
 /** Tags ferry puts on what it makes, besides the target's own. */
 export function ferryTags(ctx: MethodContext, version: string): Record<string, string> {
   return {
-    ...ctx.placement.tags,
+    ...awsPlacement(ctx.placement).tags,
     [TAG.stream]: ctx.request.stream,
     [TAG.revision]: revisionOf(ctx),
     [TAG.contentHash]: ctx.image.source.contentHash,
@@ -55,7 +55,8 @@ export async function tagAndShare(
     return { resources: [imageId, ...snapshotIds] };
   });
   await ctx.steps.run('share', async () => {
-    await shareImage(clients, imageId, snapshotIds, ctx.placement.shareWith, ctx.signal);
-    return { accounts: [...ctx.placement.shareWith] };
+    const { shareWith } = awsPlacement(ctx.placement);
+    await shareImage(clients, imageId, snapshotIds, shareWith, ctx.signal);
+    return { accounts: [...shareWith] };
   });
 }

@@ -11,6 +11,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError } from '../../errors/index.js';
 import type { MethodContext, MethodRunner, PlacementOutcome } from '../publish.js';
+import { awsPlacement } from '../types.js';
 import { awsClients } from './clients.js';
 import { ferryTags, findStep, imageName, revisionOf, tagAndShare } from './image-steps.js';
 import { cleanUpImport } from './import-cleanup.js';
@@ -43,7 +44,8 @@ export function vmImportRunner(options: VmImportRunnerOptions): MethodRunner {
   };
   return {
     async run(ctx: MethodContext): Promise<PlacementOutcome> {
-      const { steps, signal, placement, image, request } = ctx;
+      const { steps, signal, image, request } = ctx;
+      const placement = awsPlacement(ctx.placement);
       const clients = awsClients(placement, { concurrency: Math.min(8, ctx.target.concurrency) });
       try {
         const revision = revisionOf(ctx);
