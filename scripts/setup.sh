@@ -26,9 +26,6 @@
 #   swift swift-proxy swift-object swift-container swift-account python3-swift memcached
 #                     a real S3 server on loopback (OpenStack Swift with s3api) for the
 #                     store's S3 backend, started by scripts/swift-s3.sh
-#   python3-glance    a real OpenStack Glance (v2 API) on loopback for the Glance client's
-#                     tests and bench/glance, started by scripts/glance.sh (only the library
-#                     package: glance-api would start a service on all addresses)
 #   ovmf busybox-static faketime
 #                     render's tests: UEFI firmware for QEMU (SeaBIOS comes with
 #                     qemu-system-x86), a static busybox for the small boot revision,

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { isFerryError } from '../../src/errors/index.js';
 import type { GlanceClient } from '../../src/publish/openstack/glance-client.js';
+import { waitForImage } from '../../src/publish/openstack/glance-wait.js';
 import { glanceSkip, newProject, startGlance, type TestGlance } from '../helpers/glance.js';
 
 const run = randomBytes(6).toString('hex');
@@ -182,6 +183,25 @@ describe('publish: Glance client against a real Glance', { skip: glanceSkip }, (
     );
     await assert.rejects(client.listImages({}, { pageSize: 5000 }), (e) =>
       isFerryError(e, 'FERRY_USAGE'),
+    );
+  });
+
+  it('waiting for a status: a time limit and an abort, both coded', async () => {
+    const image = await newImage();
+    const started = Date.now();
+    await assert.rejects(
+      waitForImage(client, image.id, { until: ['active'], timeoutMs: 400, pollMs: 50 }),
+      (e) => isFerryError(e, 'FERRY_GLANCE_TIMEOUT') && e.details.status === 'queued',
+    );
+    assert.ok(Date.now() - started < 5000);
+    await assert.rejects(
+      waitForImage(client, image.id, { until: ['active'], signal: AbortSignal.timeout(300) }),
+      (e) => isFerryError(e, 'FERRY_ABORTED'),
+    );
+    assert.equal((await waitForImage(client, image.id, { until: ['queued'] })).id, image.id);
+    await client.deleteImage(image.id);
+    await assert.rejects(waitForImage(client, image.id, { until: ['active'] }), (e) =>
+      isFerryError(e, 'FERRY_GLANCE_IMAGE_FAILED'),
     );
   });
 

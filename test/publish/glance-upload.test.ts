@@ -123,6 +123,14 @@ describe('publish: Glance uploads against a real Glance', { skip: glanceSkip }, 
     assert.equal(result.method, 'glance-direct');
     assert.equal(result.image.os_hash_value, sha512);
     assert.deepEqual(result.image.stores, ['slow']);
+    // auto with stores named: an import, not PUT /file (which knows one store).
+    const auto = await uploadImageData(client, await newImage(), {
+      open,
+      size: SIZE,
+      stores: ['slow'],
+    });
+    assert.equal(auto.method, 'glance-direct');
+    assert.deepEqual(auto.image.stores, ['slow']);
     await assert.rejects(
       uploadImageData(client, await newImage(), {
         open,
@@ -191,6 +199,23 @@ describe('publish: Glance uploads against a real Glance', { skip: glanceSkip }, 
     assert.equal(proxy.injected - injected, 1);
     assert.equal(result.attempts, 2);
     assert.equal(result.image.os_hash_value, sha512);
+  });
+
+  it('a glance-direct stage reset after 1 MiB is staged again, then imported', async () => {
+    const id = await newImage();
+    proxy.inject({ kind: 'reset', afterBytes: 1024 * 1024, times: 1 });
+    const injected = proxy.injected;
+    const result = await uploadImageData(proxied, id, {
+      open,
+      size: SIZE,
+      method: 'glance-direct',
+      retries: 1,
+      backoff: FAST,
+    });
+    assert.equal(proxy.injected - injected, 1);
+    assert.equal(result.attempts, 2);
+    assert.equal(result.image.os_hash_value, sha512);
+    proxy.inject();
   });
 
   it('an upload reset with no retries left: the image is deleted, coded', async () => {

@@ -19,7 +19,13 @@ import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ErrorCode } from '../../errors/index.js';
 import { FerryError } from '../../errors/index.js';
-import { backoffMs, CONNECTION_CODES, type RetryEvent, type RetryPolicy } from '../retry.js';
+import {
+  backoffMs,
+  CONNECTION_CODES,
+  checkRetryPolicy,
+  type RetryEvent,
+  type RetryPolicy,
+} from '../retry.js';
 import type { ImageSession } from './image-session.js';
 
 /** Glance calls: about 30 s of patience for an idempotent call. */
@@ -178,7 +184,6 @@ function connectionCode(error: unknown): string | undefined {
   for (let e = error, depth = 0; depth < 5 && typeof e === 'object' && e !== null; depth++) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && CONNECTION_CODES.has(code)) return code;
-    if (typeof code === 'string' && code === 'FERRY_GLANCE_IDLE') return code;
     e = (e as { cause?: unknown }).cause;
   }
   return undefined;
@@ -244,6 +249,7 @@ export class GlanceHttp {
       );
     this.#https = this.#base.protocol === 'https:';
     this.#policy = options.retry ?? GLANCE_RETRY_POLICY;
+    checkRetryPolicy(this.#policy);
     this.#headers = options.headers ?? {};
     this.#maxResponse = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     this.#maxError = options.maxErrorBytes ?? DEFAULT_MAX_ERROR_BYTES;
@@ -450,6 +456,8 @@ export class GlanceHttp {
             readCapped(res, this.#maxError).then(({ data }) => {
               if (settled) return;
               settled = true;
+              // An early answer: the request was never finished; drop its socket.
+              if (sent < req.size) r.destroy();
               resolve({ status, data });
             }, fail);
           });

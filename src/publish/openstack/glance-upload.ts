@@ -5,9 +5,10 @@
  * - the data goes by PUT /file, by glance-direct (PUT /stage then POST
  *   /import), or by web-download (Glance fetches a URL); `auto` is PUT /file,
  *   or glance-direct when stores are named or the server refuses PUT /file;
- * - SHA-512 is computed while streaming; once the image is active, its
- *   os_hash_value and size must equal the local ones, or the image is
- *   deleted and the upload fails with FERRY_GLANCE_HASH_MISMATCH;
+ * - SHA-512 is computed while streaming (unless the caller gives it); once
+ *   the image is active, its os_hash_value and size must equal the local
+ *   ones, or the image is deleted and the upload fails with
+ *   FERRY_GLANCE_HASH_MISMATCH;
  * - an interrupted send (connection lost, 5xx, a refused token) is followed
  *   by a look at the image: back to `queued`, it is sent again (up to
  *   `retries` times, with backoff); `active` (the answer was lost) is
@@ -50,6 +51,13 @@ export interface UploadOptions {
    * that changed); required for web-download.
    */
   readonly sha512?: string;
+  /**
+   * Hash the data while it is sent (default: only when sha512 is not given).
+   * With sha512 given, Glance's os_hash_value check alone catches both a
+   * changed source and damage on the way, and saves a SHA-512 pass of the
+   * CPU; hashing too names a changed source as such before the import.
+   */
+  readonly hashWhileStreaming?: boolean;
   /** Default 'auto'. */
   readonly method?: UploadMethod;
   /** Stores to import into (glance-direct, web-download). */
@@ -138,6 +146,7 @@ export async function uploadImageData(
   const policy = options.backoff ?? GLANCE_RETRY_POLICY;
   const random = options.random ?? Math.random;
   const action = `upload the data of image ${imageId}`;
+  const hashLocally = options.hashWhileStreaming ?? options.sha512 === undefined;
 
   /** Deletes the image (even after an abort), then builds the error to throw. */
   const giveUp = async (
@@ -255,14 +264,14 @@ export async function uploadImageData(
       );
       return options.sha512 as string;
     }
-    const hash = createHash('sha512');
+    const hash = hashLocally ? createHash('sha512') : null;
     const body = (options.open as () => Readable)();
     const data = {
       body,
       size: options.size,
       signal,
       onChunk: (chunk: Buffer, sent: number) => {
-        hash.update(chunk);
+        hash?.update(chunk);
         options.onProgress?.({ sent, total: options.size, attempt });
       },
     };
@@ -272,7 +281,7 @@ export async function uploadImageData(
     } finally {
       body.destroy();
     }
-    const local = hash.digest('hex');
+    const local = hash === null ? (options.sha512 as string) : hash.digest('hex');
     if (options.sha512 !== undefined && local !== options.sha512)
       throw await giveUp(
         'FERRY_GLANCE_HASH_MISMATCH',
