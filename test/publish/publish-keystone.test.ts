@@ -68,6 +68,8 @@ describe('publish to Glance with Keystone auth', { skip: glanceSkip || keystoneS
     const project = await keystone.createProject();
     const user = await keystone.createUser({ projectId: project.id });
     await keystone.assignRole(user.id, project.id, 'member');
+    // Glance's policy lets only admins copy an image to another store (copy-image).
+    await keystone.assignRole(user.id, project.id, 'admin');
     const cred = await keystone.createAppCredential(user, project.id);
     const saved = { cfg: process.env.OS_CLIENT_CONFIG_FILE, cloud: process.env.OS_CLOUD };
     try {
@@ -100,6 +102,7 @@ describe('publish to Glance with Keystone auth', { skip: glanceSkip || keystoneS
       project_id: ${project.id}
     regions: [${region}]
     diskFormat: raw
+    stores: [slow]
   fromfile:
     type: openstack
     diskFormat: vmdk
@@ -134,6 +137,8 @@ describe('publish to Glance with Keystone auth', { skip: glanceSkip || keystoneS
         try {
           const images = await client.listImages({ [GLANCE_PROPERTY.stream]: stream });
           assert.deepEqual(images.map((i) => i.disk_format).sort(), ['raw', 'vmdk']);
+          const raw = images.find((i) => i.disk_format === 'raw')!;
+          assert.deepEqual([...raw.stores].sort(), ['fast', 'slow'], 'copied to the second store');
           for (const image of images) {
             assert.equal(image.status, 'active');
             assert.equal(image.owner, project.id, 'the image is the project’s');

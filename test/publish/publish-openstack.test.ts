@@ -61,7 +61,10 @@ describe('publish to Glance', { skip }, () => {
             'lab',
             glance,
             "    tags: [nightly]\n    properties: {hw_qemu_guest_agent: 'yes'}\n",
-          ),
+          ) +
+          openstackTarget('vhd', glance, '    diskFormat: vhd\n') +
+          openstackTarget('vhdx', glance, '    diskFormat: vhdx\n    upload: glance-direct\n') +
+          openstackTarget('small', glance, '    compress: true\n'),
         `  ${stream}:\n    source: ./tree\n    layout: disk\n    boot: none\n`,
       );
       const config = await p.config();
@@ -70,12 +73,12 @@ describe('publish to Glance', { skip }, () => {
       assert.equal(result.ok, true, JSON.stringify(result.placements));
       assert.deepEqual(
         result.placements.map((x) => x.key),
-        ['aws/us-east-1', 'lab/default'],
+        ['aws/us-east-1', 'lab/default', 'vhd/default', 'vhdx/default', 'small/default'],
       );
       const lab = result.placements[1]!.outcome!;
       const images = await imagesOf(glance, stream);
-      assert.equal(images.length, 1);
-      const image = images[0]!;
+      assert.equal(images.length, 4);
+      const image = images.find((i) => i.id === lab.imageId)!;
       assert.equal(image.id, lab.imageId);
       assert.equal(image.status, 'active');
       assert.equal(image.disk_format, 'qcow2');
@@ -95,6 +98,18 @@ describe('publish to Glance', { skip }, () => {
       const cmp = await qemuCompare(got, render, 'qcow2', 'raw');
       assert.ok(cmp.identical, cmp.output);
       assert.ok((await qemuCheck(got, 'qcow2')).ok);
+      // The other formats too (qemu-img calls VHD "vpc"); a compressed qcow2 is smaller.
+      const qemuFormat: Record<string, string> = { vhd: 'vpc', vhdx: 'vhdx', qcow2: 'qcow2' };
+      for (const placement of result.placements.slice(2)) {
+        const other = images.find((i) => i.id === placement.outcome!.imageId)!;
+        assert.equal(other.status, 'active');
+        const to = join(dir, `${other.id}.img`);
+        await download(glance, other.id, to);
+        const same = await qemuCompare(to, render, qemuFormat[other.disk_format!], 'raw');
+        assert.ok(same.identical, `${placement.key}: ${same.output}`);
+      }
+      const small = images.find((i) => i.id === result.placements[4]!.outcome!.imageId)!;
+      assert.ok(small.size! < image.size!, `compressed ${small.size} < ${image.size}`);
       // The shared conversion is removed once every placement is done with it.
       const leftovers = await readdir(p.state.renders);
       assert.ok(!leftovers.some((f) => f.startsWith('glance-')), leftovers.join(' '));
@@ -103,7 +118,7 @@ describe('publish to Glance', { skip }, () => {
       assert.equal(again!.result!.ok, true);
       assert.ok(again!.result!.placements.every((x) => x.outcome?.existing === true));
       assert.equal(again!.result!.placements[1]!.outcome!.imageId, image.id);
-      assert.equal((await imagesOf(glance, stream)).length, 1, 'no second image');
+      assert.equal((await imagesOf(glance, stream)).length, 4, 'no second image');
 
       const removed = await deregisterPublished(config, {
         ref: `${stream}@${result.request.revision!.slice(0, 12)}`,
@@ -112,6 +127,9 @@ describe('publish to Glance', { skip }, () => {
       assert.deepEqual(removed.removed.map((r) => r.placement).sort(), [
         'aws/us-east-1',
         'lab/default',
+        'small/default',
+        'vhd/default',
+        'vhdx/default',
       ]);
       assert.deepEqual(await imagesOf(glance, stream), []);
     });

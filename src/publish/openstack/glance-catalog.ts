@@ -52,25 +52,35 @@ async function rootImages(
 /** The newest image ferry published of the revision, active first. */
 export async function findPublished(
   client: GlanceClient,
+  target: string,
   stream: string,
   revision: string,
   signal?: AbortSignal,
 ): Promise<PublishedGlanceImage | undefined> {
   const images = await rootImages(
     client,
-    { [GLANCE_PROPERTY.stream]: stream, [GLANCE_PROPERTY.revision]: revision },
+    {
+      [GLANCE_PROPERTY.target]: target,
+      [GLANCE_PROPERTY.stream]: stream,
+      [GLANCE_PROPERTY.revision]: revision,
+    },
     signal,
   );
   return images.find((i) => i.status === 'active') ?? images[0];
 }
 
-export function glanceCatalog(client: GlanceClient): ImageCatalog {
+/** A target's images in one Glance region. */
+export function glanceCatalog(client: GlanceClient, target: string): ImageCatalog {
   return {
     async find(stream, revision, signal) {
-      return findPublished(client, stream, revision, signal);
+      return findPublished(client, target, stream, revision, signal);
     },
     async list(stream, signal) {
-      return rootImages(client, { [GLANCE_PROPERTY.stream]: stream }, signal);
+      return rootImages(
+        client,
+        { [GLANCE_PROPERTY.target]: target, [GLANCE_PROPERTY.stream]: stream },
+        signal,
+      );
     },
     async remove(imageId, partIds, signal) {
       const o = signal === undefined ? {} : { signal };
@@ -92,7 +102,7 @@ export function placementCatalog(
   const get = () => {
     opened ??= placement.session().then((session) => {
       client = new GlanceClient({ session, ...(headers === undefined ? {} : { headers }) });
-      return glanceCatalog(client);
+      return glanceCatalog(client, placement.target);
     });
     return opened;
   };

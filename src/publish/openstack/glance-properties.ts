@@ -11,6 +11,8 @@ import type { InspectReport } from '../../inspect/index.js';
 /** ferry's own properties (Glance property names cannot hold ':'; AWS's tags can). */
 export const GLANCE_PROPERTY = {
   stream: 'ferry_stream',
+  /** The ferry.yaml target: two targets may share one Glance (say qcow2 and raw). */
+  target: 'ferry_target',
   revision: 'ferry_revision',
   contentHash: 'ferry_content_hash',
   version: 'ferry_version',

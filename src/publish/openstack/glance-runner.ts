@@ -98,7 +98,7 @@ export function glanceRunner(options: GlanceRunnerOptions): MethodRunner {
         const revision = revisionOf(ctx);
         const contentHash = image.source.contentHash;
         const found = await steps.run('find', async () => {
-          const f = await findPublished(client, request.stream, revision, signal);
+          const f = await findPublished(client, placement.target, request.stream, revision, signal);
           return f !== undefined && f.status === 'active' && f.hash === contentHash
             ? { existing: true, imageId: f.imageId, partIds: [...f.partIds] }
             : { existing: false };
@@ -137,6 +137,7 @@ export function glanceRunner(options: GlanceRunnerOptions): MethodRunner {
             ...g.properties,
             ...(image.facts.openstack ?? inspectProperties(image.report)),
             [GLANCE_PROPERTY.stream]: request.stream,
+            [GLANCE_PROPERTY.target]: placement.target,
             [GLANCE_PROPERTY.revision]: revision,
             [GLANCE_PROPERTY.contentHash]: contentHash,
             [GLANCE_PROPERTY.version]: options.version,
