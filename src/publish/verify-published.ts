@@ -1,20 +1,27 @@
 /**
  * `ferry verify STREAM@REV`: every placement's published image read back.
- * Its root snapshot's blocks (ListSnapshotBlocks, GetSnapshotBlock) are
- * compared with the block digests saved under the image's content-hash tag
- * when it was published (state/digests/HASH.json), the rendered image's.
+ * An AMI's root snapshot blocks (ListSnapshotBlocks, GetSnapshotBlock), or
+ * a Glance image's data (downloaded, read as its disk format:
+ * openstack/glance-verify.ts), are compared with the block digests saved
+ * under the image's content hash when it was published
+ * (state/digests/HASH.json), the rendered image's.
  */
 
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FerryConfig } from '../config/index.js';
 import { FerryError, isFerryError } from '../errors/index.js';
 import { findImage } from './aws/register.js';
 import { type VerifyResult, verifySnapshot } from './aws/verify.js';
-import { readDigests } from './block-digests.js';
+import { type DigestsFile, readDigests } from './block-digests.js';
+import { findPublished } from './openstack/glance-catalog.js';
+import { GlanceClient } from './openstack/glance-client.js';
+import { GLANCE_PROPERTY } from './openstack/glance-properties.js';
+import { verifyGlanceImage } from './openstack/glance-verify.js';
 import { resolveRevision } from './resolve-revision.js';
-import { statePaths } from './state-paths.js';
+import { type StatePaths, statePaths } from './state-paths.js';
 import { openTargets } from './target-session.js';
-import { TAG } from './types.js';
+import { type GlancePlacement, TAG } from './types.js';
 
 export interface VerifyPublishedInput {
   /** STREAM@REV (a unique prefix of the id with a local store). */
@@ -72,6 +79,22 @@ export async function verifyPublished(
         let contentHash: string | null = null;
         const base = { key: p.key, target: target.name, region: p.region };
         try {
+          if (p.cloud === 'openstack') {
+            const r = await verifyInGlance(p, stream, revision, state, input.signal);
+            imageId = r.imageId;
+            contentHash = r.contentHash;
+            placements.push({
+              ...base,
+              status: r.result.ok ? 'ok' : 'differs',
+              imageId,
+              snapshotId: null,
+              contentHash,
+              result: r.result,
+              error: null,
+              seconds: (performance.now() - t0) / 1000,
+            });
+            continue;
+          }
           const clients = session.clients(p);
           const image = await findImage(clients, stream, revision, input.signal);
           if (image === undefined)
@@ -98,26 +121,7 @@ export async function verifyPublished(
               `Cannot verify image ${imageId} in ${p.key}: it has no ${TAG.contentHash} tag`,
               { details: { placement: p.key, imageId } },
             );
-          const path = join(state.digests, `${contentHash}.json`);
-          const file = await readDigests(path).catch((error: unknown) => {
-            if ((error as { cause?: NodeJS.ErrnoException }).cause?.code === 'ENOENT')
-              throw new FerryError(
-                'FERRY_PUBLISH_DIGESTS_MISSING',
-                `Cannot verify image ${imageId} in ${p.key}: ${path} is not there`,
-                {
-                  details: { placement: p.key, imageId, contentHash },
-                  hint: 'The digests are saved by the publish that rendered the image; publish the revision again from this state directory',
-                  cause: error,
-                },
-              );
-            throw error;
-          });
-          if (file.contentHash !== contentHash)
-            throw new FerryError(
-              'FERRY_PUBLISH_DIGESTS_INVALID',
-              `Cannot read the block digests ${path}: they are of content ${file.contentHash.slice(0, 12)}, not ${contentHash.slice(0, 12)}`,
-              { details: { placement: p.key, imageId, contentHash } },
-            );
+          const file = await digestsOf(state, contentHash, p.key, imageId);
           const result = await verifySnapshot(clients, snapshotId, file.digests, {
             ...(input.signal === undefined ? {} : { signal: input.signal }),
             ...(input.concurrency === undefined ? {} : { concurrency: input.concurrency }),
@@ -150,4 +154,70 @@ export async function verifyPublished(
     await session.close();
   }
   return { stream, revision, placements, ok: placements.every((p) => p.status === 'ok') };
+}
+
+/** A Glance placement's image downloaded and compared with the saved digests. */
+async function verifyInGlance(
+  p: GlancePlacement,
+  stream: string,
+  revision: string,
+  state: StatePaths,
+  signal: AbortSignal | undefined,
+): Promise<{ imageId: string; contentHash: string; result: VerifyResult }> {
+  const client = new GlanceClient({ session: await p.session() });
+  try {
+    const image = await findPublished(client, p.target, stream, revision, signal);
+    if (image === undefined || image.status !== 'active')
+      throw new FerryError(
+        'FERRY_PUBLISH_IMAGE_NOT_FOUND',
+        `Cannot verify ${stream}@${revision.slice(0, 12)} in ${p.key}: no active image of it is there`,
+        {
+          details: { stream, revision, placement: p.key },
+          hint: `Publish it first: ferry publish ${stream}@${revision.slice(0, 12)}`,
+        },
+      );
+    const contentHash = image.hash;
+    if (contentHash === null || !/^[0-9a-f]{64}$/.test(contentHash))
+      throw new FerryError(
+        'FERRY_PUBLISH_DIGESTS_MISSING',
+        `Cannot verify image ${image.imageId} in ${p.key}: it has no ${GLANCE_PROPERTY.contentHash} property`,
+        { details: { placement: p.key, imageId: image.imageId } },
+      );
+    const file = await digestsOf(state, contentHash, p.key, image.imageId);
+    await mkdir(state.renders, { recursive: true });
+    const result = await verifyGlanceImage(client, image, file, state.renders, signal);
+    return { imageId: image.imageId, contentHash, result };
+  } finally {
+    client.close();
+  }
+}
+
+/** The digests saved for `contentHash` by the publish that rendered it. */
+async function digestsOf(
+  state: StatePaths,
+  contentHash: string,
+  placement: string,
+  imageId: string,
+): Promise<DigestsFile> {
+  const path = join(state.digests, `${contentHash}.json`);
+  const file = await readDigests(path).catch((error: unknown) => {
+    if ((error as { cause?: NodeJS.ErrnoException }).cause?.code === 'ENOENT')
+      throw new FerryError(
+        'FERRY_PUBLISH_DIGESTS_MISSING',
+        `Cannot verify image ${imageId} in ${placement}: ${path} is not there`,
+        {
+          details: { placement, imageId, contentHash },
+          hint: 'The digests are saved by the publish that rendered the image; publish the revision again from this state directory',
+          cause: error,
+        },
+      );
+    throw error;
+  });
+  if (file.contentHash !== contentHash)
+    throw new FerryError(
+      'FERRY_PUBLISH_DIGESTS_INVALID',
+      `Cannot read the block digests ${path}: they are of content ${file.contentHash.slice(0, 12)}, not ${contentHash.slice(0, 12)}`,
+      { details: { placement, imageId, contentHash } },
+    );
+  return file;
 }

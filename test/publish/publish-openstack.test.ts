@@ -12,7 +12,12 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
 import { isFerryError } from '../../src/errors/index.js';
-import { deregisterPublished, publishFromConfig } from '../../src/publish/index.js';
+import {
+  deregisterPublished,
+  prune,
+  publishFromConfig,
+  verifyPublished,
+} from '../../src/publish/index.js';
 import type { GlanceImage } from '../../src/publish/openstack/glance-image.js';
 import { GLANCE_PROPERTY } from '../../src/publish/openstack/glance-properties.js';
 import { glanceSkip, startGlance, type TestGlance } from '../helpers/glance.js';
@@ -114,6 +119,15 @@ describe('publish to Glance', { skip }, () => {
       const leftovers = await readdir(p.state.renders);
       assert.ok(!leftovers.some((f) => f.startsWith('glance-')), leftovers.join(' '));
 
+      // ferry verify reads every placement back: the AMI's snapshot and each Glance download.
+      const ref = `${stream}@${result.request.revision!.slice(0, 12)}`;
+      const verified = await verifyPublished(config, { ref });
+      assert.deepEqual(
+        verified.placements.map((v) => [v.key, v.status]),
+        result.placements.map((x) => [x.key, 'ok']),
+      );
+      assert.ok(verified.placements.every((v) => (v.result?.blocks ?? 0) > 0));
+
       const [again] = await publishFromConfig(config, { ref: stream, version: VERSION });
       assert.equal(again!.result!.ok, true);
       assert.ok(again!.result!.placements.every((x) => x.outcome?.existing === true));
@@ -181,6 +195,10 @@ describe('publish to Glance', { skip }, () => {
       await download(glance, ami.id, root);
       assert.equal((await readFile(root)).readUInt16LE(1024 + 0x38), 0xef53, 'ext4 magic');
 
+      const ok = await verifyPublished(config, {
+        ref: `${stream}@${first!.result!.request.revision!.slice(0, 12)}`,
+      });
+      assert.equal(ok.placements[0]?.status, 'ok', JSON.stringify(ok.placements[0]?.error));
       // A protected kernel cannot be deleted: the ami and the ari go first and stay gone.
       const admin = glance.client();
       await admin.updateImage(aki.id, { set: { protected: true } });
@@ -192,6 +210,10 @@ describe('publish to Glance', { skip }, () => {
         (e: unknown) => isFerryError(e),
       );
       assert.equal(await admin.getImage(ami.id).then((i) => i?.status ?? 'gone'), 'gone');
+      const after = await verifyPublished(config, {
+        ref: `${stream}@${first!.result!.request.revision!.slice(0, 12)}`,
+      });
+      assert.equal(after.placements[0]?.status, 'error', 'the ami is gone');
       assert.equal(await admin.getImage(ari.id).then((i) => i?.status ?? 'gone'), 'gone');
       assert.equal((await admin.getImage(aki.id))?.status, 'active');
       await admin.updateImage(aki.id, { set: { protected: false } });
@@ -217,6 +239,33 @@ describe('publish to Glance', { skip }, () => {
       assert.equal(placement.error?.code, 'FERRY_GLANCE_FORBIDDEN');
       assert.equal(placement.cleanedUp.length, 1);
       assert.deepEqual(await imagesOf(glance, stream), [], 'nothing left queued or active');
+    });
+  });
+
+  it('prune keeps the newest images of a stream per target and removes the rest', async () => {
+    const glance = startGlance();
+    await withTempDir(async (dir) => {
+      const stream = uniqueStream();
+      const p = await makeProject(
+        dir,
+        openstackTarget('lab', glance, '    diskFormat: raw\n    retention: {keep: 1}\n'),
+        `  ${stream}:\n    source: ./tree\n    layout: disk\n    boot: none\n`,
+      );
+      const config = await p.config();
+      const [one] = await publishFromConfig(config, { ref: stream, version: VERSION });
+      await writeFile(join(p.tree, 'var/lib/ferry-demo/build-info'), 'build: 2\n');
+      const [two] = await publishFromConfig(config, { ref: stream, version: VERSION });
+      assert.ok(one!.result!.ok && two!.result!.ok);
+      assert.equal((await imagesOf(glance, stream)).length, 2);
+      const r = await prune(config, { version: VERSION });
+      assert.deepEqual(
+        r.pruned.map((c) => c.imageId),
+        [one!.result!.placements[0]!.outcome!.imageId],
+      );
+      assert.deepEqual(
+        (await imagesOf(glance, stream)).map((i) => i.id),
+        [two!.result!.placements[0]!.outcome!.imageId],
+      );
     });
   });
 });

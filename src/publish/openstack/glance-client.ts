@@ -10,6 +10,8 @@
  * are safe to repeat are retried (GET, PUT of tags and member status,
  * DELETE, a create with a caller-chosen id); see glance-http.ts.
  */
+import { createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { FerryError } from '../../errors/index.js';
 import { GlanceHttp, type GlanceHttpOptions } from './glance-http.js';
@@ -388,6 +390,31 @@ export class GlanceClient {
     if (!Array.isArray(members) || members.length > MAX_MEMBERS)
       throw badAnswer(action, 'no members list');
     return members.map((m) => parseMember(m, action));
+  }
+
+  /** Downloads an active image's data into the file `to` (at most its size); returns the bytes. */
+  async downloadData(id: string, to: string, options: CallOptions = {}): Promise<number> {
+    checkId(id, 'download the image');
+    const image = await this.getImage(id, options);
+    if (image === null || image.status !== 'active' || image.size === null)
+      throw new FerryError(
+        'FERRY_GLANCE_CONFLICT',
+        `Cannot download image ${id}: it is ${image === null ? 'not there' : image.status}`,
+      );
+    const out = createWriteStream(to, { flags: 'wx' });
+    try {
+      const got = await this.http.download(`/v2/images/${id}/file`, out, {
+        maxBytes: image.size,
+        signal: options.signal,
+      });
+      if (got !== image.size)
+        throw badAnswer('download the image', `Glance sent ${got} bytes of ${image.size}`);
+      return got;
+    } catch (error) {
+      out.destroy();
+      await rm(to, { force: true });
+      throw error;
+    }
   }
 
   /** Deletes an image; false when it was already gone. */

@@ -15,7 +15,8 @@ import {
   type IncomingMessage,
 } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import type { Readable } from 'node:stream';
+import { type Readable, Transform, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ErrorCode } from '../../errors/index.js';
 import { FerryError } from '../../errors/index.js';
@@ -406,6 +407,67 @@ export class GlanceHttp {
    * application/octet-stream). Not retried here: a stream cannot be
    * replayed; glance-upload.ts decides from the image's status.
    */
+  /**
+   * GETs `path` (image data) into `to`, at most `maxBytes` (the image's
+   * size as Glance told it): more is a bad answer, not a bigger file. The
+   * written file is whole when this resolves; the caller removes it on error.
+   */
+  async download(
+    path: string,
+    to: Writable,
+    options: { readonly maxBytes: number; readonly signal?: AbortSignal | undefined },
+  ): Promise<number> {
+    const action = `GET ${pathOnly(path)}`;
+    throwIfAborted(options.signal, action);
+    const headers = await this.#headersFor(options.signal, { Accept: 'application/octet-stream' });
+    const send = this.#https ? httpsRequest : httpRequest;
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const r = send(this.#url(path), {
+        method: 'GET',
+        headers,
+        agent: false,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      });
+      r.setTimeout(this.#idleMs, () =>
+        r.destroy(
+          Object.assign(new Error(`no answer for ${this.#idleMs} ms`), { code: 'ETIMEDOUT' }),
+        ),
+      );
+      r.once('error', (e) =>
+        reject(options.signal?.aborted === true ? abortedError(action, e) : e),
+      );
+      r.once('response', resolve);
+      r.end();
+    });
+    const status = res.statusCode ?? 0;
+    if (status !== 200) {
+      if (status === 401) this.#session.invalidate();
+      const { data } = await readCapped(res, this.#maxError);
+      throw statusError('GET', path, status, data);
+    }
+    let got = 0;
+    const cap = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        got += chunk.length;
+        if (got > options.maxBytes)
+          done(
+            new FerryError(
+              'FERRY_GLANCE_RESPONSE',
+              `Cannot ${action}: Glance sent more than the image's ${options.maxBytes} bytes`,
+            ),
+          );
+        else done(null, chunk);
+      },
+    });
+    try {
+      await pipeline(res, cap, to, options.signal === undefined ? {} : { signal: options.signal });
+    } catch (error) {
+      if (options.signal?.aborted === true) throw abortedError(action, error);
+      throw error;
+    }
+    return got;
+  }
+
   async stream(req: StreamRequest): Promise<number> {
     const action = `${req.method} ${pathOnly(req.path)}`;
     throwIfAborted(req.signal, action);

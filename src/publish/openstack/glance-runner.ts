@@ -22,7 +22,7 @@ import { FerryError } from '../../errors/index.js';
 import { imageName, revisionOf } from '../aws/image-steps.js';
 import type { MethodContext, MethodRunner, PlacementOutcome } from '../publish.js';
 import type { RetryPolicy } from '../retry.js';
-import { glancePlacement } from '../types.js';
+import { BLOCK_SIZE, glancePlacement } from '../types.js';
 import { findPublished } from './glance-catalog.js';
 import { GlanceClient } from './glance-client.js';
 import type { GlanceImage } from './glance-image.js';
@@ -321,13 +321,14 @@ async function uploadPart(
     method: g.method,
     retries: o.retries,
     signal,
+    // In 512 KiB units, as the other methods count their progress.
     onProgress: (p) =>
       ctx.emit({
         type: 'blocks',
         placement: ctx.placement.key,
-        sent: p.sent,
+        sent: Math.floor(p.sent / BLOCK_SIZE),
         skipped: 0,
-        total: p.total,
+        total: Math.ceil(p.total / BLOCK_SIZE),
         bytes: p.sent,
       }),
   });
