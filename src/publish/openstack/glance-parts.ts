@@ -7,8 +7,8 @@
  * and removed when the last of them is done with it.
  */
 
-import { rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { convertImage } from '../../disk/index.js';
 import type { PublishedImage } from '../publish.js';
 import type { GlanceDiskFormat, GlanceOptions } from './glance-options.js';
@@ -65,7 +65,10 @@ async function converted(
   if (entry === undefined) {
     const temp = `${path}.${process.pid}.tmp`;
     const ready = (async () => {
-      await rm(temp, { force: true });
+      // A killed publish leaves its temporary file; the state lock says none is running now.
+      const stale = `${basename(path)}.`;
+      for (const f of await readdir(dir).catch(() => []))
+        if (f.startsWith(stale) && f.endsWith('.tmp')) await rm(join(dir, f), { force: true });
       await convertImage(image.path, temp, {
         to: options.diskFormat,
         ...(options.compress ? { compress: true } : {}),
