@@ -8,7 +8,7 @@ import { convertImage } from '../../src/disk/index.js';
 import { writeSampleImage } from '../../src/disk/sample-image.js';
 import { isFerryError } from '../../src/errors/index.js';
 import { AdaptiveLimit } from '../../src/publish/adaptive-limit.js';
-import type { AwsClients } from '../../src/publish/aws/clients.js';
+import { type AwsClients, awsClients } from '../../src/publish/aws/clients.js';
 import {
   type UploadSnapshotOptions,
   uploadSnapshot,
@@ -346,23 +346,58 @@ describe('uploadSnapshot', () => {
         const clients = testClients(url);
         const source = await openBlockSource(path);
         try {
-          // The first puts fail as EBS answers right after StartSnapshot.
+          // The first puts fail as EBS answers right after StartSnapshot:
+          // through the SDK (a middleware) and through block-put.ts (a wrapper).
+          const notYet = () =>
+            Object.assign(new Error('The snapshot does not exist.'), {
+              name: 'ResourceNotFoundException',
+              $metadata: { httpStatusCode: 404 },
+            });
+          const sdkClients = awsClients(testPlacement(url), {
+            concurrency: 8,
+            directBlocks: false,
+          });
+          assert.equal(sdkClients.putBlock, undefined);
           let refused = 0;
-          clients.ebs.middlewareStack.add(
+          sdkClients.ebs.middlewareStack.add(
             (next, context) => async (args) => {
               if (context.commandName === 'PutSnapshotBlockCommand' && refused < 3) {
                 refused++;
-                throw Object.assign(new Error('The snapshot does not exist.'), {
-                  name: 'ResourceNotFoundException',
-                  $metadata: { httpStatusCode: 404 },
-                });
+                throw notYet();
               }
               return next(args);
             },
             { step: 'initialize', name: 'notYet' },
           );
-          const r = await uploadSnapshot(options(url, clients, source));
-          assert.equal(refused, 3);
+          let viaSdk = '';
+          try {
+            const r0 = await uploadSnapshot(options(url, sdkClients, source));
+            assert.equal(refused, 3);
+            assert.equal(r0.blocksSent, 4);
+            assert.ok((await verifySnapshot(sdkClients, r0.snapshotId, source)).ok);
+            viaSdk = r0.snapshotId;
+          } finally {
+            sdkClients.destroy();
+          }
+          const direct = clients.putBlock!;
+          let refusedDirect = 0;
+          const r = await uploadSnapshot(
+            options(
+              url,
+              {
+                ...clients,
+                putBlock: async (input) => {
+                  if (refusedDirect < 3) {
+                    refusedDirect++;
+                    throw notYet();
+                  }
+                  return direct(input);
+                },
+              },
+              source,
+            ),
+          );
+          assert.equal(refusedDirect, 3);
           assert.equal(r.blocksSent, 4);
           assert.ok((await verifySnapshot(clients, r.snapshotId, source)).ok);
 
@@ -404,8 +439,8 @@ describe('uploadSnapshot', () => {
           );
           const left = await clients.ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'] }));
           assert.deepEqual(
-            left.Snapshots?.map((s) => s.SnapshotId),
-            [r.snapshotId],
+            left.Snapshots?.map((s) => s.SnapshotId).sort(),
+            [viaSdk, r.snapshotId].sort(),
           );
           // A snapshot that is gone asks for a restart too; a malformed checkpoint is refused.
           checkpoint.value = { snapshotId: 'snap-0123456789abcdef0', watermark: 0, done: [] };

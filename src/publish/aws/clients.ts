@@ -7,6 +7,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { STSClient } from '@aws-sdk/client-sts';
 import { DEFAULT_RETRY_POLICY, retryConfig } from '../retry.js';
 import type { Placement } from '../types.js';
+import { blockPut, type PutBlock } from './block-put.js';
 
 /** The SDK v3 clients one placement (an account in a region) is published with. */
 export interface AwsClients {
@@ -18,6 +19,12 @@ export interface AwsClients {
   /** To name KMS keys by ARN (EBS direct takes only ARNs; aliases are resolved). */
   readonly kms: KMSClient;
   readonly region: string;
+  /**
+   * PutSnapshotBlock without the SDK's per-request stack (block-put.ts), on
+   * the EBS client's endpoint and credentials; absent: the uploader sends
+   * PutSnapshotBlockCommand.
+   */
+  readonly putBlock?: PutBlock;
   /** Closes the clients and their sockets. */
   destroy(): void;
 }
@@ -35,6 +42,8 @@ export interface AwsClientsOptions {
    * checksum the request already carries.
    */
   readonly unsignedBlocks?: boolean;
+  /** Send blocks with block-put.ts rather than the SDK (default true). */
+  readonly directBlocks?: boolean;
 }
 
 const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD';
@@ -98,6 +107,14 @@ export function awsClients(placement: Placement, options: AwsClientsOptions): Aw
   });
   const sts = new STSClient({ ...common, ...retry });
   const kms = new KMSClient({ ...common, ...retry });
+  const putBlock =
+    options.directBlocks === false
+      ? undefined
+      : blockPut(ebs, {
+          httpAgent,
+          httpsAgent,
+          requestTimeoutMs: requestHandler.requestTimeout,
+        });
   return {
     ec2,
     ebs,
@@ -105,6 +122,7 @@ export function awsClients(placement: Placement, options: AwsClientsOptions): Aw
     sts,
     kms,
     region: placement.region,
+    ...(putBlock === undefined ? {} : { putBlock }),
     destroy: () => {
       for (const c of [ec2, ebs, s3, sts, kms]) c.destroy();
       httpAgent.destroy();
