@@ -128,7 +128,9 @@ export function blockPut(ebs: EBSClient, options: BlockPutOptions): PutBlock {
     const url = await endpoint;
     const region = await ebs.config.region();
     const id = await credentials();
-    const amzDate = new Date()
+    // The SDK client's clock correction (set when AWS said our clock was off) applies here too.
+    const offset = (ebs.config as { systemClockOffset?: number }).systemClockOffset ?? 0;
+    const amzDate = new Date(Date.now() + offset)
       .toISOString()
       .replace(/[-:]/g, '')
       .replace(/\.\d{3}/, '');
