@@ -119,6 +119,8 @@ interface CaseFigures {
   readonly blocksSkippedPerPlacement: number[];
   readonly incremental: boolean;
   readonly peakRssKiB: number | null;
+  /** User + system CPU seconds of the publish process (GNU time), ingest and render included. */
+  readonly cpuSeconds: number | null;
   readonly imagePath: string;
   readonly imageBytes: number;
   readonly changedChunks: number | null;
@@ -137,7 +139,7 @@ function publishOnce(cwd: string, name: string, concurrency: number | undefined)
   const nodeArgs = (process.env.FERRY_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
   const cmd = haveTime ? '/usr/bin/time' : process.execPath;
   const full = haveTime
-    ? ['-f', 'FERRY-RSS %M', process.execPath, ...nodeArgs, ...args]
+    ? ['-f', 'FERRY-RSS %M FERRY-CPU %U %S', process.execPath, ...nodeArgs, ...args]
     : [...nodeArgs, ...args];
   let r!: ReturnType<typeof spawnSync>;
   const wall = seconds(() => {
@@ -160,6 +162,7 @@ function publishOnce(cwd: string, name: string, concurrency: number | undefined)
         .join('; ')}`,
     );
   const m = /FERRY-RSS (\d+)/.exec(stderr);
+  const cpu = /FERRY-CPU ([\d.]+) ([\d.]+)/.exec(stderr);
   const outcomes = result.placements.map((p) => p.outcome!);
   const renderS = result.render?.seconds ?? 0;
   return {
@@ -175,6 +178,7 @@ function publishOnce(cwd: string, name: string, concurrency: number | undefined)
     blocksSkippedPerPlacement: outcomes.map((o) => o.blocksSkipped),
     incremental: outcomes.some((o) => o.parentSnapshotId !== null),
     peakRssKiB: m === null ? null : Number(m[1]),
+    cpuSeconds: cpu === null ? null : Number(cpu[1]) + Number(cpu[2]),
     imagePath: result.render?.path ?? '',
     imageBytes: result.render?.bytes ?? 0,
     changedChunks: result.render?.base === null ? null : (result.render?.changedChunks ?? null),
@@ -203,19 +207,27 @@ function floorOf(path: string): { seconds: number; bytes: number; blocks: number
   return { seconds: s, bytes, blocks };
 }
 
-async function stopServer(s: Server): Promise<number | null> {
-  let rss: number | null = null;
+/** Stops a server; its peak RSS (KiB) and user + system CPU seconds, when /proc tells. */
+async function stopServer(
+  s: Server,
+): Promise<{ rssKiB: number | null; cpuSeconds: number | null }> {
+  let rssKiB: number | null = null;
+  let cpuSeconds: number | null = null;
   try {
     const status = await readFile(`/proc/${s.child.pid}/status`, 'utf8');
     const m = /VmHWM:\s+(\d+) kB/.exec(status);
-    rss = m === null ? null : Number(m[1]);
+    rssKiB = m === null ? null : Number(m[1]);
+    // Fields 14 and 15 of stat (after the parenthesised name): utime and stime, in ticks of 1/100 s.
+    const stat = await readFile(`/proc/${s.child.pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    cpuSeconds = (Number(f[11]) + Number(f[12])) / 100;
   } catch {
     // not Linux
   }
   const exited = new Promise((resolve) => s.child.once('exit', resolve));
   s.child.kill('SIGTERM');
   await exited;
-  return rss;
+  return { rssKiB, cpuSeconds };
 }
 
 function configFor(tree: string, store: string, endpoint: string, eight: boolean): string {
@@ -274,6 +286,7 @@ async function main(): Promise<void> {
   const work = await mkdtemp(join(o.dir ?? tmpdir(), 'ferry-bench-publish-'));
   const servers: Server[] = [];
   const serverRss: Record<string, number | null> = {};
+  const serverCpu: Record<string, number | null> = {};
   try {
     const t = await buildBenchTree(join(work, 'tree'), o.extraMib);
     process.stderr.write(`bench: tree: ${t.files} files, ${(t.bytes / MiB).toFixed(0)} MiB\n`);
@@ -303,7 +316,7 @@ async function main(): Promise<void> {
     const b = publishOnce(eight, 'b', o.concurrency);
     if (sb !== null) {
       servers.splice(servers.indexOf(sb), 1);
-      serverRss.b = await stopServer(sb);
+      ({ rssKiB: serverRss.b, cpuSeconds: serverCpu.b } = await stopServer(sb));
     }
     await rm(join(eight, 'state'), { recursive: true, force: true });
     process.stderr.write(
@@ -316,7 +329,7 @@ async function main(): Promise<void> {
     const c = publishOnce(one, 'c', o.concurrency);
     if (sa !== null) {
       servers.splice(servers.indexOf(sa), 1);
-      serverRss.a = await stopServer(sa);
+      ({ rssKiB: serverRss.a, cpuSeconds: serverCpu.a } = await stopServer(sa));
     }
     process.stderr.write(
       `bench: (c) ${c.wallSeconds.toFixed(2)} s (render ${c.renderSeconds.toFixed(2)}, upload ${c.uploadSeconds.toFixed(2)})\n`,
@@ -346,6 +359,7 @@ async function main(): Promise<void> {
       goals,
       met,
       serverPeakRssKiB: serverRss,
+      serverCpuSeconds: serverCpu,
     };
     if (o.json) {
       process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
@@ -356,15 +370,15 @@ async function main(): Promise<void> {
     const rss = (k: number | null) => (k === null ? '?' : `${(k / 1024).toFixed(0)} MiB`);
     const per = (xs: number[]) => (new Set(xs).size === 1 ? String(xs[0]) : xs.join('/'));
     const row = (label: string, x: CaseFigures) =>
-      `| ${label} | ${f(x.wallSeconds)} | ${f(x.renderSeconds)} | ${f(x.uploadSeconds)} | ${f(x.slowestPlacementSeconds)} | ${per(x.bytesSentPerPlacement.map((v) => Number((v / MiB).toFixed(1))))} | ${per(x.blocksSentPerPlacement)} | ${per(x.blocksSkippedPerPlacement)} | ${rss(x.peakRssKiB)} |`;
+      `| ${label} | ${f(x.wallSeconds)} | ${f(x.renderSeconds)} | ${f(x.uploadSeconds)} | ${f(x.slowestPlacementSeconds)} | ${per(x.bytesSentPerPlacement.map((v) => Number((v / MiB).toFixed(1))))} | ${per(x.blocksSentPerPlacement)} | ${per(x.blocksSkippedPerPlacement)} | ${rss(x.peakRssKiB)} | ${x.cpuSeconds === null ? '?' : f(x.cpuSeconds)} |`;
     const yes = (b: boolean) => (b ? 'met' : 'MISSED');
     process.stdout.write(
       `${[
         `tree: ${t.files} files, ${mib(t.bytes)}; image ${mib(a.imageBytes)}; page cache ${o.drop ? 'dropped' : 'kept'} before each timed step; cloud: ${result.cloud}`,
         '',
-        '| case | wall s | render s | upload s | slowest placement s | MiB sent per placement | blocks sent | blocks skipped | peak RSS |',
-        '| --- | --: | --: | --: | --: | --: | --: | --: | --: |',
-        `| floor: read + SHA-256 per 512 KiB block | ${f(floor.seconds)} | | | | ${mib(floor.bytes)} read | ${floor.blocks} | | |`,
+        '| case | wall s | render s | upload s | slowest placement s | MiB sent per placement | blocks sent | blocks skipped | peak RSS | CPU s |',
+        '| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |',
+        `| floor: read + SHA-256 per 512 KiB block | ${f(floor.seconds)} | | | | ${mib(floor.bytes)} read | ${floor.blocks} | | | |`,
         row('(a) 1 target x 1 region, full', a),
         row(`(b) 2 accounts x 4 regions, full`, b),
         row(`(c) ~1 % revision (${changed.count} files) to (a)`, c),
@@ -374,7 +388,7 @@ async function main(): Promise<void> {
         `- incremental bytes / full: ${(goals.incrementalBytesShare * 100).toFixed(2)} % (goal <= 3 %: ${yes(met.incrementalBytesShare)}); render: ${c.changedChunks ?? '?'} chunks changed`,
         ...(o.serve
           ? [
-              `- server peak RSS: (a)+(c) ${rss(serverRss.a ?? null)}, (b) ${rss(serverRss.b ?? null)}`,
+              `- server peak RSS: (a)+(c) ${rss(serverRss.a ?? null)}, (b) ${rss(serverRss.b ?? null)}; server CPU s: (a)+(c) ${serverCpu.a?.toFixed(2) ?? '?'}, (b) ${serverCpu.b?.toFixed(2) ?? '?'}`,
             ]
           : []),
       ].join('\n')}\n`,

@@ -291,18 +291,20 @@ function declaredPayloadHash(req: WireRequest, auth: ParsedAuth): string | undef
  * (S3, botocore) or the empty body's hash (other services, the JS SDK).
  * A declared hash that the body does not match is refused after that.
  * Returns the body's SHA-256 (hex) when it was computed, so that a service
- * need not hash the same bytes again.
+ * need not hash the same bytes again. `knownHash` is that hash when the
+ * caller computed it while the body arrived (then it is not hashed again).
  */
 export function verifySignature(
   req: WireRequest,
   auth: ParsedAuth,
   secret: string,
   body: Buffer,
+  knownHash?: string,
 ): string | undefined {
   const declared = declaredPayloadHash(req, auth);
   // Hashing a body costs as much as the request's other work: only when a hash is in play.
-  const needsHash = declared === undefined || HEX64.test(declared);
-  const bodyHash = needsHash ? sha256Hex(body) : '';
+  const needsHash = knownHash !== undefined || declared === undefined || HEX64.test(declared);
+  const bodyHash = knownHash ?? (needsHash ? sha256Hex(body) : '');
   const candidates =
     declared !== undefined
       ? [declared]

@@ -4,7 +4,7 @@
  * the service its credential scope names. Every failure goes back in that
  * service's own error shape.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream/promises';
@@ -20,6 +20,7 @@ import {
   type WireRequest,
 } from './authenticate.js';
 import { AwsError, encodeAwsError, type WireProtocol } from './aws-error.js';
+import { BodyPool } from './body-pool.js';
 import { type CloudPayload, openPayload } from './payload.js';
 import { isRegion } from './regions.js';
 import type { CloudRequest, CloudResponse, ServiceHandler } from './service.js';
@@ -66,27 +67,50 @@ export interface CloudServerOptions {
 /** An unread rest of a body up to this size is drained to keep the connection; beyond, it is closed. */
 const DRAIN_LIMIT = 1024 * 1024;
 
+/** EBS blocks: PutSnapshotBlock bodies, reused (32 MiB at most kept). */
+const BODIES = new BodyPool(512 * 1024, 64);
+
 /** A body larger than the service's cap. */
 class TooLarge extends Error {}
 
-function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length']);
+/**
+ * Reads a whole body, at most `max` bytes, hashing it as it arrives. With a
+ * Content-Length the body goes straight into one buffer of that size (no
+ * list of chunks joined at the end); a body longer than it declared is
+ * refused as too large.
+ */
+function readBody(
+  req: IncomingMessage,
+  max: number,
+): Promise<{ body: Buffer; sha256: string; pooled: Buffer | undefined }> {
+  const header = req.headers['content-length'];
+  const declared = header === undefined ? Number.NaN : Number(header);
   if (Number.isFinite(declared) && declared > max) return Promise.reject(new TooLarge());
+  const known = Number.isSafeInteger(declared) && declared >= 0;
+  const limit = known ? declared : max;
   return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    const pooled = known && declared === BODIES.size ? BODIES.take() : undefined;
+    const into = pooled ?? (known ? Buffer.allocUnsafe(declared) : undefined);
     const chunks: Buffer[] = [];
     let size = 0;
     const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > max) {
+      if (size + chunk.length > limit) {
         req.off('data', onData);
         req.resume();
         reject(new TooLarge());
         return;
       }
-      chunks.push(chunk);
+      hash.update(chunk);
+      if (into !== undefined) chunk.copy(into, size);
+      else chunks.push(chunk);
+      size += chunk.length;
     };
     req.on('data', onData);
-    req.once('end', () => resolve(Buffer.concat(chunks, size)));
+    req.once('end', () => {
+      const body = into === undefined ? Buffer.concat(chunks, size) : into.subarray(0, size);
+      resolve({ body, sha256: hash.digest('hex'), pooled });
+    });
     req.once('error', reject);
   });
 }
@@ -240,6 +264,7 @@ export class CloudServer {
       let body: Buffer;
       let payload: CloudPayload | undefined;
       let bodySha256: string | undefined;
+      let pooled: Buffer | undefined;
       if (service.streaming === true) {
         const check = verifyStreamingSignature(wire, auth, identity.secretAccessKey);
         body = Buffer.alloc(0);
@@ -247,7 +272,10 @@ export class CloudServer {
       } else {
         try {
           sendContinue();
-          body = await readBody(req, service.maxBodyBytes);
+          const read = await readBody(req, service.maxBodyBytes);
+          body = read.body;
+          bodySha256 = read.sha256;
+          pooled = read.pooled;
         } catch (error) {
           if (!(error instanceof TooLarge)) throw error;
           closeAfter = true;
@@ -256,7 +284,7 @@ export class CloudServer {
             `The request body exceeds the ${service.maxBodyBytes} bytes ${service.name} accepts.`,
           );
         }
-        bodySha256 = verifySignature(wire, auth, identity.secretAccessKey, body);
+        verifySignature(wire, auth, identity.secretAccessKey, body, bodySha256);
       }
       account = identity.account;
       const request: CloudRequest = {
@@ -272,7 +300,11 @@ export class CloudServer {
         principal: identity.principal,
         requestId,
       };
-      response = await service.handler(request);
+      try {
+        response = await service.handler(request);
+      } finally {
+        if (pooled !== undefined) BODIES.give(pooled);
+      }
       errorCode = response.errorCode ?? '';
     } catch (error) {
       const aws =

@@ -9,7 +9,11 @@ export interface CloudRequest {
   readonly path: string;
   readonly query: URLSearchParams;
   readonly headers: IncomingHttpHeaders;
-  /** The whole body (the server caps its size per service); empty for a streaming service. */
+  /**
+   * The whole body (the server caps its size per service); empty for a
+   * streaming service. Valid until the handler answers: the server reuses
+   * the buffer then (a handler keeps a copy of what it needs after).
+   */
   readonly body: Buffer;
   /** A streaming service's body, read by the handler as it arrives (see CloudService.streaming). */
   readonly payload?: CloudPayload;

@@ -6,6 +6,7 @@ import { Journal, newRunId, type RunRequest } from './journal.js';
 import { type Method, makePlan, type PlanNode } from './plan.js';
 import { type BuildOptions, type RenderedImage, renderForPublish } from './render-cache.js';
 import { loadRuns, type RunState } from './run-state.js';
+import { shareBlockReads } from './shared-block-reads.js';
 import { type StatePaths, withStateLock } from './state-paths.js';
 import { errorRecord, Steps } from './steps.js';
 import type { BlockSource, Placement, PublishEvent } from './types.js';
@@ -309,6 +310,9 @@ async function runPlacements(
     target.placements.map((placement) => ({ target, placement })),
   );
   const reports: PlacementReport[] = [];
+  // Several placements of one image: each block is read once for those in step.
+  const image =
+    jobs.length > 1 ? { ...run.image, source: shareBlockReads(run.image.source) } : run.image;
   await workerPool(jobs, Math.max(1, options.parallel ?? 8), async ({ target, placement }) => {
     const t0 = performance.now();
     const ctx: MethodContext = {
@@ -316,7 +320,7 @@ async function runPlacements(
       request: run.request,
       target,
       placement,
-      image: run.image,
+      image,
       state: options.state,
       steps: run.steps.for(placement.key),
       signal: run.signal,

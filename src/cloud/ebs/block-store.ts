@@ -1,8 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, stat, unlink, utimes } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../store/local-store.js';
-import { BLOCK_SIZE } from './limits.js';
 
 /** The SHA-256 of a block, as the 64 hex digits that name its file. */
 export function blockDigest(data: Buffer): string {
@@ -19,20 +17,39 @@ export function blockDigest(data: Buffer): string {
  * A block is written to tmp/, fsynced and renamed into place, so a file under
  * blocks/ is always whole; a crash leaves at most a stray temporary file,
  * which open() sweeps. Identical data is stored once.
+ *
+ * The stored digests are listed once, at open(), and kept in memory (about
+ * 150 bytes each), so that a put of a block already stored (another
+ * placement of the same image: the common case) costs no file system call.
+ * One engine owns the directory (its lock), so no one else adds or removes
+ * blocks meanwhile.
  */
 export class BlockStore {
   readonly root: string;
   private readonly shards = new Set<string>();
+  /** Every stored digest, with when this process last put it (ms; 0: found at open). */
+  private readonly known = new Map<string, number>();
+  /** Digests renamed into a shard whose directory has not been fsynced yet, with that shard. */
+  private readonly unsynced = new Map<string, string>();
+  /** Puts of new blocks in flight: a put of the same digest meanwhile waits for it. */
+  private readonly writing = new Map<string, Promise<string | null>>();
+  /** Removals in flight: a put of the same digest waits for its unlink. */
+  private readonly removing = new Map<string, Promise<void>>();
+  private readonly now: () => number;
+  private tmpSeq = 0;
 
-  constructor(root: string) {
+  constructor(root: string, now: () => number = Date.now) {
     this.root = root;
+    this.now = now;
   }
 
-  /** Creates the directories and removes temporary files a crash left behind. */
+  /** Creates the directories, removes temporary files a crash left behind and lists the blocks. */
   async open(): Promise<void> {
     await mkdir(join(this.root, 'blocks'), { recursive: true });
     await rm(join(this.root, 'tmp'), { recursive: true, force: true });
     await mkdir(join(this.root, 'tmp'), { recursive: true });
+    this.known.clear();
+    for (const digest of await this.list()) this.known.set(digest, 0);
   }
 
   shardDir(digest: string): string {
@@ -43,39 +60,77 @@ export class BlockStore {
     return join(this.shardDir(digest), digest);
   }
 
-  async has(digest: string): Promise<boolean> {
-    try {
-      return (await stat(this.path(digest))).size === BLOCK_SIZE;
-    } catch {
-      return false;
-    }
+  has(digest: string): boolean {
+    return this.known.has(digest);
+  }
+
+  /**
+   * When this process last put `digest` (ms), 0 for a block found at open,
+   * undefined for one not stored. Garbage collection spares a block put
+   * within its grace period: a put may be about to record it.
+   */
+  lastPut(digest: string): number | undefined {
+    return this.known.get(digest);
   }
 
   /**
    * Makes `data` (whose SHA-256 is `digest`) durable under its name and
    * returns the directory that gained an entry, which the caller fsyncs before
-   * it records the block (null when the block was already stored).
+   * it records the block, then reports with synced() (null when the block
+   * was already stored and its entry is durable).
    */
   async put(digest: string, data: Buffer): Promise<string | null> {
-    if (await this.has(digest)) {
-      // Fresh again, so that garbage collection's grace period covers the
-      // put that is about to refer to it.
-      const now = new Date();
-      try {
-        await utimes(this.path(digest), now, now);
-        return null;
-      } catch {
-        // collected meanwhile: store it again
-      }
+    const removal = this.removing.get(digest);
+    if (removal !== undefined) await removal;
+    if (this.known.has(digest)) {
+      this.known.set(digest, this.now());
+      // Stored by a put whose directory fsync may still be ahead: sync it too.
+      return this.unsynced.get(digest) ?? null;
     }
+    // The same block from several placements at once is written once.
+    const inFlight = this.writing.get(digest);
+    if (inFlight !== undefined) return inFlight;
+    const write = this.write(digest, data);
+    this.writing.set(digest, write);
+    try {
+      return await write;
+    } finally {
+      this.writing.delete(digest);
+    }
+  }
+
+  private async write(digest: string, data: Buffer): Promise<string> {
     const dir = this.shardDir(digest);
     if (!this.shards.has(dir)) {
       await mkdir(dir, { recursive: true });
       this.shards.add(dir);
     }
-    const tmp = join(this.root, 'tmp', `${digest.slice(0, 16)}.${randomBytes(6).toString('hex')}`);
-    await writeFileAtomic(this.path(digest), data, tmp);
+    // One engine owns tmp/ (swept at open): a counter names its files.
+    const tmp = join(this.root, 'tmp', `${digest.slice(0, 16)}.${++this.tmpSeq}`);
+    const fh = await open(tmp, 'wx', 0o644);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } catch (error) {
+      await fh.close().catch(() => {});
+      await unlink(tmp).catch(() => {});
+      throw error;
+    }
+    await fh.close();
+    try {
+      await rename(tmp, this.path(digest));
+    } catch (error) {
+      await unlink(tmp).catch(() => {});
+      throw error;
+    }
+    this.known.set(digest, this.now());
+    this.unsynced.set(digest, dir);
     return dir;
+  }
+
+  /** Says that the directory put() returned for `digest` was fsynced. */
+  synced(digest: string): void {
+    this.unsynced.delete(digest);
   }
 
   async read(digest: string): Promise<Buffer> {
@@ -94,8 +149,17 @@ export class BlockStore {
     return out;
   }
 
+  /** Removes a block; a put of it from now on stores it again. */
   async remove(digest: string): Promise<void> {
-    await unlink(this.path(digest)).catch(() => {});
+    this.known.delete(digest);
+    this.unsynced.delete(digest);
+    const done = unlink(this.path(digest)).catch(() => {});
+    this.removing.set(digest, done);
+    try {
+      await done;
+    } finally {
+      if (this.removing.get(digest) === done) this.removing.delete(digest);
+    }
   }
 }
 

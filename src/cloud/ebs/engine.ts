@@ -121,9 +121,9 @@ export class EbsEngine {
   private constructor(root: string, secret: Buffer, options: EbsEngineOptions, lock: HeldLock) {
     this.root = root;
     this.lock = lock;
-    this.blocks = new BlockStore(root);
     this.signer = new TokenSigner(secret);
     this.now = options.now ?? Date.now;
+    this.blocks = new BlockStore(root, this.now);
     this.limiter = new RateLimiter(options.rateLimits ?? {}, this.now);
     this.options = options;
   }
@@ -343,6 +343,7 @@ export class EbsEngine {
       const dir = await this.blocks.put(digest, input.data);
       const entry: JournalEntry = { index: input.blockIndex, digest, progress, time: this.now() };
       await pending.journal.append(entry, dir);
+      if (dir !== null) this.blocks.synced(digest);
       pending.own.set(input.blockIndex, digest);
       if (progress >= 0) pending.progress = progress;
       pending.lastActivity = Math.max(pending.lastActivity, this.now());
@@ -740,8 +741,14 @@ export class EbsEngine {
         kept++;
         continue;
       }
+      // Put by this process within the grace period: a put may be about to record it.
+      if ((this.blocks.lastPut(digest) ?? 0) >= cutoff) {
+        kept++;
+        continue;
+      }
       const s = await stat(this.blocks.path(digest)).catch(() => null);
-      if (s !== null && s.mtimeMs < cutoff) {
+      // Checked again after the await: a put may have come meanwhile.
+      if (s !== null && s.mtimeMs < cutoff && (this.blocks.lastPut(digest) ?? 0) < cutoff) {
         await this.blocks.remove(digest);
         removed++;
       } else kept++;

@@ -95,7 +95,8 @@ export class PutJournal {
           if (fh === null) throw new Error(`journal ${this.path} is closed`);
           const dirs = new Set<string>();
           for (const w of batch) if (w.dir !== null) dirs.add(w.dir);
-          for (const d of dirs) await syncDir(d);
+          // In parallel: the file system commits them together.
+          await Promise.all([...dirs].map((d) => syncDir(d)));
           await fh.write(batch.map((w) => w.line).join(''));
           await fh.sync();
           for (const w of batch) w.resolve();

@@ -10,6 +10,7 @@ import { workerPool } from '../../util/ordered-pool.js';
 import { AdaptiveLimit, type LimitOutcome } from '../adaptive-limit.js';
 import type { BlockDigests } from '../block-digests.js';
 import { ZERO_BLOCK_SHA256 } from '../digest-table.js';
+import { type BorrowedBlock, isSharedBlockSource } from '../shared-block-reads.js';
 import {
   BLOCK_SIZE,
   type BlockInfo,
@@ -148,7 +149,8 @@ const sendOptions = (signal?: AbortSignal) => (signal === undefined ? {} : { abo
  * checkpointed snapshot that went to error or is gone throws
  * FERRY_EBS_SNAPSHOT_RESTART (an errored one is deleted first); one that
  * completed is returned as it is. Memory: `concurrency` 512 KiB buffers and
- * one digest per block written.
+ * one digest per block written; a SharedBlockSource (shareBlockReads) lends
+ * its blocks instead, so placements of one run read each block once.
  */
 export async function uploadSnapshot(opts: UploadSnapshotOptions): Promise<UploadSnapshotResult> {
   const { clients, source, signal } = opts;
@@ -391,6 +393,7 @@ export async function uploadSnapshot(opts: UploadSnapshotOptions): Promise<Uploa
   const work = async (b: BlockInfo): Promise<void> => {
     if (signal?.aborted === true) throw aborted(signal, 'upload the snapshot');
     let buf: Buffer | undefined;
+    let borrowed: BorrowedBlock | undefined;
     try {
       let digest = b.kind === 'hole' ? undefined : b.kind === 'zero' ? ZERO_BLOCK_SHA256 : b.sha256;
       let loaded = false;
@@ -415,11 +418,16 @@ export async function uploadSnapshot(opts: UploadSnapshotOptions): Promise<Uploa
       }
       let data: Buffer = ZERO_BLOCK;
       if (!decision.zeros) {
-        if (!loaded) {
+        if (loaded) data = buf!;
+        else if (isSharedBlockSource(source)) {
+          // Other placements of this run may have read it already: borrow, do not copy.
+          borrowed = await source.borrowBlock(b.index, signal);
+          data = borrowed.data;
+        } else {
           buf = free.pop() ?? Buffer.allocUnsafe(BLOCK_SIZE);
           await source.readBlock(b.index, buf, signal);
+          data = buf;
         }
-        data = buf!;
       }
       await put(b.index, data, decision.digest);
       sent++;
@@ -427,6 +435,7 @@ export async function uploadSnapshot(opts: UploadSnapshotOptions): Promise<Uploa
       await finished(b.index);
     } finally {
       if (buf !== undefined) free.push(buf);
+      borrowed?.release();
     }
   };
 
