@@ -39,6 +39,7 @@ export const OPENSTACK_TARGET_KEYS = [
   'diskFormat',
   'compress',
   'upload',
+  'webDownload',
   'stores',
   'visibility',
   'members',
@@ -140,6 +141,43 @@ function parseProperties(map: MapReader | undefined): Record<string, string> {
   return Object.fromEntries(out);
 }
 
+/** `webDownload: {listen: HOST:PORT, url: http://...}`, for upload: web-download only (and needed there). */
+function parseWebDownload(map: MapReader, wanted: boolean): GlanceOptions['webDownload'] {
+  const w = map.map('webDownload', ['listen', 'url']);
+  if (w === undefined) {
+    if (wanted)
+      throw map.fail(
+        map.get('upload')!.value.line,
+        `${map.name}: upload web-download needs "webDownload: {listen: HOST:PORT}" (where Glance fetches the image from)`,
+      );
+    return undefined;
+  }
+  if (!wanted)
+    throw map.fail(
+      map.get('webDownload')!.keyLine,
+      `${map.nameOf('webDownload')} is for upload: web-download only`,
+    );
+  w.required('listen');
+  const listen = w.string('listen', 'HOST:PORT')!;
+  const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(listen);
+  const port = m === null ? Number.NaN : Number(m[2]);
+  if (m === null || port > 65535)
+    throw w.fail(
+      w.get('listen')!.value.line,
+      `${w.nameOf('listen')} must be HOST:PORT (port 0 picks one)`,
+    );
+  const url = w.string('url', 'an http(s) URL');
+  if (url !== undefined && !/^https?:\/\/[^/@?#\s]+(\/[^?#\s]*)?$/.test(url))
+    throw w.fail(
+      w.get('url')!.value.line,
+      `${w.nameOf('url')} must be an http(s) URL (no user, query or fragment)`,
+    );
+  return {
+    listen: { host: m[1]!.replace(/^\[|\]$/g, ''), port },
+    ...(url === undefined ? {} : { baseUrl: url }),
+  };
+}
+
 /** Reads an OpenStack target (the reader allows OPENSTACK_TARGET_KEYS only). */
 export function parseOpenStackTarget(
   map: MapReader,
@@ -172,7 +210,9 @@ export function parseOpenStackTarget(
     if (compress && diskFormat !== 'qcow2')
       throw map.fail(v.line, `${map.nameOf('compress')} is for diskFormat qcow2 only`);
   }
-  const method = map.oneOf('upload', ['auto', 'put', 'glance-direct'] as const) ?? 'auto';
+  const method =
+    map.oneOf('upload', ['auto', 'put', 'glance-direct', 'web-download'] as const) ?? 'auto';
+  const webDownload = parseWebDownload(map, method === 'web-download');
   const stores = names(map, 'stores', MAX_STORES, NAME, 'a store name') ?? [];
   const visibility =
     map.oneOf('visibility', ['private', 'shared', 'community', 'public'] as const) ?? 'private';
@@ -214,7 +254,17 @@ export function parseOpenStackTarget(
     name,
     cloud,
     regions,
-    glance: { diskFormat, compress, method, stores, visibility, members, tags, properties },
+    glance: {
+      diskFormat,
+      compress,
+      method,
+      ...(webDownload === undefined ? {} : { webDownload }),
+      stores,
+      visibility,
+      members,
+      tags,
+      properties,
+    },
     ...(keep === undefined ? {} : { retention: { keep } }),
     streams: picked ?? [...streams],
   };

@@ -69,7 +69,12 @@ describe('publish to Glance', { skip }, () => {
           ) +
           openstackTarget('vhd', glance, '    diskFormat: vhd\n') +
           openstackTarget('vhdx', glance, '    diskFormat: vhdx\n    upload: glance-direct\n') +
-          openstackTarget('small', glance, '    compress: true\n'),
+          openstackTarget('small', glance, '    compress: true\n') +
+          openstackTarget(
+            'web',
+            glance,
+            "    upload: web-download\n    webDownload: {listen: '127.0.0.1:0'}\n",
+          ),
         `  ${stream}:\n    source: ./tree\n    layout: disk\n    boot: none\n`,
       );
       const config = await p.config();
@@ -78,11 +83,18 @@ describe('publish to Glance', { skip }, () => {
       assert.equal(result.ok, true, JSON.stringify(result.placements));
       assert.deepEqual(
         result.placements.map((x) => x.key),
-        ['aws/us-east-1', 'lab/default', 'vhd/default', 'vhdx/default', 'small/default'],
+        [
+          'aws/us-east-1',
+          'lab/default',
+          'vhd/default',
+          'vhdx/default',
+          'small/default',
+          'web/default',
+        ],
       );
       const lab = result.placements[1]!.outcome!;
       const images = await imagesOf(glance, stream);
-      assert.equal(images.length, 4);
+      assert.equal(images.length, 5);
       const image = images.find((i) => i.id === lab.imageId)!;
       assert.equal(image.id, lab.imageId);
       assert.equal(image.status, 'active');
@@ -132,7 +144,7 @@ describe('publish to Glance', { skip }, () => {
       assert.equal(again!.result!.ok, true);
       assert.ok(again!.result!.placements.every((x) => x.outcome?.existing === true));
       assert.equal(again!.result!.placements[1]!.outcome!.imageId, image.id);
-      assert.equal((await imagesOf(glance, stream)).length, 4, 'no second image');
+      assert.equal((await imagesOf(glance, stream)).length, 5, 'no second image');
 
       const removed = await deregisterPublished(config, {
         ref: `${stream}@${result.request.revision!.slice(0, 12)}`,
@@ -144,6 +156,7 @@ describe('publish to Glance', { skip }, () => {
         'small/default',
         'vhd/default',
         'vhdx/default',
+        'web/default',
       ]);
       assert.deepEqual(await imagesOf(glance, stream), []);
     });

@@ -1,6 +1,11 @@
 import { loadConfig } from '../../config/index.js';
 import { FerryError } from '../../errors/index.js';
-import { formatPlan, type PublishEvent, publishFromConfig } from '../../publish/index.js';
+import {
+  formatPlan,
+  type PlacementOutcome,
+  type PublishEvent,
+  publishFromConfig,
+} from '../../publish/index.js';
 import { formatBytes, type OutputMode, printJson } from '../output.js';
 import { countFlag, type Flags, targetsFlag } from '../publish-flags.js';
 import { publishProgress } from '../publish-progress.js';
@@ -93,7 +98,7 @@ export async function publishCommand(
         if (p.outcome !== null) {
           const o = p.outcome;
           process.stdout.write(
-            `  ${p.key.padEnd(28)} ${o.imageId}  ${o.existing ? 'already there' : `${formatBytes(o.bytesSent)} sent (${o.blocksSent} blocks, ${o.blocksSkipped} skipped${o.parentSnapshotId === null ? '' : `, incremental on ${o.parentSnapshotId}`})`}  ${p.seconds.toFixed(1)} s\n`,
+            `  ${p.key.padEnd(28)} ${o.imageId}  ${o.existing ? 'already there' : sentText(o)}  ${p.seconds.toFixed(1)} s\n`,
           );
         } else
           process.stdout.write(
@@ -105,4 +110,13 @@ export async function publishCommand(
   } finally {
     progress.done();
   }
+}
+
+/** What a placement sent: bytes, and for block uploads the blocks sent and skipped. */
+function sentText(o: PlacementOutcome): string {
+  const bytes = `${formatBytes(o.bytesSent)} sent`;
+  // Glance uploads whole files: no blocks to count.
+  if (o.blocksSent === 0 && o.blocksSkipped === 0) return bytes;
+  const parent = o.parentSnapshotId === null ? '' : `, incremental on ${o.parentSnapshotId}`;
+  return `${bytes} (${o.blocksSent} blocks, ${o.blocksSkipped} skipped${parent})`;
 }

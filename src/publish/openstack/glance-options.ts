@@ -13,8 +13,12 @@ export const GLANCE_DISK_FORMATS: readonly GlanceDiskFormat[] = [
   'vhdx',
 ];
 
-/** put: create + PUT /file; glance-direct: stage + import; auto: glance-direct when offered, else put. */
-export type GlanceUploadMethod = 'auto' | 'put' | 'glance-direct';
+/**
+ * put: create + PUT /file; glance-direct: stage + import; web-download:
+ * Glance fetches the image from a server ferry runs for the upload; auto:
+ * PUT /file, or glance-direct when stores are named or PUT is refused.
+ */
+export type GlanceUploadMethod = 'auto' | 'put' | 'glance-direct' | 'web-download';
 
 export type GlanceVisibility = 'private' | 'shared' | 'community' | 'public';
 
@@ -24,6 +28,11 @@ export interface GlanceOptions {
   /** qcow2 only: compressed clusters (smaller upload, slower to write). */
   readonly compress: boolean;
   readonly method: GlanceUploadMethod;
+  /** web-download: where ferry serves the image, and the URL Glance reaches it by (default: that address). */
+  readonly webDownload?: {
+    readonly listen: { readonly host: string; readonly port: number };
+    readonly baseUrl?: string;
+  };
   /** Stores the image is copied to after the upload (copy-image), when the server has several. */
   readonly stores: readonly string[];
   /** Default private. */

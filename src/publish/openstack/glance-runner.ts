@@ -30,6 +30,7 @@ import { type GlancePart, type PartRole, prepareParts } from './glance-parts.js'
 import { GLANCE_PROPERTY, inspectProperties } from './glance-properties.js';
 import { copyToStores, uploadImageData } from './glance-upload.js';
 import type { ImageSession } from './image-session.js';
+import { serveFile } from './serve-file.js';
 
 export interface GlanceRunnerOptions {
   readonly version: string;
@@ -315,23 +316,41 @@ async function uploadPart(
     state: 'started',
     detail: `${part.role} ${id} (${part.diskFormat}, ${part.size} bytes)`,
   });
-  const result = await uploadImageData(client, id, {
-    open: () => createReadStream(part.path, { highWaterMark: 1 << 20 }),
-    size: part.size,
-    method: g.method,
-    retries: o.retries,
-    signal,
-    // In 512 KiB units, as the other methods count their progress.
-    onProgress: (p) =>
-      ctx.emit({
-        type: 'blocks',
-        placement: ctx.placement.key,
-        sent: Math.floor(p.sent / BLOCK_SIZE),
-        skipped: 0,
-        total: Math.ceil(p.total / BLOCK_SIZE),
-        bytes: p.sent,
-      }),
-  });
+  // web-download: Glance fetches the file from a server of ferry's, for this upload only.
+  const served =
+    g.method === 'web-download'
+      ? await serveFile(part.path, {
+          listen: g.webDownload?.listen ?? { host: '127.0.0.1', port: 0 },
+          ...(g.webDownload?.baseUrl === undefined ? {} : { baseUrl: g.webDownload.baseUrl }),
+        })
+      : undefined;
+  const method =
+    served === undefined
+      ? (g.method as Exclude<typeof g.method, 'web-download'>)
+      : ({ method: 'web-download', uri: served.url } as const);
+  let result: Awaited<ReturnType<typeof uploadImageData>>;
+  try {
+    result = await uploadImageData(client, id, {
+      open: () => createReadStream(part.path, { highWaterMark: 1 << 20 }),
+      size: part.size,
+      method,
+      ...(served === undefined ? {} : { sha512: await fileSha512(part.path, signal) }),
+      retries: o.retries,
+      signal,
+      // In 512 KiB units, as the other methods count their progress.
+      onProgress: (p) =>
+        ctx.emit({
+          type: 'blocks',
+          placement: ctx.placement.key,
+          sent: Math.floor(p.sent / BLOCK_SIZE),
+          skipped: 0,
+          total: Math.ceil(p.total / BLOCK_SIZE),
+          bytes: p.sent,
+        }),
+    });
+  } finally {
+    await served?.close();
+  }
   if (result.image.status !== 'active')
     throw new FerryError(
       'FERRY_GLANCE_UPLOAD_FAILED',
