@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { InspectReport } from '../inspect/index.js';
 import type { LocalStore } from '../store/index.js';
 import { workerPool } from '../util/ordered-pool.js';
@@ -199,7 +200,7 @@ async function publishLocked(
   deps: PublishDependencies,
 ): Promise<PublishResult> {
   const started = performance.now();
-  const signal = options.signal ?? new AbortController().signal;
+  const signal = runSignal(options.signal);
   const emit = options.onEvent ?? (() => {});
   const request = requestOf(options.source, options.targets);
   const earlier = (await unfinishedRuns(options.state))
@@ -371,4 +372,17 @@ async function runPlacements(
   });
   const order = new Map(jobs.map((j, i) => [j.placement.key, i]));
   return reports.sort((a, b) => (order.get(a.key) ?? 0) - (order.get(b.key) ?? 0));
+}
+
+/**
+ * The run's own signal, aborted with the caller's. Every block in flight of
+ * every placement listens on it (the SDK adds a listener per request), many
+ * more than Node's default of 10 before it warns of a leak.
+ */
+function runSignal(outer: AbortSignal | undefined): AbortSignal {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  if (outer?.aborted === true) controller.abort(outer.reason);
+  else outer?.addEventListener('abort', () => controller.abort(outer.reason), { once: true });
+  return controller.signal;
 }
