@@ -13,6 +13,7 @@ import {
   parseOpenStackTarget as parseCloudKeys,
 } from '../publish/openstack/openstack-cloud.js';
 import { type MapReader, scalarString } from './schema-reader.js';
+import { parseRetention, parseTargetStreams } from './target-common.js';
 import { configInvalid } from './yaml-tree.js';
 
 export interface OpenStackTargetConfig {
@@ -235,20 +236,8 @@ export function parseOpenStackTarget(
   if (new Set(tags).size !== tags.length)
     throw map.fail(map.get('tags')!.value.line, `${map.nameOf('tags')} names a tag twice`);
   const properties = parseProperties(map.map('properties', null));
-  const retentionMap = map.map('retention', ['keep']);
-  let keep: number | undefined;
-  if (retentionMap !== undefined) {
-    retentionMap.required('keep');
-    keep = retentionMap.integer('keep', 1, 1000);
-  }
-  const picked = map.list('streams', 64, (node, n) => {
-    const s = scalarString(path, node, n, 'a stream name');
-    if (!streams.includes(s))
-      throw configInvalid(path, node.line, `${n}: no stream "${s}" is defined`);
-    return s;
-  });
-  if (picked !== undefined && new Set(picked).size !== picked.length)
-    throw map.fail(map.get('streams')!.value.line, `${map.nameOf('streams')} names a stream twice`);
+  const retention = parseRetention(map);
+  const targetStreams = parseTargetStreams(map, streams);
   return {
     type: 'openstack',
     name,
@@ -265,7 +254,7 @@ export function parseOpenStackTarget(
       tags,
       properties,
     },
-    ...(keep === undefined ? {} : { retention: { keep } }),
-    streams: picked ?? [...streams],
+    ...(retention === undefined ? {} : { retention }),
+    streams: targetStreams,
   };
 }

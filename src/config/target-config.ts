@@ -17,6 +17,7 @@ import {
 } from './openstack-target-config.js';
 import { MapReader, scalarString } from './schema-reader.js';
 import { parseTags } from './tags-config.js';
+import { parseRetention, parseTargetStreams } from './target-common.js';
 import { configInvalid, type YamlEntry } from './yaml-tree.js';
 
 export type AwsMethod = 'ebs-direct' | 'vm-import';
@@ -52,7 +53,7 @@ export type TargetConfig = AwsTargetConfig | OpenStackTargetConfig;
 
 export const MAX_REGIONS = 32;
 /** As many as a file can define. */
-const MAX_STREAMS_PER_TARGET = 64;
+const _MAX_STREAMS_PER_TARGET = 64;
 /** Accounts one image is shared with (AWS allows 500 launch permissions per image). */
 export const MAX_SHARES = 500;
 const ACCOUNT = /^\d{12}$/;
@@ -170,12 +171,7 @@ function parseAwsTarget(map: MapReader, name: string, streams: readonly string[]
       `${map.nameOf('shareWith')} needs encryption with a KMS key (kmsKey or kmsKeys): AWS cannot share snapshots encrypted with the default EBS key`,
     );
   const tags = parseTags(map.map('tags', null));
-  const retentionMap = map.map('retention', ['keep']);
-  let keep: number | undefined;
-  if (retentionMap !== undefined) {
-    retentionMap.required('keep');
-    keep = retentionMap.integer('keep', 1, 1000);
-  }
+  const retention = parseRetention(map);
   const bucket = map.string('bucket', 'an S3 bucket name');
   if (bucket !== undefined && !BUCKET.test(bucket))
     throw map.fail(
@@ -199,14 +195,7 @@ function parseAwsTarget(map: MapReader, name: string, streams: readonly string[]
       map.get('stallMinutes')!.keyLine,
       `${map.nameOf('stallMinutes')} is for method vm-import only`,
     );
-  const picked = map.list('streams', MAX_STREAMS_PER_TARGET, (node, n) => {
-    const s = scalarString(path, node, n, 'a stream name');
-    if (!streams.includes(s))
-      throw configInvalid(path, node.line, `${n}: no stream "${s}" is defined`);
-    return s;
-  });
-  if (picked !== undefined && new Set(picked).size !== picked.length)
-    throw map.fail(map.get('streams')!.value.line, `${map.nameOf('streams')} names a stream twice`);
+  const targetStreams = parseTargetStreams(map, streams);
   return {
     type: 'aws',
     name,
@@ -217,10 +206,10 @@ function parseAwsTarget(map: MapReader, name: string, streams: readonly string[]
     encryption,
     shareWith,
     tags,
-    ...(keep === undefined ? {} : { retention: { keep } }),
+    ...(retention === undefined ? {} : { retention }),
     ...(bucket === undefined ? {} : { bucket }),
     ...(concurrency === undefined ? {} : { concurrency }),
     ...(stallMinutes === undefined ? {} : { stallMinutes }),
-    streams: picked ?? [...streams],
+    streams: targetStreams,
   };
 }

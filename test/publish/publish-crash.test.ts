@@ -8,12 +8,11 @@
  */
 
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { loadRuns, TAG } from '../../src/publish/index.js';
+import { publishCli, seeded } from '../helpers/publish-cli.js';
 import {
   awsTarget,
   makeProject,
@@ -23,41 +22,7 @@ import {
 } from '../helpers/publish-project.js';
 import { withTempDir } from '../helpers/qemu.js';
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const TRIALS = Number(process.env.FERRY_KILL_TRIALS ?? 20);
-
-/** A small seeded generator, so a failing trial can be run again. */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
-
-function publish(
-  cwd: string,
-  args: string[] = ['demo'],
-): { child: ChildProcess; done: Promise<number | null> } {
-  const child = spawn(process.execPath, [CLI, 'publish', ...args, '--output', 'json'], {
-    cwd,
-    env: { ...process.env, FERRY_CONFIG: join(cwd, 'ferry.yaml') },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let err = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    err += d.toString();
-  });
-  child.stdout?.resume();
-  const done = new Promise<number | null>((resolve) =>
-    child.on('exit', (code, signal) => {
-      if (signal === null && code !== 0)
-        process.stderr.write(`publish exited ${code}: ${err.slice(-2000)}\n`);
-      resolve(signal === null ? code : null);
-    }),
-  );
-  return { child, done };
-}
 
 describe('publish: kill -9 at random points, then resume', () => {
   it(`${TRIALS} trials: every revision published once everywhere, nothing left behind`, {
@@ -73,11 +38,11 @@ describe('publish: kill -9 at random points, then resume', () => {
           extra: '    encryption: default\n',
         }) + awsTarget('b', { endpoint: 'local', account: 'b', regions: ['us-east-1'] }),
       );
-      const next = random(Number(process.env.FERRY_KILL_SEED ?? 20261202));
+      const next = seeded(Number(process.env.FERRY_KILL_SEED ?? 20261202));
       let killed = 0;
       for (let trial = 0; trial < TRIALS; trial++) {
         await writeFile(join(p.tree, 'var/lib/ferry-demo/build-info'), `build: ${trial}\n`);
-        const run = publish(dir);
+        const run = publishCli(dir, ['demo']);
         const delay = 200 + Math.floor(next() * 2300);
         const timer = setTimeout(() => run.child.kill('SIGKILL'), delay);
         const code = await run.done;
@@ -87,13 +52,13 @@ describe('publish: kill -9 at random points, then resume', () => {
           // Half the time the bare command resumes; else the same command again.
           const runs = await loadRuns(p.state.runs);
           const bare = trial % 2 === 1 && runs.some((r) => r.outcome === 'unfinished');
-          const again = publish(dir, bare ? [] : ['demo']);
+          const again = publishCli(dir, bare ? [] : ['demo']);
           assert.equal(
             await again.done,
             0,
             `trial ${trial}: the resume failed (killed after ${delay} ms)`,
           );
-          if (bare) assert.equal(await publish(dir).done, 0);
+          if (bare) assert.equal(await publishCli(dir, ['demo']).done, 0);
         } else assert.equal(code, 0, `trial ${trial} failed`);
       }
       t.diagnostic(`${killed} of ${TRIALS} publishes were killed and resumed`);

@@ -5,33 +5,18 @@
  * become a clouds.yaml-shaped tree, so they are checked by the same reader.
  */
 import type { YamlEntry, YamlNode } from '../../config/yaml-tree.js';
+import { AUTH_KEYS } from './openstack-cloud.js';
 
 /** The name under which clients know the environment's cloud. */
 export const ENV_CLOUD_NAME = 'envvars';
 /** How errors name the source of the environment's cloud. */
 export const ENV_SOURCE = 'the environment (OS_* variables)';
 
-/** clouds.yaml auth key for each variable (OS_ + the key in upper case). */
-const AUTH_VARS = [
-  'auth_url',
-  'username',
-  'user_id',
-  'password',
-  'user_domain_name',
-  'user_domain_id',
-  'project_name',
-  'project_id',
-  'tenant_name',
-  'tenant_id',
-  'project_domain_name',
-  'project_domain_id',
-  'domain_name',
-  'domain_id',
-  'application_credential_id',
-  'application_credential_name',
-  'application_credential_secret',
-  'token',
-] as const;
+/**
+ * clouds.yaml auth key for each variable (OS_ + the key in upper case):
+ * every auth key but `endpoint`, which OS_ENDPOINT does not mean here.
+ */
+const AUTH_VARS = AUTH_KEYS.filter((k) => k !== 'endpoint');
 
 const CLOUD_VARS = [
   'auth_type',
