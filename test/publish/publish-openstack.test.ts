@@ -20,7 +20,7 @@ import {
 } from '../../src/publish/index.js';
 import type { GlanceImage } from '../../src/publish/openstack/glance-image.js';
 import { GLANCE_PROPERTY } from '../../src/publish/openstack/glance-properties.js';
-import { glanceSkip, startGlance, type TestGlance } from '../helpers/glance.js';
+import { glanceSkip, newProject, startGlance, type TestGlance } from '../helpers/glance.js';
 import { awsTarget, makeProject } from '../helpers/publish-project.js';
 import { qemuCheck, qemuCompare, withTempDir } from '../helpers/qemu.js';
 
@@ -59,6 +59,7 @@ describe('publish to Glance', { skip }, () => {
     const glance = startGlance();
     await withTempDir(async (dir) => {
       const stream = uniqueStream();
+      const member = newProject();
       const p = await makeProject(
         dir,
         awsTarget('aws', { endpoint: 'local', account: 'a', regions: ['us-east-1'] }) +
@@ -67,7 +68,11 @@ describe('publish to Glance', { skip }, () => {
             glance,
             "    tags: [nightly]\n    properties: {hw_qemu_guest_agent: 'yes'}\n",
           ) +
-          openstackTarget('vhd', glance, '    diskFormat: vhd\n') +
+          openstackTarget(
+            'vhd',
+            glance,
+            `    diskFormat: vhd\n    visibility: shared\n    members: ['${member}']\n`,
+          ) +
           openstackTarget('vhdx', glance, '    diskFormat: vhdx\n    upload: glance-direct\n') +
           openstackTarget('small', glance, '    compress: true\n') +
           openstackTarget(
@@ -107,6 +112,29 @@ describe('publish to Glance', { skip }, () => {
       assert.equal(image.properties[GLANCE_PROPERTY.role], 'root');
       assert.equal(image.properties.hw_qemu_guest_agent, 'yes');
       assert.equal(image.size, lab.bytesSent);
+      // From inspect: the demo tree's os-release (ID ferry-demo is no distribution Glance lists).
+      assert.equal(image.properties.os_version, '1');
+      assert.equal(image.properties.os_type, 'linux');
+      assert.equal(image.properties.os_distro, undefined);
+      // visibility: shared with members: the member project sees it once it accepts.
+      const vhd = images.find((i) => i.id === result.placements[2]!.outcome!.imageId)!;
+      assert.equal(vhd.visibility, 'shared');
+      const owner = glance.client();
+      try {
+        assert.deepEqual(
+          (await owner.listMembers(vhd.id)).map((m) => m.member_id),
+          [member],
+        );
+      } finally {
+        owner.close();
+      }
+      const other = glance.client({ project: member });
+      try {
+        await other.setMemberStatus(vhd.id, member, 'accepted');
+        assert.equal((await other.getImage(vhd.id))?.id, vhd.id);
+      } finally {
+        other.close();
+      }
 
       // What Glance holds is the render, converted: qemu-img says the disks are the same.
       const got = join(dir, 'got.qcow2');
