@@ -1,11 +1,15 @@
 /**
  * `ferry publish` as a child process for the kill -9 tests: started in a
- * project directory, its exit code (null when it was killed), and a small
- * seeded generator so a failing trial can be run again.
+ * project directory, its exit code (null when it was killed), a small
+ * seeded generator so a failing trial can be run again, and the trials
+ * themselves (killAndResume).
  */
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadRuns } from '../../src/publish/index.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -40,4 +44,47 @@ export function publishCli(
     }),
   );
   return { child, done };
+}
+
+/**
+ * `trials` publishes of `ref` in the project at `dir`, each after a change
+ * to the tree's build-info file (a new revision) and each killed with
+ * SIGKILL after a random delay in [minMs, minMs + spreadMs). A killed one is
+ * resumed, half the time by a bare `ferry publish` when the kill left an
+ * unfinished run, else by the same command. Every publish that was not
+ * killed, and every resume, must exit 0. Returns how many were killed.
+ */
+export async function killAndResume(options: {
+  readonly dir: string;
+  readonly tree: string;
+  readonly runs: string;
+  readonly ref: string;
+  readonly trials: number;
+  readonly seed: number;
+  readonly minMs: number;
+  readonly spreadMs: number;
+}): Promise<number> {
+  const { dir, ref } = options;
+  const next = seeded(options.seed);
+  let killed = 0;
+  for (let trial = 0; trial < options.trials; trial++) {
+    await writeFile(join(options.tree, 'var/lib/ferry-demo/build-info'), `build: ${trial}\n`);
+    const run = publishCli(dir, [ref]);
+    const delay = options.minMs + Math.floor(next() * options.spreadMs);
+    const timer = setTimeout(() => run.child.kill('SIGKILL'), delay);
+    const code = await run.done;
+    clearTimeout(timer);
+    if (code === null) {
+      killed++;
+      const bare =
+        trial % 2 === 1 && (await loadRuns(options.runs)).some((r) => r.outcome === 'unfinished');
+      assert.equal(
+        await publishCli(dir, bare ? [] : [ref]).done,
+        0,
+        `trial ${trial}: the resume failed (killed after ${delay} ms)`,
+      );
+      if (bare) assert.equal(await publishCli(dir, [ref]).done, 0);
+    } else assert.equal(code, 0, `trial ${trial} failed`);
+  }
+  return killed;
 }

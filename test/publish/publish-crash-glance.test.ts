@@ -7,13 +7,12 @@
  */
 
 import assert from 'node:assert/strict';
-import { readdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdir } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { loadRuns } from '../../src/publish/index.js';
 import { GLANCE_PROPERTY } from '../../src/publish/openstack/glance-properties.js';
 import { glanceSkip, startGlance } from '../helpers/glance.js';
-import { publishCli, seeded } from '../helpers/publish-cli.js';
+import { killAndResume } from '../helpers/publish-cli.js';
 import { makeProject } from '../helpers/publish-project.js';
 import { withTempDir } from '../helpers/qemu.js';
 
@@ -31,28 +30,16 @@ describe('publish to Glance: kill -9 at random points, then resume', { skip: gla
         `  q:\n    type: openstack\n    endpoint: ${glance.url}\n    diskFormat: qcow2\n  r:\n    type: openstack\n    endpoint: ${glance.url}\n    diskFormat: raw\n    upload: glance-direct\n`,
         `  ${stream}:\n    source: ./tree\n    layout: disk\n    boot: none\n`,
       );
-      const next = seeded(Number(process.env.FERRY_KILL_SEED ?? 20261203));
-      let killed = 0;
-      for (let trial = 0; trial < TRIALS; trial++) {
-        await writeFile(join(p.tree, 'var/lib/ferry-demo/build-info'), `build: ${trial}\n`);
-        const run = publishCli(dir, [stream]);
-        const delay = 300 + Math.floor(next() * 7000);
-        const timer = setTimeout(() => run.child.kill('SIGKILL'), delay);
-        const code = await run.done;
-        clearTimeout(timer);
-        if (code === null) {
-          killed++;
-          // Half the time the bare command resumes (when the kill left a run); else the same command again.
-          const runs = await loadRuns(p.state.runs);
-          const bare = trial % 2 === 1 && runs.some((r) => r.outcome === 'unfinished');
-          assert.equal(
-            await publishCli(dir, bare ? [] : [stream]).done,
-            0,
-            `trial ${trial}: the resume failed (killed after ${delay} ms)`,
-          );
-          if (bare) assert.equal(await publishCli(dir, [stream]).done, 0);
-        } else assert.equal(code, 0, `trial ${trial} failed`);
-      }
+      const killed = await killAndResume({
+        dir,
+        tree: p.tree,
+        runs: p.state.runs,
+        ref: stream,
+        trials: TRIALS,
+        seed: Number(process.env.FERRY_KILL_SEED ?? 20261203),
+        minMs: 300,
+        spreadMs: 7000,
+      });
       t.diagnostic(`${killed} of ${TRIALS} publishes were killed and resumed`);
       assert.ok(killed >= Math.min(TRIALS, 3), `only ${killed} of ${TRIALS} runs were killed`);
       const runs = await loadRuns(p.state.runs);

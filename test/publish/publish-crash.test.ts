@@ -8,11 +8,9 @@
  */
 
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadRuns, TAG } from '../../src/publish/index.js';
-import { publishCli, seeded } from '../helpers/publish-cli.js';
+import { killAndResume } from '../helpers/publish-cli.js';
 import {
   awsTarget,
   makeProject,
@@ -38,29 +36,16 @@ describe('publish: kill -9 at random points, then resume', () => {
           extra: '    encryption: default\n',
         }) + awsTarget('b', { endpoint: 'local', account: 'b', regions: ['us-east-1'] }),
       );
-      const next = seeded(Number(process.env.FERRY_KILL_SEED ?? 20261202));
-      let killed = 0;
-      for (let trial = 0; trial < TRIALS; trial++) {
-        await writeFile(join(p.tree, 'var/lib/ferry-demo/build-info'), `build: ${trial}\n`);
-        const run = publishCli(dir, ['demo']);
-        const delay = 200 + Math.floor(next() * 2300);
-        const timer = setTimeout(() => run.child.kill('SIGKILL'), delay);
-        const code = await run.done;
-        clearTimeout(timer);
-        if (code === null) {
-          killed++;
-          // Half the time the bare command resumes; else the same command again.
-          const runs = await loadRuns(p.state.runs);
-          const bare = trial % 2 === 1 && runs.some((r) => r.outcome === 'unfinished');
-          const again = publishCli(dir, bare ? [] : ['demo']);
-          assert.equal(
-            await again.done,
-            0,
-            `trial ${trial}: the resume failed (killed after ${delay} ms)`,
-          );
-          if (bare) assert.equal(await publishCli(dir, ['demo']).done, 0);
-        } else assert.equal(code, 0, `trial ${trial} failed`);
-      }
+      const killed = await killAndResume({
+        dir,
+        tree: p.tree,
+        runs: p.state.runs,
+        ref: 'demo',
+        trials: TRIALS,
+        seed: Number(process.env.FERRY_KILL_SEED ?? 20261202),
+        minMs: 200,
+        spreadMs: 2300,
+      });
       t.diagnostic(`${killed} of ${TRIALS} publishes were killed and resumed`);
       assert.ok(killed >= Math.min(TRIALS, 3), `only ${killed} of ${TRIALS} runs were killed`);
 
