@@ -22,6 +22,7 @@ import { FerryError } from '../../errors/index.js';
 import { imageName, revisionOf } from '../aws/image-steps.js';
 import type { MethodContext, MethodRunner, PlacementOutcome } from '../publish.js';
 import type { RetryPolicy } from '../retry.js';
+import type { StepResult } from '../steps.js';
 import { BLOCK_SIZE, glancePlacement } from '../types.js';
 import { findPublished } from './glance-catalog.js';
 import { GlanceClient } from './glance-client.js';
@@ -123,94 +124,35 @@ export function glanceRunner(options: GlanceRunnerOptions): MethodRunner {
             bytesSent: 0,
           };
         }
-        // Files are prepared again on a resume (they are not kept across runs).
-        const prepared = await prepareParts(image, g, ctx.state.renders, signal);
-        try {
-          await steps.run('prepare', async () => ({
-            parts: prepared.parts.map((p) => ({
-              role: p.role,
-              diskFormat: p.diskFormat,
-              bytes: p.size,
-            })),
-          }));
-          const name = imageName(request.stream, revision);
-          const common: Record<string, string> = {
-            ...g.properties,
-            ...(image.facts.openstack ?? inspectProperties(image.report)),
-            [GLANCE_PROPERTY.stream]: request.stream,
-            [GLANCE_PROPERTY.target]: placement.target,
-            [GLANCE_PROPERTY.revision]: revision,
-            [GLANCE_PROPERTY.contentHash]: contentHash,
-            [GLANCE_PROPERTY.version]: options.version,
-            [GLANCE_PROPERTY.run]: ctx.runId,
-          };
-          const uploaded = await steps.run('upload', async () => {
-            const journal = steps.checkpoint<UploadCheckpoint>('upload');
-            let cp: UploadCheckpoint = (await journal.load()) ?? { attempt: 1, done: {} };
-            let bytes = 0;
-            for (const part of prepared.parts) {
-              if (cp.done[part.role] !== undefined) continue;
-              const id = await uploadPart(client, ctx, part, {
-                name: `${name}${PART_SUFFIX[part.role]}`,
-                properties: {
-                  ...common,
-                  [GLANCE_PROPERTY.role]: part.role,
-                  ...(part.role === 'root' && cp.done.kernel !== undefined
-                    ? { kernel_id: cp.done.kernel }
-                    : {}),
-                  ...(part.role === 'root' && cp.done.ramdisk !== undefined
-                    ? { ramdisk_id: cp.done.ramdisk }
-                    : {}),
-                },
-                tags: g.tags,
-                checkpoint: cp,
-                save: async (next) => {
-                  cp = next;
-                  await journal.save(next);
-                },
-                retries: options.uploadRetries ?? 2,
-              });
-              cp = { attempt: cp.attempt, done: { ...cp.done, [part.role]: id } };
-              await journal.save(cp);
-              bytes += part.size;
-            }
-            return {
-              imageId: cp.done.root!,
-              partIds: [cp.done.ramdisk, cp.done.kernel].filter(
-                (x): x is string => x !== undefined,
-              ),
-              bytes,
-            };
-          });
-          const imageId = String(uploaded.imageId);
-          const partIds = (uploaded.partIds as string[]) ?? [];
-          await steps.run('share', async () => {
-            // Kernel and ramdisk go with the image: whoever may boot it must read them.
-            for (const id of [imageId, ...partIds]) {
-              if (g.visibility !== 'private')
-                await client.updateImage(id, { set: { visibility: g.visibility } }, { signal });
-              for (const member of g.members) await addMember(client, id, member, signal);
-            }
-            return { visibility: g.visibility, members: [...g.members] };
-          });
-          await steps.run('copy', async () => {
-            if (g.stores.length === 0) return { stores: [] };
-            for (const id of [...partIds, imageId])
-              await copyToStores(client, id, g.stores, { signal });
-            return { stores: [...g.stores] };
-          });
-          return {
-            imageId,
-            snapshotIds: partIds,
-            existing: false,
-            parentSnapshotId: null,
-            blocksSent: 0,
-            blocksSkipped: 0,
-            bytesSent: Number(uploaded.bytes ?? 0),
-          };
-        } finally {
-          await prepared.release();
-        }
+        // The files to upload, unless an earlier attempt uploaded them all;
+        // they are made again on a resume (they are not kept across runs).
+        const uploaded = steps.done('upload') ?? (await prepareAndUpload(ctx, client, options));
+        const imageId = String(uploaded.imageId);
+        const partIds = (uploaded.partIds as string[]) ?? [];
+        await steps.run('share', async () => {
+          // Kernel and ramdisk go with the image: whoever may boot it must read them.
+          for (const id of [imageId, ...partIds]) {
+            if (g.visibility !== 'private')
+              await client.updateImage(id, { set: { visibility: g.visibility } }, { signal });
+            for (const member of g.members) await addMember(client, id, member, signal);
+          }
+          return { visibility: g.visibility, members: [...g.members] };
+        });
+        await steps.run('copy', async () => {
+          if (g.stores.length === 0) return { stores: [] };
+          for (const id of [...partIds, imageId])
+            await copyToStores(client, id, g.stores, { signal });
+          return { stores: [...g.stores] };
+        });
+        return {
+          imageId,
+          snapshotIds: partIds,
+          existing: false,
+          parentSnapshotId: null,
+          blocksSent: 0,
+          blocksSkipped: 0,
+          bytesSent: Number(uploaded.bytes ?? 0),
+        };
       } finally {
         client.close();
       }
@@ -240,6 +182,78 @@ export function glanceRunner(options: GlanceRunnerOptions): MethodRunner {
       }
     },
   };
+}
+
+/** The prepare and upload steps: the parts made, then each created and sent (resumed from the checkpoint). */
+async function prepareAndUpload(
+  ctx: MethodContext,
+  client: GlanceClient,
+  options: GlanceRunnerOptions,
+): Promise<StepResult> {
+  const { steps, signal, image, request } = ctx;
+  const placement = glancePlacement(ctx.placement);
+  const g = placement.glance;
+  const revision = revisionOf(ctx);
+  const contentHash = image.source.contentHash;
+  const prepared = await prepareParts(image, g, ctx.state.renders, signal);
+  try {
+    await steps.run('prepare', async () => ({
+      parts: prepared.parts.map((p) => ({
+        role: p.role,
+        diskFormat: p.diskFormat,
+        bytes: p.size,
+      })),
+    }));
+    const name = imageName(request.stream, revision);
+    const common: Record<string, string> = {
+      ...g.properties,
+      ...(image.facts.openstack ?? inspectProperties(image.report)),
+      [GLANCE_PROPERTY.stream]: request.stream,
+      [GLANCE_PROPERTY.target]: placement.target,
+      [GLANCE_PROPERTY.revision]: revision,
+      [GLANCE_PROPERTY.contentHash]: contentHash,
+      [GLANCE_PROPERTY.version]: options.version,
+      [GLANCE_PROPERTY.run]: ctx.runId,
+    };
+    return await steps.run('upload', async () => {
+      const journal = steps.checkpoint<UploadCheckpoint>('upload');
+      let cp: UploadCheckpoint = (await journal.load()) ?? { attempt: 1, done: {} };
+      let bytes = 0;
+      for (const part of prepared.parts) {
+        if (cp.done[part.role] !== undefined) continue;
+        const id = await uploadPart(client, ctx, part, {
+          name: `${name}${PART_SUFFIX[part.role]}`,
+          properties: {
+            ...common,
+            [GLANCE_PROPERTY.role]: part.role,
+            ...(part.role === 'root' && cp.done.kernel !== undefined
+              ? { kernel_id: cp.done.kernel }
+              : {}),
+            ...(part.role === 'root' && cp.done.ramdisk !== undefined
+              ? { ramdisk_id: cp.done.ramdisk }
+              : {}),
+          },
+          tags: g.tags,
+          checkpoint: cp,
+          save: async (next) => {
+            cp = next;
+            await journal.save(next);
+          },
+          retries: options.uploadRetries ?? 2,
+        });
+        cp = { attempt: cp.attempt, done: { ...cp.done, [part.role]: id } };
+        await journal.save(cp);
+        bytes += part.size;
+      }
+      return {
+        imageId: cp.done.root!,
+        partIds: [cp.done.ramdisk, cp.done.kernel].filter((x): x is string => x !== undefined),
+        bytes,
+      };
+    });
+  } finally {
+    await prepared.release();
+  }
 }
 
 async function addMember(
