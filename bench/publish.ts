@@ -26,7 +26,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildBenchTree, canDrop, changeOnePercent, MiB, seconds, settle } from './bench-tree.js';
-import { FERRY_CLI, type Server, startServer } from './cloud-server.js';
+import { cliNodeArgs, FERRY_CLI, type Server, startServer } from './cloud-server.js';
 
 const BLOCK = 512 * 1024;
 const haveTime = spawnSync('sh', ['-c', 'test -x /usr/bin/time']).status === 0;
@@ -136,7 +136,10 @@ function publishOnce(cwd: string, name: string, concurrency: number | undefined)
     'json',
     ...(concurrency === undefined ? [] : ['--concurrency', String(concurrency)]),
   ];
-  const nodeArgs = (process.env.FERRY_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const nodeArgs = [
+    ...cliNodeArgs(),
+    ...(process.env.FERRY_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== ''),
+  ];
   const cmd = haveTime ? '/usr/bin/time' : process.execPath;
   const full = haveTime
     ? ['-f', 'FERRY-RSS %M FERRY-CPU %U %S', process.execPath, ...nodeArgs, ...args]

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-heap-size=64
 import { parseArgs } from 'node:util';
 import { FerryError } from '../errors/index.js';
 import { EXIT, type OutputMode, parseOutputMode, reportError } from './output.js';
