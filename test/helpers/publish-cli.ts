@@ -52,7 +52,9 @@ export function publishCli(
  * SIGKILL after a random delay in [minMs, minMs + spreadMs). A killed one is
  * resumed, half the time by a bare `ferry publish` when the kill left an
  * unfinished run, else by the same command. Every publish that was not
- * killed, and every resume, must exit 0. Returns how many were killed.
+ * killed, and every resume, must exit 0; at least min(trials, 3) must have
+ * been killed, and in the end no run in `runs` may be unfinished or
+ * aborted. Returns how many were killed.
  */
 export async function killAndResume(options: {
   readonly dir: string;
@@ -86,5 +88,9 @@ export async function killAndResume(options: {
       if (bare) assert.equal(await publishCli(dir, [ref]).done, 0);
     } else assert.equal(code, 0, `trial ${trial} failed`);
   }
+  const trials = options.trials;
+  assert.ok(killed >= Math.min(trials, 3), `only ${killed} of ${trials} runs were killed`);
+  const runs = await loadRuns(options.runs);
+  assert.ok(runs.every((r) => r.outcome !== 'unfinished' && r.outcome !== 'aborted'));
   return killed;
 }
