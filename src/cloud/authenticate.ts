@@ -14,7 +14,6 @@ import {
   EMPTY_SHA256,
   formatAmzDate,
   parseAmzDate,
-  sha256Hex,
   signatureHex,
   signingKey,
   stringToSign,
@@ -290,21 +289,16 @@ function declaredPayloadHash(req: WireRequest, auth: ParsedAuth): string | undef
  * body; a presigned URL without one may have signed either UNSIGNED-PAYLOAD
  * (S3, botocore) or the empty body's hash (other services, the JS SDK).
  * A declared hash that the body does not match is refused after that.
- * Returns the body's SHA-256 (hex) when it was computed, so that a service
- * need not hash the same bytes again. `knownHash` is that hash when the
- * caller computed it while the body arrived (then it is not hashed again).
+ * `bodyHash` is the body's SHA-256 (hex), computed by the caller while the
+ * body arrived (the server's readBody), so no one hashes the bytes twice.
  */
 export function verifySignature(
   req: WireRequest,
   auth: ParsedAuth,
   secret: string,
-  body: Buffer,
-  knownHash?: string,
-): string | undefined {
+  bodyHash: string,
+): void {
   const declared = declaredPayloadHash(req, auth);
-  // Hashing a body costs as much as the request's other work: only when a hash is in play.
-  const needsHash = knownHash !== undefined || declared === undefined || HEX64.test(declared);
-  const bodyHash = knownHash ?? (needsHash ? sha256Hex(body) : '');
   const candidates =
     declared !== undefined
       ? [declared]
@@ -322,7 +316,6 @@ export function verifySignature(
       'content-sha-mismatch',
       "The provided 'x-amz-content-sha256' header does not match what was computed.",
     );
-  return needsHash ? bodyHash : undefined;
 }
 
 /** What a streamed body must be checked against as it arrives. */

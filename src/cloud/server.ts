@@ -270,12 +270,10 @@ export class CloudServer {
         body = Buffer.alloc(0);
         payload = openPayload(req, check, sendContinue);
       } else {
+        let read: Awaited<ReturnType<typeof readBody>>;
         try {
           sendContinue();
-          const read = await readBody(req, service.maxBodyBytes);
-          body = read.body;
-          bodySha256 = read.sha256;
-          pooled = read.pooled;
+          read = await readBody(req, service.maxBodyBytes);
         } catch (error) {
           if (!(error instanceof TooLarge)) throw error;
           closeAfter = true;
@@ -284,7 +282,8 @@ export class CloudServer {
             `The request body exceeds the ${service.maxBodyBytes} bytes ${service.name} accepts.`,
           );
         }
-        verifySignature(wire, auth, identity.secretAccessKey, body, bodySha256);
+        ({ body, sha256: bodySha256, pooled } = read);
+        verifySignature(wire, auth, identity.secretAccessKey, bodySha256);
       }
       account = identity.account;
       const request: CloudRequest = {
