@@ -49,7 +49,8 @@ export function publishCli(
 /**
  * `trials` publishes of `ref` in the project at `dir`, each after a change
  * to the tree's build-info file (a new revision) and each killed with
- * SIGKILL after a random delay in [minMs, minMs + spreadMs). A killed one is
+ * SIGKILL after a random delay in [minMs, minMs + spreadMs), the range
+ * narrowed to the length of a publish that finished first. A killed one is
  * resumed, half the time by a bare `ferry publish` when the kill left an
  * unfinished run, else by the same command. Every publish that was not
  * killed, and every resume, must exit 0; at least min(trials, 3) must have
@@ -69,13 +70,20 @@ export async function killAndResume(options: {
   const { dir, ref } = options;
   const next = seeded(options.seed);
   let killed = 0;
+  // The kill lands in [lo, hi): hi shrinks to the length of a publish that
+  // finished before its kill, so that on a fast machine the kills still fall
+  // inside a publish instead of after it.
+  let hi = options.minMs + options.spreadMs;
   for (let trial = 0; trial < options.trials; trial++) {
     await writeFile(join(options.tree, 'var/lib/ferry-demo/build-info'), `build: ${trial}\n`);
+    const began = performance.now();
     const run = publishCli(dir, [ref]);
-    const delay = options.minMs + Math.floor(next() * options.spreadMs);
+    const lo = Math.min(options.minMs, hi / 2);
+    const delay = Math.floor(lo + next() * (hi - lo));
     const timer = setTimeout(() => run.child.kill('SIGKILL'), delay);
     const code = await run.done;
     clearTimeout(timer);
+    if (code !== null) hi = Math.min(hi, performance.now() - began);
     if (code === null) {
       killed++;
       const bare =
