@@ -7,12 +7,19 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { isFerryError } from '../../src/errors/index.js';
 import { GlanceClient } from '../../src/publish/openstack/glance-client.js';
 import { retryAfterMs } from '../../src/publish/openstack/glance-http.js';
 import type { ImageSession } from '../../src/publish/openstack/image-session.js';
+
+function* zeros(total: number): Generator<Buffer> {
+  const chunk = Buffer.alloc(1024 * 1024);
+  for (let left = total; left > 0; left -= chunk.length)
+    yield chunk.subarray(0, Math.min(left, chunk.length));
+}
 
 type Handler = (req: IncomingMessage, res: ServerResponse, n: number) => void;
 
@@ -174,6 +181,61 @@ describe('publish: Glance client, bad answers', () => {
       isFerryError(e, 'FERRY_GLANCE_RESPONSE'),
     );
     c.close();
+  });
+
+  it('a data send that Glance cuts off is a coded broken connection; an early answer is kept', async (t) => {
+    const size = 64 * 1024 * 1024;
+    const body = () => Readable.from(zeros(size));
+    // Reads the request head, then resets the connection without an answer.
+    const cutter = createNetServer((socket) => {
+      socket.once('data', () => socket.resetAndDestroy());
+    });
+    await new Promise<void>((r) => cutter.listen(0, '127.0.0.1', r));
+    t.after(() => cutter.close());
+    const c = new GlanceClient({
+      session: {
+        imageUrl: `http://127.0.0.1:${(cutter.address() as AddressInfo).port}`,
+        projectId: 'p',
+        token: async () => 't',
+        invalidate: () => {},
+      },
+    });
+    await assert.rejects(
+      c.uploadData(ID, { body: body(), size }),
+      (e) =>
+        isFerryError(e, 'FERRY_GLANCE_REQUEST') &&
+        (e.details.errno === 'ECONNRESET' || e.details.errno === 'EPIPE') &&
+        Number(e.details.sent) < size &&
+        e.details.size === size &&
+        e.details.status === undefined,
+    );
+    c.close();
+    // Glance answers 409 before the body is in and reads on: the answer counts.
+    const early = createServer((req, res) => {
+      json(res, 409, { message: 'Image status transition from active to saving is not allowed' });
+      req.resume();
+    });
+    await new Promise<void>((r) => early.listen(0, '127.0.0.1', r));
+    t.after(() => {
+      early.closeAllConnections();
+      early.close();
+    });
+    const c2 = new GlanceClient({
+      session: {
+        imageUrl: `http://127.0.0.1:${(early.address() as AddressInfo).port}`,
+        projectId: 'p',
+        token: async () => 't',
+        invalidate: () => {},
+      },
+    });
+    await assert.rejects(
+      c2.uploadData(ID, { body: body(), size }),
+      (e) =>
+        isFerryError(e, 'FERRY_GLANCE_CONFLICT') &&
+        e.details.status === 409 &&
+        /not allowed/.test(String(e.details.glanceMessage)),
+    );
+    c2.close();
   });
 
   it('reads Retry-After as seconds or a date', () => {

@@ -491,12 +491,14 @@ export class GlanceHttp {
           const send = this.#https ? httpsRequest : httpRequest;
           const url = this.#url(req.path);
           let settled = false;
+          let sent = 0;
           const fail = (e: unknown) => {
             if (settled) return;
             settled = true;
             req.body.destroy();
             r.destroy();
-            reject(req.signal?.aborted === true ? abortedError(action, e) : e);
+            if (req.signal?.aborted === true) reject(abortedError(action, e));
+            else reject(e instanceof FerryError ? e : this.#lostStream(req, action, e, sent));
           };
           // agent false: a connection of its own, closed after the answer.
           const r = send(url, {
@@ -523,7 +525,6 @@ export class GlanceHttp {
               resolve({ status, data });
             }, fail);
           });
-          let sent = 0;
           req.body.on('data', (chunk: Buffer) => {
             sent += chunk.length;
             if (sent > req.size) {
@@ -563,6 +564,32 @@ export class GlanceHttp {
             ),
           );
         }),
+    );
+  }
+
+  /**
+   * A data send that broke before Glance's answer was read: the connection
+   * failed (EPIPE, ECONNRESET, a timeout), or a socket error we do not name.
+   * Glance that refuses a body often answers and closes before reading it;
+   * the answer can then be lost with the reset, so the status is unknown
+   * here and glance-upload.ts looks at the image instead.
+   */
+  #lostStream(req: StreamRequest, action: string, e: unknown, sent: number): FerryError {
+    const errno = connectionCode(e) ?? (e as { code?: unknown } | null)?.code;
+    const named = typeof errno === 'string' ? errno : 'unknown error';
+    return new FerryError(
+      'FERRY_GLANCE_REQUEST',
+      `Cannot ${action}: the connection failed after ${sent} of ${req.size} bytes (${named})`,
+      {
+        details: {
+          method: req.method,
+          path: pathOnly(req.path),
+          sent,
+          size: req.size,
+          ...(typeof errno === 'string' ? { errno } : {}),
+        },
+        cause: e,
+      },
     );
   }
 }
