@@ -4,6 +4,7 @@
  * turns a kind into each protocol's code and status.
  */
 import { timingSafeEqual } from 'node:crypto';
+import type { BodyDigest } from './body-digest.js';
 import {
   ALGORITHM,
   canonicalHeaders,
@@ -289,29 +290,29 @@ function declaredPayloadHash(req: WireRequest, auth: ParsedAuth): string | undef
  * body; a presigned URL without one may have signed either UNSIGNED-PAYLOAD
  * (S3, botocore) or the empty body's hash (other services, the JS SDK).
  * A declared hash that the body does not match is refused after that.
- * `bodyHash` is the body's SHA-256 (hex), computed by the caller while the
- * body arrived (the server's readBody), so no one hashes the bytes twice.
+ * `body` hashes the body when asked, once: an UNSIGNED-PAYLOAD request
+ * leaves it unhashed.
  */
 export function verifySignature(
   req: WireRequest,
   auth: ParsedAuth,
   secret: string,
-  bodyHash: string,
+  body: BodyDigest,
 ): void {
   const declared = declaredPayloadHash(req, auth);
   const candidates =
     declared !== undefined
       ? [declared]
       : auth.presigned
-        ? [UNSIGNED_PAYLOAD, bodyHash]
-        : [bodyHash];
+        ? [UNSIGNED_PAYLOAD, body.hex()]
+        : [body.hex()];
   matchSignature(
     req,
     auth,
     signingKey(secret, auth.scopeDate, auth.region, auth.service),
     candidates,
   );
-  if (declared !== undefined && HEX64.test(declared) && declared !== bodyHash)
+  if (declared !== undefined && HEX64.test(declared) && declared !== body.hex())
     throw new AuthFailure(
       'content-sha-mismatch',
       "The provided 'x-amz-content-sha256' header does not match what was computed.",

@@ -4,7 +4,7 @@
  * the service its credential scope names. Every failure goes back in that
  * service's own error shape.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream/promises';
@@ -20,6 +20,7 @@ import {
   type WireRequest,
 } from './authenticate.js';
 import { AwsError, encodeAwsError, type WireProtocol } from './aws-error.js';
+import { BodyDigest } from './body-digest.js';
 import { BodyPool } from './body-pool.js';
 import { type CloudPayload, openPayload } from './payload.js';
 import { isRegion } from './regions.js';
@@ -74,22 +75,21 @@ const BODIES = new BodyPool(512 * 1024, 64);
 class TooLarge extends Error {}
 
 /**
- * Reads a whole body, at most `max` bytes, hashing it as it arrives. With a
- * Content-Length the body goes straight into one buffer of that size (no
- * list of chunks joined at the end); a body longer than it declared is
- * refused as too large.
+ * Reads a whole body, at most `max` bytes. With a Content-Length the body
+ * goes straight into one buffer of that size (no list of chunks joined at
+ * the end); a body longer than it declared is refused as too large. The body
+ * is hashed later, and only if something needs its SHA-256 (BodyDigest).
  */
 function readBody(
   req: IncomingMessage,
   max: number,
-): Promise<{ body: Buffer; sha256: string; pooled: Buffer | undefined }> {
+): Promise<{ body: Buffer; pooled: Buffer | undefined }> {
   const header = req.headers['content-length'];
   const declared = header === undefined ? Number.NaN : Number(header);
   if (Number.isFinite(declared) && declared > max) return Promise.reject(new TooLarge());
   const known = Number.isSafeInteger(declared) && declared >= 0;
   const limit = known ? declared : max;
   return new Promise((resolve, reject) => {
-    const hash = createHash('sha256');
     const pooled = known && declared === BODIES.size ? BODIES.take() : undefined;
     const into = pooled ?? (known ? Buffer.allocUnsafe(declared) : undefined);
     const chunks: Buffer[] = [];
@@ -101,7 +101,6 @@ function readBody(
         reject(new TooLarge());
         return;
       }
-      hash.update(chunk);
       if (into !== undefined) chunk.copy(into, size);
       else chunks.push(chunk);
       size += chunk.length;
@@ -109,7 +108,7 @@ function readBody(
     req.on('data', onData);
     req.once('end', () => {
       const body = into === undefined ? Buffer.concat(chunks, size) : into.subarray(0, size);
-      resolve({ body, sha256: hash.digest('hex'), pooled });
+      resolve({ body, pooled });
     });
     req.once('error', reject);
   });
@@ -263,7 +262,7 @@ export class CloudServer {
         );
       let body: Buffer;
       let payload: CloudPayload | undefined;
-      let bodySha256: string | undefined;
+      let bodySha256: BodyDigest | undefined;
       let pooled: Buffer | undefined;
       if (service.streaming === true) {
         const check = verifyStreamingSignature(wire, auth, identity.secretAccessKey);
@@ -282,7 +281,8 @@ export class CloudServer {
             `The request body exceeds the ${service.maxBodyBytes} bytes ${service.name} accepts.`,
           );
         }
-        ({ body, sha256: bodySha256, pooled } = read);
+        ({ body, pooled } = read);
+        bodySha256 = new BodyDigest(body);
         verifySignature(wire, auth, identity.secretAccessKey, bodySha256);
       }
       account = identity.account;

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
+import type { BodyDigest } from './body-digest.js';
 import type { CloudPayload } from './payload.js';
 
 /** A request the endpoint has authenticated, handed to one service. */
@@ -17,8 +18,8 @@ export interface CloudRequest {
   readonly body: Buffer;
   /** A streaming service's body, read by the handler as it arrives (see CloudService.streaming). */
   readonly payload?: CloudPayload;
-  /** The body's SHA-256 (hex), when the server computed it to check the signature. */
-  readonly bodySha256?: string;
+  /** The body's SHA-256, computed on first use (not for a streaming service). */
+  readonly bodySha256?: BodyDigest;
   /** The 12-digit account the credentials belong to. */
   readonly account: string;
   readonly region: string;

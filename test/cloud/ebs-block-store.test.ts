@@ -28,6 +28,24 @@ async function countWrites<T>(dir: string, fn: () => Promise<T>): Promise<[T, nu
   }
 }
 
+/** Counts files opened for reading under `dir` while `fn` runs. */
+async function countReads<T>(dir: string, fn: () => Promise<T>): Promise<[T, number]> {
+  let reads = 0;
+  const cjs = createRequire(import.meta.url)('node:fs/promises') as typeof fsp;
+  const real = cjs.open;
+  const m = mock.method(cjs, 'open', (path: string, flags?: string, mode?: number) => {
+    if (String(path).startsWith(dir) && flags === 'r') reads++;
+    return real(path, flags, mode);
+  });
+  syncBuiltinESMExports();
+  try {
+    return [await fn(), reads];
+  } finally {
+    m.mock.restore();
+    syncBuiltinESMExports();
+  }
+}
+
 describe('BlockStore', () => {
   it('knows its blocks from open on, writes a new block once however many put it at once', async () => {
     await withTempDir(async (dir) => {
@@ -104,6 +122,52 @@ describe('BlockStore', () => {
       } finally {
         await engine.close();
       }
+    });
+  });
+});
+
+describe('BlockStore.holds', () => {
+  it('proves a stored block by its bytes, from its copy or from disk, and nothing else', async () => {
+    await withTempDir(async (dir) => {
+      // Copies of the last 2 blocks written.
+      const store = new BlockStore(dir, Date.now, 2);
+      await store.open();
+      const [a, b, c] = [block(1), block(2), block(3)];
+      const [da, db, dc] = [a, b, c].map(blockDigest) as [string, string, string];
+      assert.equal(await store.holds(da, a), false, 'not stored');
+      const writing = store.put(da, a);
+      // Being written: the copy answers (the caller's buffer may be reused meanwhile).
+      const callers = Buffer.from(a);
+      callers.fill(0);
+      assert.equal(await store.holds(da, a), true);
+      await writing;
+      await store.put(db, b);
+      await store.put(dc, c);
+      // a's copy was evicted (2 kept): read back from disk.
+      const [yes, reads] = await countReads(dir, () => store.holds(da, a));
+      assert.equal(yes, true);
+      assert.equal(reads, 1, "a's copy is gone: one read of its file");
+      const [yesC, readsC] = await countReads(dir, () => store.holds(dc, c));
+      assert.equal(yesC, true);
+      assert.equal(readsC, 0, "c's copy answers without a read");
+      // Other bytes under a stored block's name: refused, from a copy and from disk.
+      const forged = Buffer.from(c);
+      forged.writeUInt8(forged.readUInt8(forged.length - 1) ^ 1, forged.length - 1);
+      assert.equal(await store.holds(dc, forged), false);
+      const forgedA = Buffer.from(a);
+      forgedA.writeUInt8(forgedA.readUInt8(0) ^ 0x80, 0);
+      assert.equal(await store.holds(da, forgedA), false);
+      assert.equal(await store.holds(da, a.subarray(1)), false, 'a short block');
+      // Removed: no longer held, whatever the bytes.
+      await store.remove(dc);
+      await store.remove(da);
+      assert.equal(await store.holds(dc, c), false);
+      assert.equal(await store.holds(da, a), false);
+      // A damaged file is not a proof: false, and the caller hashes instead.
+      await fsp.writeFile(store.path(db), b.subarray(0, 1000));
+      const reopened = new BlockStore(dir, Date.now, 0);
+      await reopened.open();
+      assert.equal(await reopened.holds(db, b), false);
     });
   });
 });

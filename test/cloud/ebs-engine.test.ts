@@ -122,6 +122,34 @@ describe('EBS engine', () => {
     });
   });
 
+  it('refuses other data under the checksum of a block it stores (proven by compare, not by hash)', async () => {
+    await withEngine(async (engine) => {
+      const { snapshotId } = await engine.startSnapshot(CTX, { volumeSize: 1 });
+      const data = block(7);
+      const claim = (index: number, bytes: Buffer) =>
+        engine.putSnapshotBlock(CTX, {
+          snapshotId,
+          blockIndex: index,
+          data: bytes,
+          dataLength: bytes.length,
+          checksum: sha256b64(data),
+          checksumAlgorithm: 'SHA256',
+        });
+      await claim(0, data);
+      assert.equal((await claim(1, Buffer.from(data))).checksum, sha256b64(data));
+      for (const at of [0, 4096, BLOCK_SIZE - 1]) {
+        const other = Buffer.from(data);
+        other[at] = (other[at] ?? 0) ^ 1;
+        await rejectsWith(claim(2, other), 'ValidationException', 'INVALID_PARAMETER_VALUE');
+      }
+      // The refused puts left nothing: two blocks complete the snapshot.
+      await engine.completeSnapshot(CTX, { snapshotId, changedBlocksCount: 2 });
+      const blocks = await readAll(engine, snapshotId);
+      assert.deepEqual([...blocks.keys()].sort(), [0, 1]);
+      assert.ok(blocks.get(1)?.equals(data));
+    });
+  });
+
   it('refuses bad checksums, lengths, algorithms and out-of-range indexes', async () => {
     await withEngine(async (engine) => {
       const { snapshotId } = await engine.startSnapshot(CTX, { volumeSize: 1 });

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { BodyPool } from '../body-pool.js';
+import { BLOCK_SIZE } from './limits.js';
 
 /** The SHA-256 of a block, as the 64 hex digits that name its file. */
 export function blockDigest(data: Buffer): string {
@@ -33,14 +35,24 @@ export class BlockStore {
   private readonly unsynced = new Map<string, string>();
   /** Puts of new blocks in flight: a put of the same digest meanwhile waits for it. */
   private readonly writing = new Map<string, Promise<string | null>>();
+  /**
+   * Copies of the blocks written last (oldest first), for holds(): the
+   * placements of one image put the same blocks at about the same time.
+   */
+  private readonly recent = new Map<string, Buffer>();
+  private readonly recentMax: number;
   /** Removals in flight: a put of the same digest waits for its unlink. */
   private readonly removing = new Map<string, Promise<void>>();
   private readonly now: () => number;
+  /** Read buffers for holds() (16 kept: 8 MiB). */
+  private readonly compareBuffers = new BodyPool(BLOCK_SIZE, 16);
   private tmpSeq = 0;
 
-  constructor(root: string, now: () => number = Date.now) {
+  /** `recentBlocks`: how many written blocks holds() keeps copies of (default 64: 32 MiB). */
+  constructor(root: string, now: () => number = Date.now, recentBlocks = 64) {
     this.root = root;
     this.now = now;
+    this.recentMax = Math.max(0, Math.floor(recentBlocks));
   }
 
   /** Creates the directories, removes temporary files a crash left behind and lists the blocks. */
@@ -90,10 +102,14 @@ export class BlockStore {
     // The same block from several placements at once is written once.
     const inFlight = this.writing.get(digest);
     if (inFlight !== undefined) return inFlight;
+    this.remember(digest, data);
     const write = this.write(digest, data);
     this.writing.set(digest, write);
     try {
       return await write;
+    } catch (error) {
+      this.recent.delete(digest);
+      throw error;
     } finally {
       this.writing.delete(digest);
     }
@@ -128,9 +144,52 @@ export class BlockStore {
     return dir;
   }
 
+  /** Keeps a copy of a block being written, reusing the oldest copy's buffer when full. */
+  private remember(digest: string, data: Buffer): void {
+    if (this.recentMax === 0 || data.length !== BLOCK_SIZE) return;
+    let buf: Buffer | undefined;
+    if (this.recent.size >= this.recentMax) {
+      const oldest = this.recent.keys().next().value;
+      if (oldest !== undefined) {
+        buf = this.recent.get(oldest);
+        this.recent.delete(oldest);
+      }
+    }
+    buf ??= Buffer.allocUnsafeSlow(BLOCK_SIZE);
+    data.copy(buf);
+    this.recent.set(digest, buf);
+  }
+
   /** Says that the directory put() returned for `digest` was fsynced. */
   synced(digest: string): void {
     this.unsynced.delete(digest);
+  }
+
+  /**
+   * Whether the stored block named `digest` holds exactly `data`: then the
+   * SHA-256 of `data` is `digest`, without hashing it (a read from the page
+   * cache and a compare cost a fraction of SHA-256). False when the block is
+   * not stored, is being removed, or cannot be read.
+   */
+  async holds(digest: string, data: Buffer): Promise<boolean> {
+    if (data.length !== BLOCK_SIZE || this.removing.has(digest)) return false;
+    const copy = this.recent.get(digest);
+    if (copy !== undefined) return copy.equals(data);
+    if (!this.known.has(digest)) return false;
+    const buf = this.compareBuffers.take();
+    try {
+      const fh = await open(this.path(digest), 'r');
+      try {
+        const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+        return bytesRead === data.length && buf.equals(data);
+      } finally {
+        await fh.close();
+      }
+    } catch {
+      return false;
+    } finally {
+      this.compareBuffers.give(buf);
+    }
   }
 
   async read(digest: string): Promise<Buffer> {
@@ -152,6 +211,7 @@ export class BlockStore {
   /** Removes a block; a put of it from now on stores it again. */
   async remove(digest: string): Promise<void> {
     this.known.delete(digest);
+    this.recent.delete(digest);
     this.unsynced.delete(digest);
     const done = unlink(this.path(digest)).catch(() => {});
     this.removing.set(digest, done);

@@ -1,11 +1,13 @@
+import type { BodyDigest } from '../body-digest.js';
+
 /** The inputs and outputs of the engine's EBS direct API operations. */
 
 export interface PutSnapshotBlockInput {
   readonly snapshotId: string;
   readonly blockIndex: number;
   readonly data: Buffer;
-  /** The data's SHA-256 (hex) if the caller already computed it (trusted: never from the client). */
-  readonly dataSha256?: string | undefined;
+  /** The data's SHA-256, computed on first use (the server's; never a value the client sent). */
+  readonly dataSha256?: BodyDigest | undefined;
   readonly dataLength: number;
   readonly checksum: string;
   readonly checksumAlgorithm: string;
