@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
@@ -32,6 +33,9 @@ function echo(name: string, protocol: CloudService['protocol'], maxBodyBytes = 1
           account: r.account,
           region: r.region,
           principal: r.principal,
+          // Whether the server hashed the body before the handler (then its hash).
+          hashedBefore: r.bodySha256?.computed ?? null,
+          sha256: r.bodySha256?.hex() ?? null,
         }),
       ),
     }),
@@ -147,7 +151,12 @@ describe('cloud: SigV4', () => {
         },
         { service: 's3' },
       );
-      assert.equal((await send(url, unsigned)).status, 200);
+      const unsignedAnswer = await send(url, unsigned);
+      assert.equal(unsignedAnswer.status, 200);
+      // Not signed: the server left the body unhashed; the handler's hash is right.
+      const seen = JSON.parse(unsignedAnswer.body) as { hashedBefore: boolean; sha256: string };
+      assert.equal(seen.hashedBefore, false);
+      assert.equal(seen.sha256, createHash('sha256').update('hello').digest('hex'));
       // The payload is not signed, so another body still passes.
       assert.equal((await send(url, { ...unsigned, body: 'other' })).status, 200);
       const hashed = await signRequest(
@@ -163,7 +172,9 @@ describe('cloud: SigV4', () => {
         },
         { service: 's3' },
       );
-      assert.equal((await send(url, hashed)).status, 200);
+      const hashedAnswer = await send(url, hashed);
+      assert.equal(hashedAnswer.status, 200);
+      assert.equal((JSON.parse(hashedAnswer.body) as { hashedBefore: boolean }).hashedBefore, true);
       const mismatch = await send(url, { ...hashed, body: 'jello' });
       assert.equal(mismatch.status, 400);
       assert.match(mismatch.body, /<Code>XAmzContentSHA256Mismatch<\/Code>/);
