@@ -4,22 +4,8 @@
  * (e.g. --cpu-prof) to it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
-
-export const FERRY_CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-
-/**
- * The node flags the CLI's own `#!/usr/bin/env -S node ...` line gives it
- * (V8 heap sizing), so that a benchmark spawning `node FERRY_CLI` runs it as
- * `npx ferry` does.
- */
-export function cliNodeArgs(): string[] {
-  const first = readFileSync(FERRY_CLI, 'utf8').split('\n', 1)[0] ?? '';
-  const m = /^#!\S*env -S node(.*)$/.exec(first);
-  return m === null ? [] : (m[1] ?? '').split(' ').filter((a) => a !== '');
-}
+import { cliNodeArgs, FERRY_CLI } from './ferry-cli.js';
 
 export interface Server {
   readonly child: ChildProcess;

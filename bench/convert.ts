@@ -22,17 +22,17 @@
  * Each ferry output is checked identical to the source with `qemu-img compare`.
  * A case whose ferry reader or writer is not implemented yet shows "n/a".
  */
+
 import { type SpawnOptions, spawn, spawnSync } from 'node:child_process';
 import { createCipheriv } from 'node:crypto';
 import { accessSync, constants, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { ferryArgs } from './ferry-cli.js';
 
 const MiB = 1024 * 1024;
-const FERRY_CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const GNU_TIME = '/usr/bin/time';
 const DROP_CACHES = '/proc/sys/vm/drop_caches';
 
@@ -342,7 +342,7 @@ async function main(): Promise<void> {
     const timeFile = timeFileWanted ? join(dir, 'time.txt') : undefined;
     const startups: number[] = [];
     for (let i = 0; i < 3; i++) {
-      startups.push((await measure(process.execPath, [FERRY_CLI, '--version'], undefined)).seconds);
+      startups.push((await measure(process.execPath, ferryArgs('--version'), undefined)).seconds);
     }
     const ferryStartupSeconds = median(startups);
     const results: CaseResult[] = [];
@@ -353,8 +353,7 @@ async function main(): Promise<void> {
       const ferry = () =>
         measure(
           process.execPath,
-          [
-            FERRY_CLI,
+          ferryArgs(
             'convert',
             src,
             ferryOut,
@@ -364,7 +363,7 @@ async function main(): Promise<void> {
             c.to,
             ...c.ferryArgs,
             '--overwrite',
-          ],
+          ),
           timeFile,
         );
       const qemu = async () => {

@@ -12,16 +12,16 @@
  * The page cache is dropped before every timed run when /proc allows it.
  * Needs the corpus trees (scripts/make-debian-root.sh) and qemu-img.
  */
+
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildCorpus, corpusTrees } from '../scripts/inspect-corpus.js';
+import { ferryArgs } from './ferry-cli.js';
 
-const FERRY_CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const DROP_CACHES = '/proc/sys/vm/drop_caches';
 const MiB = 1024 * 1024;
 
@@ -101,7 +101,7 @@ async function main(): Promise<void> {
       let kernel: string | null = null;
       for (let i = 0; i < runs; i++) {
         settle(drop);
-        const r = timed(process.execPath, [FERRY_CLI, 'inspect', img.path, '--output', 'json']);
+        const r = timed(process.execPath, ferryArgs('inspect', img.path, '--output', 'json'));
         const report = JSON.parse(r.stdout) as {
           bytesRead: number;
           seconds: number;

@@ -26,7 +26,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildBenchTree, canDrop, changeOnePercent, MiB, seconds, settle } from './bench-tree.js';
-import { cliNodeArgs, FERRY_CLI, type Server, startServer } from './cloud-server.js';
+import { type Server, startServer } from './cloud-server.js';
+import { cliNodeArgs, FERRY_CLI } from './ferry-cli.js';
 
 const BLOCK = 512 * 1024;
 const haveTime = spawnSync('sh', ['-c', 'test -x /usr/bin/time']).status === 0;

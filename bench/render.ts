@@ -8,11 +8,11 @@
  *
  *   npm run bench:render [-- --runs 3 --extra-mib 1600 --dir DIR --json --no-drop-caches]
  */
+
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   benchOptions,
   buildBenchTree,
@@ -21,8 +21,8 @@ import {
   seconds,
   settle,
 } from './bench-tree.js';
+import { ferryArgs } from './ferry-cli.js';
 
-const FERRY_CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const haveTime = spawnSync('sh', ['-c', 'test -x /usr/bin/time']).status === 0;
 
 interface BuildJson {
@@ -55,20 +55,22 @@ function build(
   out: string,
   extra: string[] = [],
 ): { result: BuildJson; rssKiB: number | null } {
-  const r = timed(process.execPath, [
-    FERRY_CLI,
-    'build',
-    'bench/tree',
-    '--layout',
-    'fs',
-    '--out',
-    out,
-    '--store',
-    store,
-    '--output',
-    'json',
-    ...extra,
-  ]);
+  const r = timed(
+    process.execPath,
+    ferryArgs(
+      'build',
+      'bench/tree',
+      '--layout',
+      'fs',
+      '--out',
+      out,
+      '--store',
+      store,
+      '--output',
+      'json',
+      ...extra,
+    ),
+  );
   return { result: JSON.parse(r.out) as BuildJson, rssKiB: r.rssKiB };
 }
 
@@ -83,7 +85,7 @@ async function main(): Promise<void> {
     const add = () =>
       execFileSync(
         process.execPath,
-        [FERRY_CLI, 'image', 'add', 'bench/tree', t.tree, '--store', store, '--output', 'json'],
+        ferryArgs('image', 'add', 'bench/tree', t.tree, '--store', store, '--output', 'json'),
         {
           maxBuffer: 64 * MiB,
         },

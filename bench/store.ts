@@ -9,11 +9,11 @@
  * Needs the corpus tree (scripts/make-debian-root.sh); without it the tree
  * is only the generated files.
  */
+
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   hashToken,
   ImageServer,
@@ -31,8 +31,7 @@ import {
   settle,
   timedAsync,
 } from './bench-tree.js';
-
-const FERRY_CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+import { ferryArgs } from './ferry-cli.js';
 
 async function main(): Promise<void> {
   const options = benchOptions();
@@ -72,7 +71,7 @@ async function main(): Promise<void> {
       ingest1 = JSON.parse(
         execFileSync(
           process.execPath,
-          [FERRY_CLI, 'image', 'add', 'bench/tree', tree, '--store', storeDir, '--output', 'json'],
+          ferryArgs('image', 'add', 'bench/tree', tree, '--store', storeDir, '--output', 'json'),
           {
             encoding: 'utf8',
             maxBuffer: 64 * MiB,
@@ -89,7 +88,7 @@ async function main(): Promise<void> {
       ingest2 = JSON.parse(
         execFileSync(
           process.execPath,
-          [FERRY_CLI, 'image', 'add', 'bench/tree', tree, '--store', storeDir, '--output', 'json'],
+          ferryArgs('image', 'add', 'bench/tree', tree, '--store', storeDir, '--output', 'json'),
           {
             encoding: 'utf8',
             maxBuffer: 64 * MiB,
