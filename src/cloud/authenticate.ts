@@ -283,6 +283,25 @@ function declaredPayloadHash(req: WireRequest, auth: ParsedAuth): string | undef
     : req.header('x-amz-content-sha256');
 }
 
+/** Signing keys derived lately (a key is a day's, per region and service), at most KEYS_KEPT. */
+const derivedKeys = new Map<string, Buffer>();
+const KEYS_KEPT = 256;
+
+/**
+ * The SigV4 signing key of a scope, derived once per secret, day, region and
+ * service (four HMACs), not once per request.
+ */
+function scopedKey(secret: string, date: string, region: string, service: string): Buffer {
+  const id = `${date}\n${region}\n${service}\n${secret}`;
+  let key = derivedKeys.get(id);
+  if (key === undefined) {
+    if (derivedKeys.size >= KEYS_KEPT) derivedKeys.clear();
+    key = signingKey(secret, date, region, service);
+    derivedKeys.set(id, key);
+  }
+  return key;
+}
+
 /**
  * Recomputes the signature with `secret` and compares it in constant time.
  * The payload hash is x-amz-content-sha256 when sent (UNSIGNED-PAYLOAD and
@@ -309,7 +328,7 @@ export function verifySignature(
   matchSignature(
     req,
     auth,
-    signingKey(secret, auth.scopeDate, auth.region, auth.service),
+    scopedKey(secret, auth.scopeDate, auth.region, auth.service),
     candidates,
   );
   if (declared !== undefined && HEX64.test(declared) && declared !== body.hex())
@@ -359,7 +378,7 @@ export function verifyStreamingSignature(
       'incomplete',
       'Missing required header for this request: x-amz-content-sha256',
     );
-  const key = signingKey(secret, auth.scopeDate, auth.region, auth.service);
+  const key = scopedKey(secret, auth.scopeDate, auth.region, auth.service);
   const matched = matchSignature(
     req,
     auth,
