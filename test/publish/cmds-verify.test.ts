@@ -38,6 +38,24 @@ describe('ferry verify: a published image read back', () => {
       );
       assert.ok(good.placements.every((x) => (x.result?.blocks ?? 0) > 0));
       assert.equal(good.placements[0]!.contentHash, hash);
+      // The placements are read back at once; one at a time when asked.
+      const lag = (r: typeof good) => {
+        const [x, y] = r.placements as [(typeof r.placements)[0], (typeof r.placements)[0]];
+        return { lag: Date.parse(y.started) - Date.parse(x.started), first: x.seconds * 1000 };
+      };
+      const together = lag(good);
+      assert.ok(together.lag < together.first / 2, JSON.stringify(together));
+      const serial = await verifyPublished(config, {
+        ref: `demo@${revision}`,
+        placementsAtOnce: 1,
+      });
+      assert.equal(serial.ok, true);
+      const oneByOne = lag(serial);
+      assert.ok(oneByOne.lag >= oneByOne.first - 2, JSON.stringify(oneByOne));
+      await assert.rejects(
+        verifyPublished(config, { ref: `demo@${revision}`, placementsAtOnce: 0 }),
+        (e: unknown) => (e as { code?: string }).code === 'FERRY_USAGE',
+      );
 
       // Digests that say otherwise about two blocks: one data block changed,
       // one hole claimed to hold data. Saved under their own content hash,
