@@ -10,6 +10,7 @@
 
 import type { FerryConfig } from '../config/index.js';
 import { FerryError } from '../errors/index.js';
+import { workerPool } from '../util/ordered-pool.js';
 import type { ImageCatalog } from './image-catalog.js';
 import { Journal, listRuns, newRunId } from './journal.js';
 import { resolveRevision } from './resolve-revision.js';
@@ -163,6 +164,9 @@ export async function removeImages(
   }
 }
 
+/** Placements searched at once for the image to remove. */
+const FINDS_AT_ONCE = 8;
+
 export async function deregisterPublished(
   config: FerryConfig,
   input: DeregisterInput,
@@ -184,20 +188,27 @@ export async function deregisterPublished(
       async () => {
         const removals: Removal[] = [];
         const absent: string[] = [];
-        for (const target of session.targets)
-          for (const p of target.placements) {
-            const catalog = session.catalog(p);
-            const image = await catalog.find(stream, revision, input.signal);
-            if (image === undefined) absent.push(p.key);
-            else
-              removals.push({
-                placement: p.key,
-                catalog,
-                imageId: image.imageId,
-                snapshotIds: image.partIds,
-                revision,
-              });
-          }
+        // Found in every placement at once (read-only); removed one by one below.
+        const places = session.targets.flatMap((t) => t.placements);
+        const found: Array<Awaited<ReturnType<ImageCatalog['find']>>> = [];
+        await workerPool(places.entries(), FINDS_AT_ONCE, async ([i, p]) => {
+          found[i] = await session.catalog(p).find(stream, revision, input.signal);
+        }).catch((error: unknown) => {
+          // Several finds stopped by one cause (an abort, a dead endpoint): the first.
+          throw error instanceof AggregateError ? error.errors[0] : error;
+        });
+        places.forEach((p, i) => {
+          const image = found[i];
+          if (image === undefined) absent.push(p.key);
+          else
+            removals.push({
+              placement: p.key,
+              catalog: session.catalog(p),
+              imageId: image.imageId,
+              snapshotIds: image.partIds,
+              revision,
+            });
+        });
         if (removals.length === 0) return { stream, revision, runId: null, removed: [], absent };
         const { runId, removed } = await removeImages(
           state,
