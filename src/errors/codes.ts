@@ -160,6 +160,8 @@ export const ERROR_CODES = {
   // Publish: Glance
   FERRY_GLANCE_REQUEST:
     "Glance answered a request with an error status (details hold the method, path, HTTP status and Glance's message), or the connection failed before an answer (details hold errno instead of a status, and for a data send the bytes sent).",
+  FERRY_GLANCE_TLS:
+    "The image service's TLS certificate was refused (untrusted, expired, or for another name); not retried. Give the cloud's CA as cacert in clouds.yaml, or verify: false.",
   FERRY_GLANCE_UNAUTHORIZED:
     'Glance refused the token (401), also after a fresh one was fetched once.',
   FERRY_GLANCE_FORBIDDEN:

@@ -239,6 +239,8 @@ export class GlanceHttp {
   readonly #onRetry: GlanceHttpOptions['onRetry'];
   readonly #agent: Agent;
   readonly #https: boolean;
+  /** The cloud's cacert and verify, for every https connection (pooled or not). */
+  readonly #tls: { ca?: Buffer; rejectUnauthorized?: boolean };
 
   constructor(options: GlanceHttpOptions) {
     this.#session = options.session;
@@ -257,8 +259,13 @@ export class GlanceHttp {
     this.#idleMs = options.idleTimeoutMs ?? 60_000;
     this.#random = options.random ?? Math.random;
     this.#onRetry = options.onRetry;
+    const tls = options.session.tls;
+    this.#tls =
+      !this.#https || tls === undefined
+        ? {}
+        : { rejectUnauthorized: tls.verify, ...(tls.ca === undefined ? {} : { ca: tls.ca }) };
     this.#agent = this.#https
-      ? new HttpsAgent({ keepAlive: true, maxSockets: 8 })
+      ? new HttpsAgent({ keepAlive: true, maxSockets: 8, ...this.#tls })
       : new HttpAgent({ keepAlive: true, maxSockets: 8 });
   }
 
@@ -323,7 +330,7 @@ export class GlanceHttp {
         if (e instanceof FerryError) throw e;
         if (req.signal?.aborted === true) throw abortedError(action, e);
         const code = connectionCode(e);
-        if (code === undefined) throw e;
+        if (code === undefined) throw tlsError(action, req.method, req.path, e) ?? e;
         error = new FerryError(
           'FERRY_GLANCE_REQUEST',
           `Cannot ${action}: the connection failed (${code})`,
@@ -426,6 +433,7 @@ export class GlanceHttp {
         method: 'GET',
         headers,
         agent: false,
+        ...this.#tls,
         ...(options.signal === undefined ? {} : { signal: options.signal }),
       });
       r.setTimeout(this.#idleMs, () =>
@@ -434,7 +442,11 @@ export class GlanceHttp {
         ),
       );
       r.once('error', (e) =>
-        reject(options.signal?.aborted === true ? abortedError(action, e) : e),
+        reject(
+          options.signal?.aborted === true
+            ? abortedError(action, e)
+            : (tlsError(action, 'GET', path, e) ?? e),
+        ),
       );
       r.once('response', resolve);
       r.end();
@@ -498,13 +510,20 @@ export class GlanceHttp {
             req.body.destroy();
             r.destroy();
             if (req.signal?.aborted === true) reject(abortedError(action, e));
-            else reject(e instanceof FerryError ? e : this.#lostStream(req, action, e, sent));
+            else
+              reject(
+                e instanceof FerryError
+                  ? e
+                  : (tlsError(action, req.method, req.path, e) ??
+                      this.#lostStream(req, action, e, sent)),
+              );
           };
           // agent false: a connection of its own, closed after the answer.
           const r = send(url, {
             method: req.method,
             headers,
             agent: false,
+            ...this.#tls,
             ...(req.signal === undefined ? {} : { signal: req.signal }),
           });
           r.setTimeout(this.#idleMs, () =>
@@ -593,6 +612,33 @@ export class GlanceHttp {
     );
   }
 }
+
+/**
+ * A certificate the client refused (untrusted, expired, for another name):
+ * FERRY_GLANCE_TLS, never retried; undefined for any other error.
+ */
+function tlsError(
+  action: string,
+  method: string,
+  path: string,
+  e: unknown,
+): FerryError | undefined {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !TLS_CODE.test(code)) return undefined;
+  return new FerryError(
+    'FERRY_GLANCE_TLS',
+    `Cannot ${action}: the image service's TLS certificate was refused (${code})`,
+    {
+      details: { method, path: pathOnly(path), errno: code },
+      hint: "Give the cloud's CA certificates as cacert in clouds.yaml (or verify: false, to skip the check)",
+      cause: e,
+    },
+  );
+}
+
+/** Node's codes for a refused certificate (OpenSSL's verify errors, and a name mismatch). */
+const TLS_CODE =
+  /CERT|SELF_SIGNED|UNABLE_TO_(GET_ISSUER|VERIFY)|ERR_TLS_CERT_ALTNAME_INVALID|SIGNATURE/;
 
 function headerValue(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;

@@ -5,6 +5,14 @@
  * (keystone-auth.ts) and an explicit endpoint without auth both produce one.
  */
 
+/** TLS for an https image endpoint, as clouds.yaml says: its cacert (PEM) and verify. */
+export interface ImageTls {
+  /** CA certificates to trust (the default set otherwise). */
+  readonly ca?: Buffer;
+  /** false: do not check the certificate. */
+  readonly verify: boolean;
+}
+
 export interface ImageSession {
   /** The image service's base URL, without the version (e.g. http://127.0.0.1:9292). */
   readonly imageUrl: string;
@@ -17,14 +25,17 @@ export interface ImageSession {
   token(signal?: AbortSignal): Promise<string | null>;
   /** Forgets the cached token (the image service answered 401 with it). */
   invalidate(): void;
+  /** TLS settings of the cloud (the system's CAs, checked, when absent). */
+  readonly tls?: ImageTls;
 }
 
 /** A session for an image service that needs no auth (an explicit endpoint). */
-export function unauthenticatedSession(imageUrl: string): ImageSession {
+export function unauthenticatedSession(imageUrl: string, tls?: ImageTls): ImageSession {
   return {
     imageUrl: imageUrl.replace(/\/+$/, ''),
     projectId: null,
     token: async () => null,
     invalidate: () => {},
+    ...(tls === undefined ? {} : { tls }),
   };
 }

@@ -15,7 +15,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FerryError } from '../../errors/index.js';
 import { backoffMs, CONNECTION_CODES, type RetryPolicy } from '../retry.js';
-import { type ImageSession, unauthenticatedSession } from './image-session.js';
+import { type ImageSession, type ImageTls, unauthenticatedSession } from './image-session.js';
 import { findImageEndpoint, imageBaseUrl } from './keystone-catalog.js';
 import {
   aborted,
@@ -382,10 +382,22 @@ export async function openKeystoneAuth(
         projectId: first.projectId,
         token: (signal?: AbortSignal) => auth.token(signal),
         invalidate: () => auth.invalidate(),
+        tls: {
+          verify: transport.verify,
+          ...(transport.ca === undefined ? {} : { ca: transport.ca }),
+        },
       };
     },
   };
   return auth;
+}
+
+/** A cloud's TLS settings for its image endpoint (the cacert file read, FERRY_IO if it cannot be). */
+export async function cloudTls(cloud: OpenStackCloud): Promise<ImageTls> {
+  return {
+    verify: cloud.verify,
+    ...(cloud.cacert === undefined ? {} : { ca: await readCa(cloud.cacert) }),
+  };
 }
 
 /**
@@ -399,7 +411,10 @@ export async function openImageSession(
   options: OpenImageSessionOptions = {},
 ): Promise<ImageSession> {
   if (cloud.authType === 'none')
-    return unauthenticatedSession(endpointOverride(cloud.imageEndpointOverride));
+    return unauthenticatedSession(
+      endpointOverride(cloud.imageEndpointOverride),
+      await cloudTls(cloud),
+    );
   const { region, interface: iface, ...rest } = options;
   const auth = await openKeystoneAuth(cloud, rest);
   return auth.imageSession({

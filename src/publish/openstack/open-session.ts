@@ -7,8 +7,8 @@
  */
 
 import { resolveCloudSpec } from './clouds-yaml.js';
-import { type ImageSession, unauthenticatedSession } from './image-session.js';
-import { type KeystoneAuth, openKeystoneAuth } from './keystone-auth.js';
+import { type ImageSession, type ImageTls, unauthenticatedSession } from './image-session.js';
+import { cloudTls, type KeystoneAuth, openKeystoneAuth } from './keystone-auth.js';
 import { imageBaseUrl } from './keystone-catalog.js';
 import type { OpenStackCloudSpec } from './openstack-cloud.js';
 
@@ -19,13 +19,13 @@ export const DEFAULT_REGION = 'default';
 export function targetSessions(
   spec: OpenStackCloudSpec,
 ): (region: string, signal?: AbortSignal) => Promise<ImageSession> {
-  let opened: Promise<{ auth: KeystoneAuth } | { url: string }> | undefined;
+  let opened: Promise<{ auth: KeystoneAuth } | { url: string; tls: ImageTls }> | undefined;
   const open = (signal?: AbortSignal) => {
     opened ??= (async () => {
       const cloud = await resolveCloudSpec(spec);
       if (cloud.authType === 'none') {
         const url = imageBaseUrl(cloud.imageEndpointOverride) ?? cloud.imageEndpointOverride;
-        return { url };
+        return { url, tls: await cloudTls(cloud) };
       }
       return { auth: await openKeystoneAuth(cloud, signal === undefined ? {} : { signal }) };
     })();
@@ -37,7 +37,7 @@ export function targetSessions(
   };
   return async (region, signal) => {
     const o = await open(signal);
-    if ('url' in o) return unauthenticatedSession(o.url);
+    if ('url' in o) return unauthenticatedSession(o.url, o.tls);
     return o.auth.imageSession(region === DEFAULT_REGION ? {} : { region });
   };
 }
