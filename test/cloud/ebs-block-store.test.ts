@@ -9,42 +9,30 @@ import { EbsEngine } from '../../src/cloud/ebs/engine.js';
 import { block, CTX, fakeClock, sha256b64 } from '../helpers/ebs.js';
 import { withTempDir } from '../helpers/qemu.js';
 
-/** Counts files opened for writing under `dir` while `fn` runs. */
-async function countWrites<T>(dir: string, fn: () => Promise<T>): Promise<[T, number]> {
-  let writes = 0;
+/** Counts files opened under `dir` with open flags `flags` ('wx': a new block, 'r': a read) while `fn` runs. */
+async function countOpens<T>(
+  dir: string,
+  flags: string,
+  fn: () => Promise<T>,
+): Promise<[T, number]> {
+  let opens = 0;
   // The CommonJS object behind node:fs/promises (the ESM namespace cannot be patched).
   const cjs = createRequire(import.meta.url)('node:fs/promises') as typeof fsp;
   const real = cjs.open;
-  const m = mock.method(cjs, 'open', (path: string, flags?: string, mode?: number) => {
-    if (String(path).startsWith(dir) && flags === 'wx') writes++;
-    return real(path, flags, mode);
+  const m = mock.method(cjs, 'open', (path: string, f?: string, mode?: number) => {
+    if (String(path).startsWith(dir) && f === flags) opens++;
+    return real(path, f, mode);
   });
   syncBuiltinESMExports();
   try {
-    return [await fn(), writes];
+    return [await fn(), opens];
   } finally {
     m.mock.restore();
     syncBuiltinESMExports();
   }
 }
-
-/** Counts files opened for reading under `dir` while `fn` runs. */
-async function countReads<T>(dir: string, fn: () => Promise<T>): Promise<[T, number]> {
-  let reads = 0;
-  const cjs = createRequire(import.meta.url)('node:fs/promises') as typeof fsp;
-  const real = cjs.open;
-  const m = mock.method(cjs, 'open', (path: string, flags?: string, mode?: number) => {
-    if (String(path).startsWith(dir) && flags === 'r') reads++;
-    return real(path, flags, mode);
-  });
-  syncBuiltinESMExports();
-  try {
-    return [await fn(), reads];
-  } finally {
-    m.mock.restore();
-    syncBuiltinESMExports();
-  }
-}
+const countWrites = <T>(dir: string, fn: () => Promise<T>) => countOpens(dir, 'wx', fn);
+const countReads = <T>(dir: string, fn: () => Promise<T>) => countOpens(dir, 'r', fn);
 
 describe('BlockStore', () => {
   it('knows its blocks from open on, writes a new block once however many put it at once', async () => {

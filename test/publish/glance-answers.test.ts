@@ -7,7 +7,11 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { type AddressInfo, createServer as createNetServer } from 'node:net';
+import {
+  type AddressInfo,
+  createServer as createNetServer,
+  type Server as NetServer,
+} from 'node:net';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { isFerryError } from '../../src/errors/index.js';
@@ -19,6 +23,19 @@ function* zeros(total: number): Generator<Buffer> {
   const chunk = Buffer.alloc(1024 * 1024);
   for (let left = total; left > 0; left -= chunk.length)
     yield chunk.subarray(0, Math.min(left, chunk.length));
+}
+
+/** Listens on a loopback port and returns a Glance client for it (no auth). */
+async function clientOf(server: Server | NetServer): Promise<GlanceClient> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return new GlanceClient({
+    session: {
+      imageUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      projectId: 'p',
+      token: async () => 't',
+      invalidate: () => {},
+    },
+  });
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, n: number) => void;
@@ -190,16 +207,8 @@ describe('publish: Glance client, bad answers', () => {
     const cutter = createNetServer((socket) => {
       socket.once('data', () => socket.resetAndDestroy());
     });
-    await new Promise<void>((r) => cutter.listen(0, '127.0.0.1', r));
+    const c = await clientOf(cutter);
     t.after(() => cutter.close());
-    const c = new GlanceClient({
-      session: {
-        imageUrl: `http://127.0.0.1:${(cutter.address() as AddressInfo).port}`,
-        projectId: 'p',
-        token: async () => 't',
-        invalidate: () => {},
-      },
-    });
     await assert.rejects(
       c.uploadData(ID, { body: body(), size }),
       (e) =>
@@ -215,18 +224,10 @@ describe('publish: Glance client, bad answers', () => {
       json(res, 409, { message: 'Image status transition from active to saving is not allowed' });
       req.resume();
     });
-    await new Promise<void>((r) => early.listen(0, '127.0.0.1', r));
+    const c2 = await clientOf(early);
     t.after(() => {
       early.closeAllConnections();
       early.close();
-    });
-    const c2 = new GlanceClient({
-      session: {
-        imageUrl: `http://127.0.0.1:${(early.address() as AddressInfo).port}`,
-        projectId: 'p',
-        token: async () => 't',
-        invalidate: () => {},
-      },
     });
     await assert.rejects(
       c2.uploadData(ID, { body: body(), size }),
