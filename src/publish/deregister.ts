@@ -3,8 +3,10 @@
  * deregistered and then its snapshots deleted (in that order: a snapshot an
  * image uses cannot be deleted). The removal is a run in the journal, with
  * one `deregister` step per placement, so `ferry images ls` and `ferry
- * history` know it; it holds the state lock as a publish does. Nothing
- * there is not an error. `removeImages` is the journaled removal itself,
+ * history` know it; it holds the state lock as a publish does. Placements
+ * are searched and cleared 8 at once (the order within one placement
+ * stays); after a failure no other removal starts. Nothing there is not an
+ * error. `removeImages` is the journaled removal itself,
  * shared with prune.
  */
 
@@ -109,45 +111,16 @@ export async function removeImages(
       },
       version: options.version,
     });
-    for (const r of removals) {
+    // Placements at once (each removes its image first, then its snapshots);
+    // after a failure no other removal starts, and the first error is thrown.
+    const done: Array<RemovedImage | undefined> = [];
+    await workerPool(removals.entries(), REMOVALS_AT_ONCE, async ([i, r]) => {
       options.signal?.throwIfAborted();
-      const step = 'deregister';
-      const detail = { imageId: r.imageId, snapshotIds: [...r.snapshotIds], revision: r.revision };
-      await journal.append({
-        type: 'step',
-        placement: r.placement,
-        step,
-        state: 'started',
-        detail,
-      });
-      try {
-        const gone = await r.catalog.remove(r.imageId, r.snapshotIds, options.signal);
-        const done = { deregistered: gone.removed, deletedSnapshots: gone.removedParts };
-        await journal.append({
-          type: 'step',
-          placement: r.placement,
-          step,
-          state: 'done',
-          detail: {
-            ...detail,
-            deregistered: done.deregistered,
-            deletedSnapshots: [...done.deletedSnapshots],
-          },
-        });
-        removed.push({ ...detail, placement: r.placement, ...done });
-      } catch (error) {
-        await journal
-          .append({
-            type: 'step',
-            placement: r.placement,
-            step,
-            state: 'failed',
-            error: errorRecord(error),
-          })
-          .catch(() => {});
-        throw error;
-      }
-    }
+      done[i] = await removeOne(journal, r, options.signal);
+    }).catch((error: unknown) => {
+      throw error instanceof AggregateError ? error.errors[0] : error;
+    });
+    for (const x of done) if (x !== undefined) removed.push(x);
     await journal.append({ type: 'run', state: 'done' });
     return { runId, removed };
   } catch (error) {
@@ -163,6 +136,53 @@ export async function removeImages(
     await journal.close();
   }
 }
+
+/** One image removed (deregistered, then its snapshots deleted), journaled as its placement's step. */
+async function removeOne(
+  journal: Journal,
+  r: Removal,
+  signal: AbortSignal | undefined,
+): Promise<RemovedImage> {
+  const step = 'deregister';
+  const detail = { imageId: r.imageId, snapshotIds: [...r.snapshotIds], revision: r.revision };
+  await journal.append({
+    type: 'step',
+    placement: r.placement,
+    step,
+    state: 'started',
+    detail,
+  });
+  try {
+    const gone = await r.catalog.remove(r.imageId, r.snapshotIds, signal);
+    const done = { deregistered: gone.removed, deletedSnapshots: gone.removedParts };
+    await journal.append({
+      type: 'step',
+      placement: r.placement,
+      step,
+      state: 'done',
+      detail: {
+        ...detail,
+        deregistered: done.deregistered,
+        deletedSnapshots: [...done.deletedSnapshots],
+      },
+    });
+    return { ...detail, placement: r.placement, ...done };
+  } catch (error) {
+    await journal
+      .append({
+        type: 'step',
+        placement: r.placement,
+        step,
+        state: 'failed',
+        error: errorRecord(error),
+      })
+      .catch(() => {});
+    throw error;
+  }
+}
+
+/** Images removed at once, each in its own placement. */
+const REMOVALS_AT_ONCE = 8;
 
 /** Placements searched at once for the image to remove. */
 const FINDS_AT_ONCE = 8;

@@ -104,6 +104,29 @@ describe('ferry deregister', () => {
       assert.deepEqual(again.removed, []);
       assert.deepEqual(again.absent, ['a/us-east-1']);
       assert.equal((await history(p.state)).length, 2);
+
+      // A republish puts a back (b kept its image); then both are removed,
+      // at once, and reported in ferry.yaml's order.
+      const [again2] = await publishFromConfig(config, { ref: 'demo', version: VERSION });
+      assert.equal(again2?.result?.ok, true);
+      const both = await deregisterPublished(config, { ref: `demo@${revision}`, version: VERSION });
+      assert.deepEqual(
+        both.removed.map((x) => x.placement),
+        ['a/us-east-1', 'b/us-east-1'],
+      );
+      assert.ok(both.removed.every((x) => x.deregistered && x.deletedSnapshots.length > 0));
+      const lines = (await readJournal(join(p.state.runs, `${both.runId}.jsonl`))).map((x) =>
+        x.type === 'step' ? `${x.placement} ${x.state}` : x.type === 'run' ? `run ${x.state}` : '',
+      );
+      assert.equal(lines[0], 'run started');
+      assert.equal(lines.at(-1), 'run done');
+      assert.deepEqual(lines.slice(1, -1).sort(), [
+        'a/us-east-1 done',
+        'a/us-east-1 started',
+        'b/us-east-1 done',
+        'b/us-east-1 started',
+      ]);
+      assert.deepEqual(await liveImages(p.state), []);
     });
   });
 
