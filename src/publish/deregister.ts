@@ -12,7 +12,7 @@
 
 import type { FerryConfig } from '../config/index.js';
 import { FerryError } from '../errors/index.js';
-import { workerPool } from '../util/ordered-pool.js';
+import { firstFailure, workerPool } from '../util/ordered-pool.js';
 import type { ImageCatalog } from './image-catalog.js';
 import { Journal, listRuns, newRunId } from './journal.js';
 import { resolveRevision } from './resolve-revision.js';
@@ -117,9 +117,7 @@ export async function removeImages(
     await workerPool(removals.entries(), REMOVALS_AT_ONCE, async ([i, r]) => {
       options.signal?.throwIfAborted();
       done[i] = await removeOne(journal, r, options.signal);
-    }).catch((error: unknown) => {
-      throw error instanceof AggregateError ? error.errors[0] : error;
-    });
+    }).catch(firstFailure);
     for (const x of done) if (x !== undefined) removed.push(x);
     await journal.append({ type: 'run', state: 'done' });
     return { runId, removed };
@@ -208,24 +206,25 @@ export async function deregisterPublished(
       async () => {
         const removals: Removal[] = [];
         const absent: string[] = [];
-        // Found in every placement at once (read-only); removed one by one below.
+        // Found in every placement at once (read-only), in ferry.yaml's order.
         const places = session.targets.flatMap((t) => t.placements);
-        const found: Array<Awaited<ReturnType<ImageCatalog['find']>>> = [];
+        const found: Array<{
+          catalog: ImageCatalog;
+          image: Awaited<ReturnType<ImageCatalog['find']>>;
+        }> = [];
         await workerPool(places.entries(), FINDS_AT_ONCE, async ([i, p]) => {
-          found[i] = await session.catalog(p).find(stream, revision, input.signal);
-        }).catch((error: unknown) => {
-          // Several finds stopped by one cause (an abort, a dead endpoint): the first.
-          throw error instanceof AggregateError ? error.errors[0] : error;
-        });
+          const catalog = session.catalog(p);
+          found[i] = { catalog, image: await catalog.find(stream, revision, input.signal) };
+        }).catch(firstFailure);
         places.forEach((p, i) => {
-          const image = found[i];
-          if (image === undefined) absent.push(p.key);
+          const f = found[i];
+          if (f?.image === undefined) absent.push(p.key);
           else
             removals.push({
               placement: p.key,
-              catalog: session.catalog(p),
-              imageId: image.imageId,
-              snapshotIds: image.partIds,
+              catalog: f.catalog,
+              imageId: f.image.imageId,
+              snapshotIds: f.image.partIds,
               revision,
             });
         });

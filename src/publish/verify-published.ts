@@ -11,7 +11,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FerryConfig } from '../config/index.js';
 import { FerryError, isFerryError } from '../errors/index.js';
-import { workerPool } from '../util/ordered-pool.js';
+import { firstFailure, workerPool } from '../util/ordered-pool.js';
 import { findImage } from './aws/register.js';
 import { type VerifyResult, verifySnapshot } from './aws/verify.js';
 import { type DigestsFile, readDigests } from './block-digests.js';
@@ -87,22 +87,9 @@ export async function verifyPublished(
       );
     const work = session.targets.flatMap((target) => target.placements.map((p) => ({ target, p })));
     const done: Array<PlacementVerification | undefined> = [];
-    try {
-      await workerPool(work.entries(), atOnce, async ([i, w]) => {
-        done[i] = await verifyPlacement(
-          session,
-          w.target.name,
-          w.p,
-          stream,
-          revision,
-          state,
-          input,
-        );
-      });
-    } catch (error) {
-      // Several placements stopped by one abort: one error, the first.
-      throw error instanceof AggregateError ? error.errors[0] : error;
-    }
+    await workerPool(work.entries(), atOnce, async ([i, w]) => {
+      done[i] = await verifyPlacement(session, w.target.name, w.p, stream, revision, state, input);
+    }).catch(firstFailure);
     for (const v of done) if (v !== undefined) placements.push(v);
   } finally {
     await session.close();

@@ -53,3 +53,13 @@ export async function workerPool<T>(
   if (errors.length === 1) throw errors[0];
   if (errors.length > 1) throw new AggregateError(errors, 'Several workers failed');
 }
+
+/**
+ * Rethrows a workerPool failure as one error: the first, when several
+ * workers failed (one abort or one dead endpoint stops them all, and each
+ * says so). For callers that answer with a coded error rather than an
+ * AggregateError.
+ */
+export function firstFailure(error: unknown): never {
+  throw error instanceof AggregateError ? error.errors[0] : error;
+}

@@ -247,11 +247,9 @@ export async function openKeystoneAuth(
   const now = options.now ?? Date.now;
   const policy = options.retry ?? KEYSTONE_RETRY_POLICY;
   const margin = options.refreshMarginMs ?? 120_000;
-  const transport: Transport = {
-    verify: c.verify,
-    timeoutMs: options.timeoutMs ?? 30_000,
-    ...(c.cacert === undefined ? {} : { ca: await readCa(c.cacert) }),
-  };
+  // The same trust for Keystone and, through the sessions, the image service.
+  const tls = await cloudTls(c);
+  const transport: Transport = { ...tls, timeoutMs: options.timeoutMs ?? 30_000 };
   const tokensUrl = new URL(`${c.auth.authUrl}/auth/tokens`);
   const where = tokensUrl.toString();
   const body = JSON.stringify(authBody(c));
@@ -382,10 +380,7 @@ export async function openKeystoneAuth(
         projectId: first.projectId,
         token: (signal?: AbortSignal) => auth.token(signal),
         invalidate: () => auth.invalidate(),
-        tls: {
-          verify: transport.verify,
-          ...(transport.ca === undefined ? {} : { ca: transport.ca }),
-        },
+        tls,
       };
     },
   };
