@@ -12,7 +12,7 @@
 
 import type { FerryConfig } from '../config/index.js';
 import { FerryError } from '../errors/index.js';
-import { firstFailure, workerPool } from '../util/ordered-pool.js';
+import { workerPool } from '../util/ordered-pool.js';
 import type { ImageCatalog } from './image-catalog.js';
 import { Journal, listRuns, newRunId } from './journal.js';
 import { resolveRevision } from './resolve-revision.js';
@@ -117,7 +117,7 @@ export async function removeImages(
     await workerPool(removals.entries(), REMOVALS_AT_ONCE, async ([i, r]) => {
       options.signal?.throwIfAborted();
       done[i] = await removeOne(journal, r, options.signal);
-    }).catch(firstFailure);
+    });
     for (const x of done) if (x !== undefined) removed.push(x);
     await journal.append({ type: 'run', state: 'done' });
     return { runId, removed };
@@ -215,7 +215,7 @@ export async function deregisterPublished(
         await workerPool(places.entries(), FINDS_AT_ONCE, async ([i, p]) => {
           const catalog = session.catalog(p);
           found[i] = { catalog, image: await catalog.find(stream, revision, input.signal) };
-        }).catch(firstFailure);
+        });
         places.forEach((p, i) => {
           const f = found[i];
           if (f?.image === undefined) absent.push(p.key);

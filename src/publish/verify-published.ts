@@ -11,7 +11,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FerryConfig } from '../config/index.js';
 import { FerryError, isFerryError } from '../errors/index.js';
-import { firstFailure, workerPool } from '../util/ordered-pool.js';
+import { workerPool } from '../util/ordered-pool.js';
 import { findImage } from './aws/register.js';
 import { type VerifyResult, verifySnapshot } from './aws/verify.js';
 import { type DigestsFile, readDigests } from './block-digests.js';
@@ -89,7 +89,7 @@ export async function verifyPublished(
     const done: Array<PlacementVerification | undefined> = [];
     await workerPool(work.entries(), atOnce, async ([i, w]) => {
       done[i] = await verifyPlacement(session, w.target.name, w.p, stream, revision, state, input);
-    }).catch(firstFailure);
+    });
     for (const v of done) if (v !== undefined) placements.push(v);
   } finally {
     await session.close();

@@ -26,7 +26,11 @@ export async function* orderedPool<T, R>(
 
 /**
  * Runs `fn` over `items` with `concurrency` workers pulling from one shared
- * iterator. All failures are collected; one is rethrown, several as AggregateError.
+ * iterator. The first failure stops the pool: no worker takes another item,
+ * the calls in flight settle, and that first failure is rethrown as it was
+ * (a coded FerryError stays one). Failures of the calls that were in flight
+ * meanwhile are dropped: they are mostly its echoes (one abort, one dead
+ * endpoint, one full disk stops every worker, and each says so).
  */
 export async function workerPool<T>(
   items: AsyncIterable<T> | Iterable<T>,
@@ -37,29 +41,31 @@ export async function workerPool<T>(
     Symbol.asyncIterator in items
       ? items[Symbol.asyncIterator]()
       : (items as Iterable<T>)[Symbol.iterator]();
-  const errors: unknown[] = [];
+  let failed = false;
+  let failure: unknown;
   const worker = async (): Promise<void> => {
-    while (errors.length === 0) {
-      const next = await iterator.next();
-      if (next.done === true) return;
+    while (!failed) {
+      let next: IteratorResult<T>;
+      try {
+        next = await iterator.next();
+      } catch (error) {
+        if (!failed) {
+          failed = true;
+          failure = error;
+        }
+        return;
+      }
+      if (next.done === true || failed) return;
       try {
         await fn(next.value);
       } catch (error) {
-        errors.push(error);
+        if (!failed) {
+          failed = true;
+          failure = error;
+        }
       }
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
-  if (errors.length === 1) throw errors[0];
-  if (errors.length > 1) throw new AggregateError(errors, 'Several workers failed');
-}
-
-/**
- * Rethrows a workerPool failure as one error: the first, when several
- * workers failed (one abort or one dead endpoint stops them all, and each
- * says so). For callers that answer with a coded error rather than an
- * AggregateError.
- */
-export function firstFailure(error: unknown): never {
-  throw error instanceof AggregateError ? error.errors[0] : error;
+  if (failed) throw failure;
 }

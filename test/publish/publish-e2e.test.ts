@@ -187,4 +187,46 @@ describe('publish: end to end on the local cloud', () => {
       });
     });
   });
+  it('answers a coded error when several block uploads fail at once, and leaves no snapshot', async () => {
+    await withTempDir(async (dir) => {
+      const p = await makeProject(dir, '');
+      const cloud = await startLocalCloud(p.state.cloud);
+      // Every put is refused (not retryable), so the four in flight all fail.
+      const proxy = new FaultProxy(cloud.url, [
+        {
+          match: { operation: 'PutSnapshotBlock' },
+          fault: 'status',
+          status: 400,
+          errorCode: 'ValidationException',
+        },
+      ]);
+      const url = await proxy.listen();
+      try {
+        await writeFile(
+          join(p.dir, 'ferry.yaml'),
+          `store: ./store\nstate: ./state\nstreams:\n  demo:\n    source: ./tree\n    layout: disk\n    boot: none\ntargets:\n${awsTarget(
+            'a',
+            { endpoint: url, account: 'a', regions: ['us-east-1'] },
+          )}`,
+        );
+        const [out] = await publishFromConfig(await p.config(), {
+          ref: 'demo',
+          version: VERSION,
+          concurrency: 4,
+        });
+        const failed = out!.result!.placements[0]!;
+        assert.equal(failed.state, 'failed');
+        assert.ok((proxy.counts[0]?.injected ?? 0) >= 2, 'several puts were refused');
+        assert.equal(failed.error?.code, 'FERRY_AWS_REQUEST', JSON.stringify(failed.error));
+        assert.match(failed.error?.message ?? '', /^Cannot /);
+        assert.equal(failed.cleanedUp.length, 1);
+      } finally {
+        await proxy.close();
+        await cloud.close();
+      }
+      await withProjectCloud(p.state.cloud, async (ec2) => {
+        assert.equal((await ownSnapshots(ec2('a', 'us-east-1'))).length, 0);
+      });
+    });
+  });
 });
