@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,7 +17,7 @@ import {
 } from '@aws-sdk/client-ebs';
 import { EbsEngine, ebsService } from '../../src/cloud/ebs/index.js';
 import type { CloudRequest, ServiceHandler } from '../../src/cloud/service.js';
-import { block, linear, sha256, sha256b64 } from '../helpers/ebs.js';
+import { block, linear, sha256, sha256b64, storedBlockAt } from '../helpers/ebs.js';
 
 /**
  * A stand-in for the endpoint: every request becomes a CloudRequest for
@@ -333,7 +333,11 @@ describe('EBS direct API through @aws-sdk/client-ebs', () => {
     // A block damaged on disk is refused, not served.
     const list = await ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snap }));
     const digest = sha256(data).toString('hex');
-    await writeFile(join(dir, 'blocks', digest.slice(0, 2), digest), Buffer.alloc(524288));
+    const at = await storedBlockAt(dir, digest);
+    assert.ok(at !== null);
+    const fh = await open(at.path, 'r+');
+    await fh.write(Buffer.alloc(4096), 0, 4096, at.offset);
+    await fh.close();
     await rejectsWith(
       ebs.send(
         new GetSnapshotBlockCommand({

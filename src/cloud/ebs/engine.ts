@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../store/local-store.js';
 import { withLock } from '../../store/store-lock.js';
@@ -98,7 +98,7 @@ const MAP_CACHE = 8;
  * queries (listSnapshots, getSnapshot, deleteSnapshot, copySnapshot).
  *
  *   secret                                    key of block and page tokens
- *   blocks/, tmp/                             BlockStore
+ *   packs/                                    BlockStore (block pack files)
  *   accounts/<account>/<region>/snapshots/    <id>.json records, <id>.map own blocks
  *   accounts/<account>/<region>/journals/     <id>.log puts of pending snapshots
  *
@@ -175,6 +175,7 @@ export class EbsEngine {
       for (const pending of area.pending.values()) await pending.journal.close();
     }
     this.areas.clear();
+    await this.blocks.close();
     await this.lock.release();
   }
 
@@ -347,10 +348,9 @@ export class EbsEngine {
     if (pending === undefined || pending.closed) throw notPending(record.id, 'completing');
     pending.inflight++;
     try {
-      const dir = await this.blocks.put(digest, input.data);
+      await this.blocks.put(digest, input.data);
       const entry: JournalEntry = { index: input.blockIndex, digest, progress, time: this.now() };
-      await pending.journal.append(entry, dir);
-      if (dir !== null) this.blocks.synced(digest);
+      await pending.journal.append(entry);
       pending.own.set(input.blockIndex, digest);
       if (progress >= 0) pending.progress = progress;
       pending.lastActivity = Math.max(pending.lastActivity, this.now());
@@ -753,13 +753,11 @@ export class EbsEngine {
         kept++;
         continue;
       }
-      const s = await stat(this.blocks.path(digest)).catch(() => null);
-      // Checked again after the await: a put may have come meanwhile.
-      if (s !== null && s.mtimeMs < cutoff && (this.blocks.lastPut(digest) ?? 0) < cutoff) {
-        await this.blocks.remove(digest);
-        removed++;
-      } else kept++;
+      await this.blocks.remove(digest);
+      removed++;
     }
+    // Copies the blocks left in mostly emptied packs, so that their space comes back.
+    await this.blocks.compact();
     return { removed, kept };
   }
 

@@ -1,5 +1,4 @@
 import { type FileHandle, open, readFile, truncate, unlink } from 'node:fs/promises';
-import { syncDir } from './block-store.js';
 
 /** One acknowledged PutSnapshotBlock of a pending snapshot. */
 export interface JournalEntry {
@@ -16,7 +15,6 @@ const LINE = /^(\d{1,10}) ([0-9a-f]{64}) (-1|\d{1,3}) (\d{1,15})$/;
 
 interface Waiter {
   readonly line: string;
-  readonly dir: string | null;
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
 }
@@ -24,7 +22,7 @@ interface Waiter {
 /**
  * The puts of one pending snapshot, as an append-only file of lines
  * "<index> <sha256 hex> <progress> <time ms>\n". A put is acknowledged only after its
- * line is fsynced, and its block file is durable before the line is written,
+ * line is fsynced, and its block is durable before the line is written,
  * so every line names a whole block. Puts that arrive while a write is in
  * flight are committed together with one write and one fsync (group commit).
  * A crash can leave a torn last line, of a put that was never acknowledged;
@@ -72,14 +70,11 @@ export class PutJournal {
     return { journal, entries };
   }
 
-  /**
-   * Records a put. `dir` is a directory that gained the block's file and must
-   * be fsynced first (null if none). Resolves once the line is durable.
-   */
-  append(entry: JournalEntry, dir: string | null): Promise<void> {
+  /** Records a put (its block already durable). Resolves once the line is durable. */
+  append(entry: JournalEntry): Promise<void> {
     const line = `${entry.index} ${entry.digest} ${entry.progress} ${Math.floor(entry.time)}\n`;
     return new Promise((resolve, reject) => {
-      this.queue.push({ line, dir, resolve, reject });
+      this.queue.push({ line, resolve, reject });
       if (!this.flushing) void this.flush();
     });
   }
@@ -93,10 +88,6 @@ export class PutJournal {
         try {
           const fh = this.fh;
           if (fh === null) throw new Error(`journal ${this.path} is closed`);
-          const dirs = new Set<string>();
-          for (const w of batch) if (w.dir !== null) dirs.add(w.dir);
-          // In parallel: the file system commits them together.
-          await Promise.all([...dirs].map((d) => syncDir(d)));
           await fh.write(batch.map((w) => w.line).join(''));
           await fh.sync();
           for (const w of batch) w.resolve();
