@@ -3,6 +3,7 @@ import { type FileHandle, lstat, open, realpath } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { FerryError } from '../errors/index.js';
 import type { ByteRange, ByteSource } from './byte-source.js';
+import { DirectReader } from './direct-reader.js';
 import { seekDataRanges } from './seek-data.js';
 
 /** Wraps an OS error into FERRY_IO / FERRY_NOT_FOUND with the path. */
@@ -28,6 +29,7 @@ export class FileSource implements ByteSource {
   readonly name: string;
   readonly size: number;
   readonly #handle: FileHandle;
+  #direct: DirectReader | null = null;
   #closed = false;
 
   private constructor(path: string, handle: FileHandle, size: number) {
@@ -36,8 +38,12 @@ export class FileSource implements ByteSource {
     this.size = size;
   }
 
-  /** Opens a regular file (never a device, FIFO or directory) read-only. */
-  static async open(path: string): Promise<FileSource> {
+  /**
+   * Opens a regular file (never a device, FIFO or directory) read-only.
+   * `directReads`: large aligned reads bypass the page cache (DirectReader),
+   * for a file read once from end to end.
+   */
+  static async open(path: string, options: { directReads?: boolean } = {}): Promise<FileSource> {
     let handle: FileHandle;
     try {
       handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
@@ -51,7 +57,9 @@ export class FileSource implements ByteSource {
           details: { path },
         });
       }
-      return new FileSource(path, handle, st.size);
+      const source = new FileSource(path, handle, st.size);
+      if (options.directReads === true) source.#direct = await DirectReader.open(path);
+      return source;
     } catch (error) {
       await handle.close();
       throw error;
@@ -78,6 +86,13 @@ export class FileSource implements ByteSource {
         `Cannot read ${this.name}: bytes ${offset}+${length} lie past the end of the file (${this.size})`,
         { details: { offset, length, size: this.size } },
       );
+    }
+    if (this.#direct?.fits(offset, length) === true) {
+      try {
+        if (await this.#direct.readInto(target, offset)) return;
+      } catch (error) {
+        throw ioError('read', this.name, error);
+      }
     }
     let done = 0;
     while (done < length) {
@@ -108,6 +123,7 @@ export class FileSource implements ByteSource {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#direct?.close();
     await this.#handle.close();
   }
 }

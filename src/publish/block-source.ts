@@ -15,6 +15,13 @@ export interface OpenBlockSourceOptions {
   readonly map?: string;
   /** Reads in flight during the hashing pass (default 4); memory is this many blocks. */
   readonly readAhead?: number;
+  /**
+   * Large aligned reads bypass the page cache (default false): for a render,
+   * which ferry wrote past the cache, so the cache has nothing to give and
+   * a buffered read would only cost the CPU its copy. A user's image may
+   * well be cached; it is read buffered.
+   */
+  readonly directReads?: boolean;
   readonly signal?: AbortSignal;
 }
 
@@ -191,7 +198,10 @@ export async function openBlockSource(
   options: OpenBlockSourceOptions = {},
 ): Promise<BlockSource> {
   const { signal } = options;
-  const image = await openImage(path, signal === undefined ? {} : { signal });
+  const image = await openImage(path, {
+    ...(options.directReads === true ? { directReads: true } : {}),
+    ...(signal === undefined ? {} : { signal }),
+  });
   try {
     const blockCount = Math.ceil(image.virtualSize / BLOCK_SIZE);
     let runs = await blockRuns(image, blockCount, signal);

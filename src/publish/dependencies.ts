@@ -29,8 +29,9 @@ export function defaultDependencies(options: DefaultDependenciesOptions): Publis
       'vm-import': vmImportRunner({ version: options.version, ...options.vmImport }),
       glance: glanceRunner({ version: options.version, ...options.glance }),
     },
+    // A render (it has a map) was written past the page cache: read it the same way.
     openSource: (path, map, signal) =>
-      openBlockSource(path, { ...(map === null ? {} : { map }), signal }),
+      openBlockSource(path, map === null ? { signal } : { map, directReads: true, signal }),
     inspect: async (path, signal) => {
       const { facts, report } = await imageFacts(path, signal);
       return { facts, report };
