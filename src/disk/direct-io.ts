@@ -16,6 +16,25 @@ declare const WebAssembly: {
 /** WebAssembly pages are 64 KiB. */
 const WASM_PAGE = 64 * 1024;
 
+/** `bytes` (a multiple of 64 KiB) of page-aligned memory: WebAssembly memory, whose base is aligned. */
+export function alignedMemory(bytes: number): ArrayBuffer {
+  return new WebAssembly.Memory({ initial: Math.ceil(bytes / WASM_PAGE) }).buffer;
+}
+
+/**
+ * Opens `path` with O_DIRECT added to `flags`; null where the platform or
+ * file system has no O_DIRECT, or FERRY_NO_DIRECT_IO=1 asks for buffered I/O.
+ */
+export async function openDirect(path: string, flags: number): Promise<FileHandle | null> {
+  const direct = constants.O_DIRECT;
+  if (direct === undefined || process.env.FERRY_NO_DIRECT_IO === '1') return null;
+  try {
+    return await open(path, flags | direct);
+  } catch {
+    return null;
+  }
+}
+
 /**
  * A second handle on a file being written, opened with O_DIRECT, for the
  * large aligned writes of an image: they go from an aligned buffer straight
@@ -43,19 +62,13 @@ export class DirectHandle {
 
   private constructor(handle: FileHandle) {
     this.#handle = handle;
-    const memory = new WebAssembly.Memory({ initial: BOUNCE_BYTES / WASM_PAGE });
-    this.#bounce = Buffer.from(memory.buffer, 0, BOUNCE_BYTES);
+    this.#bounce = Buffer.from(alignedMemory(BOUNCE_BYTES), 0, BOUNCE_BYTES);
   }
 
   /** Opens `path` (an existing file) for direct writes; null where the file system has no O_DIRECT. */
   static async open(path: string): Promise<DirectHandle | null> {
-    const flag = constants.O_DIRECT;
-    if (flag === undefined || process.env.FERRY_NO_DIRECT_IO === '1') return null;
-    try {
-      return new DirectHandle(await open(path, constants.O_WRONLY | flag));
-    } catch {
-      return null;
-    }
+    const handle = await openDirect(path, constants.O_WRONLY);
+    return handle === null ? null : new DirectHandle(handle);
   }
 
   /** The part of a write at `position`, `length` long, that can go direct: [0, n) with n aligned, or 0. */

@@ -1,11 +1,6 @@
 import { constants } from 'node:fs';
-import { type FileHandle, open } from 'node:fs/promises';
-
-/** The part of the WebAssembly API used here (the project's TS libs leave it out). */
-declare const WebAssembly: {
-  readonly Memory: new (descriptor: { initial: number }) => { readonly buffer: ArrayBuffer };
-};
-const WASM_PAGE = 64 * 1024;
+import type { FileHandle } from 'node:fs/promises';
+import { alignedMemory, openDirect } from './direct-io.js';
 /** Reads this long or longer go direct; shorter ones stay buffered. */
 export const DIRECT_READ_MIN = 64 * 1024;
 /** The longest direct read: one bounce slot. */
@@ -33,21 +28,16 @@ export class DirectReader {
 
   private constructor(handle: FileHandle) {
     this.#handle = handle;
-    const memory = new WebAssembly.Memory({ initial: (SLOTS * DIRECT_READ_MAX) / WASM_PAGE });
+    const memory = alignedMemory(SLOTS * DIRECT_READ_MAX);
     for (let i = 0; i < SLOTS; i++) {
-      this.#slots.push(Buffer.from(memory.buffer, i * DIRECT_READ_MAX, DIRECT_READ_MAX));
+      this.#slots.push(Buffer.from(memory, i * DIRECT_READ_MAX, DIRECT_READ_MAX));
     }
   }
 
   /** Opens `path` for direct reads; null where the platform or file system has no O_DIRECT. */
   static async open(path: string): Promise<DirectReader | null> {
-    const flag = constants.O_DIRECT;
-    if (flag === undefined || process.env.FERRY_NO_DIRECT_IO === '1') return null;
-    try {
-      return new DirectReader(await open(path, constants.O_RDONLY | flag));
-    } catch {
-      return null;
-    }
+    const handle = await openDirect(path, constants.O_RDONLY);
+    return handle === null ? null : new DirectReader(handle);
   }
 
   /** Whether a read of `length` bytes at `offset` may go direct. */
