@@ -45,20 +45,12 @@ export async function workerPool<T>(
   let failure: unknown;
   const worker = async (): Promise<void> => {
     while (!failed) {
-      let next: IteratorResult<T>;
       try {
-        next = await iterator.next();
-      } catch (error) {
-        if (!failed) {
-          failed = true;
-          failure = error;
-        }
-        return;
-      }
-      if (next.done === true || failed) return;
-      try {
+        const next = await iterator.next();
+        if (next.done === true || failed) return;
         await fn(next.value);
       } catch (error) {
+        // The iterator's failure or a call's: the first one stops every worker.
         if (!failed) {
           failed = true;
           failure = error;

@@ -55,6 +55,8 @@ export class BlockPack {
   live = 0;
   /** Whether the pack is sealed: full or closed, no more puts. */
   sealed: boolean;
+  /** Writes in flight (a full pack is sealed once its last one is done). */
+  writing = 0;
   private fh: FileHandle | null;
   private readers = 0;
   private dropped = false;
@@ -140,9 +142,14 @@ export class BlockPack {
 
   /** Writes a block into its reserved slot and resolves once it is durable. */
   async write(slot: number, digest: string, time: number, data: Buffer): Promise<void> {
-    await this.handle().writev([encodeHeader(digest, time), data], slot * SLOT_SIZE);
-    this.written++;
-    await this.flush(this.written);
+    this.writing++;
+    try {
+      await this.handle().writev([encodeHeader(digest, time), data], slot * SLOT_SIZE);
+      this.written++;
+      await this.flush(this.written);
+    } finally {
+      this.writing--;
+    }
   }
 
   /** Resolves once at least `count` completed writes are covered by a fdatasync. */

@@ -62,8 +62,6 @@ export class BlockStore {
   private resumable: BlockPack | null = null;
   private opening: Promise<BlockPack> | null = null;
   private nextSeq = 1;
-  /** Writes in flight per pack (a full pack is sealed once it has none). */
-  private readonly writes = new Map<BlockPack, number>();
   /** Puts of new blocks in flight: a put of the same digest meanwhile waits for it. */
   private readonly writing = new Map<string, Promise<void>>();
   /**
@@ -194,19 +192,11 @@ export class BlockStore {
     const pack = await this.current();
     const slot = pack.reserve();
     if (pack.slots >= this.packSlots) this.active = null;
-    this.writes.set(pack, (this.writes.get(pack) ?? 0) + 1);
-    let left: number;
-    try {
-      await pack.write(slot, digest, time, data);
-    } finally {
-      left = (this.writes.get(pack) ?? 1) - 1;
-      if (left === 0) this.writes.delete(pack);
-      else this.writes.set(pack, left);
-    }
+    await pack.write(slot, digest, time, data);
     this.known.set(digest, { pack, slot, time });
     pack.live++;
     // The last write into a full pack seals it.
-    if (left === 0 && pack.slots >= this.packSlots && !pack.sealed) await this.seal(pack);
+    if (pack.writing === 0 && pack.slots >= this.packSlots && !pack.sealed) await this.seal(pack);
   }
 
   /** The pack new blocks go to: the one in use, the last one reopened, or a new one. */
@@ -332,13 +322,18 @@ export class BlockStore {
     let packsRemoved = 0;
     for (const pack of [...this.packs.values()]) {
       if (!pack.sealed || pack === this.active || pack.live * 4 > pack.slots) continue;
+      const inPack: Array<[string, number]> = [];
+      for (const [digest, loc] of this.known) {
+        if ('pack' in loc && loc.pack === pack) inPack.push([digest, loc.time]);
+      }
       const buf = this.scratch.take();
       try {
-        for (const [digest, loc] of [...this.known]) {
-          if (!('pack' in loc) || loc.pack !== pack || this.writing.has(digest)) continue;
+        for (const [digest, time] of inPack) {
+          const loc = this.known.get(digest);
+          if (loc === undefined || !('pack' in loc) || loc.pack !== pack) continue;
+          if (this.writing.has(digest)) continue;
           if (!(await pack.verify(loc.slot, digest, buf))) continue;
-          const copy = Buffer.from(buf);
-          const write = this.write(digest, copy, loc.time);
+          const write = this.write(digest, Buffer.from(buf), time);
           this.writing.set(digest, write);
           try {
             await write;
@@ -352,8 +347,9 @@ export class BlockStore {
         this.scratch.give(buf);
       }
       // A block left (damaged: not copied) goes with its pack.
-      for (const [digest, loc] of [...this.known]) {
-        if ('pack' in loc && loc.pack === pack) this.known.delete(digest);
+      for (const [digest] of inPack) {
+        const loc = this.known.get(digest);
+        if (loc !== undefined && 'pack' in loc && loc.pack === pack) this.known.delete(digest);
       }
       await this.dropPack(pack);
       packsRemoved++;

@@ -723,8 +723,9 @@ export class EbsEngine {
   }
 
   /**
-   * Deletes block files no snapshot refers to and that are older than
-   * `graceSeconds` (a put may have stored a block it has not yet recorded).
+   * Removes the blocks no snapshot refers to and last put more than
+   * `graceSeconds` ago (a put may have stored a block it has not yet
+   * recorded), then compacts the packs they leave mostly empty.
    */
   async collectGarbage(graceSeconds = 3600): Promise<{ removed: number; kept: number }> {
     const used = new Set<string>();
@@ -748,7 +749,7 @@ export class EbsEngine {
         kept++;
         continue;
       }
-      // Put by this process within the grace period: a put may be about to record it.
+      // Put within the grace period (by this process, or as its pack records it): a put may be about to record it.
       if ((this.blocks.lastPut(digest) ?? 0) >= cutoff) {
         kept++;
         continue;
@@ -756,7 +757,6 @@ export class EbsEngine {
       await this.blocks.remove(digest);
       removed++;
     }
-    // Copies the blocks left in mostly emptied packs, so that their space comes back.
     await this.blocks.compact();
     return { removed, kept };
   }
