@@ -4,7 +4,7 @@
  * turns a kind into each protocol's code and status.
  */
 import { timingSafeEqual } from 'node:crypto';
-import type { BodyDigest } from './body-digest.js';
+import type { RequestBody } from './request-body.js';
 import {
   ALGORITHM,
   canonicalHeaders,
@@ -316,22 +316,22 @@ export function verifySignature(
   req: WireRequest,
   auth: ParsedAuth,
   secret: string,
-  body: BodyDigest,
+  body: RequestBody,
 ): void {
   const declared = declaredPayloadHash(req, auth);
   const candidates =
     declared !== undefined
       ? [declared]
       : auth.presigned
-        ? [UNSIGNED_PAYLOAD, body.hex()]
-        : [body.hex()];
+        ? [UNSIGNED_PAYLOAD, body.sha256Hex()]
+        : [body.sha256Hex()];
   matchSignature(
     req,
     auth,
     scopedKey(secret, auth.scopeDate, auth.region, auth.service),
     candidates,
   );
-  if (declared !== undefined && HEX64.test(declared) && declared !== body.hex())
+  if (declared !== undefined && HEX64.test(declared) && declared !== body.sha256Hex())
     throw new AuthFailure(
       'content-sha-mismatch',
       "The provided 'x-amz-content-sha256' header does not match what was computed.",

@@ -1,10 +1,8 @@
 /**
- * Request bodies of one common size (an EBS block, 512 KiB) in reused
- * buffers: a fresh 512 KiB buffer per PutSnapshotBlock is external memory
- * to V8, and allocating it at hundreds of MB/s makes V8 run a full
- * mark-compact every few dozen requests. A buffer comes back once the
- * service's handler has answered (services read bodies before answering
- * and keep no reference to them; see CloudRequest.body).
+ * Buffers of one common size (an EBS block, 512 KiB), reused: a fresh
+ * 512 KiB buffer per read is external memory to V8, and allocating it at
+ * hundreds of MB/s makes V8 run a full mark-compact every few dozen reads.
+ * A buffer is given back once its reader is done with it.
  */
 export class BodyPool {
   readonly size: number;

@@ -14,7 +14,7 @@ import {
   loadCloudConfig,
 } from './accounts.js';
 import { stateDir } from './data-dir.js';
-import { EbsEngine, ebsService, MAX_REQUEST_BODY } from './ebs/index.js';
+import { blockReceiver, EbsEngine, ebsService, MAX_REQUEST_BODY } from './ebs/index.js';
 import {
   Ec2Cloud,
   type Images,
@@ -140,6 +140,7 @@ export class CloudEndpoint {
       protocol: 'rest-json',
       maxBodyBytes: MAX_REQUEST_BODY,
       handler: ebsService(ebs),
+      receiver: blockReceiver((digest) => ebs.recentBlock(digest)),
     });
     // Bodies stream to disk (objects can be GiBs): the cap does not apply.
     this.server.register({

@@ -20,10 +20,9 @@ import {
   type WireRequest,
 } from './authenticate.js';
 import { AwsError, encodeAwsError, type WireProtocol } from './aws-error.js';
-import { BodyDigest } from './body-digest.js';
-import { BodyPool } from './body-pool.js';
 import { type CloudPayload, openPayload } from './payload.js';
 import { isRegion } from './regions.js';
+import { type BodyHead, type BodyReceiver, RequestBody } from './request-body.js';
 import type { CloudRequest, CloudResponse, ServiceHandler } from './service.js';
 import { parseRawQuery } from './sigv4.js';
 
@@ -35,6 +34,12 @@ export interface CloudService {
   /** The largest body the service accepts (not applied to a streaming service). */
   readonly maxBodyBytes: number;
   readonly handler: ServiceHandler;
+  /**
+   * A receiver for this request's body, chunk by chunk, instead of the
+   * server's copy (undefined: the server reads it). Asked only once the
+   * signature over the headers holds, for a body with a Content-Length.
+   */
+  readonly receiver?: (head: BodyHead) => BodyReceiver | undefined;
   /**
    * The service reads bodies as streams (request.payload) and may answer with
    * one: the server verifies the signature over the headers and the declared
@@ -68,49 +73,59 @@ export interface CloudServerOptions {
 /** An unread rest of a body up to this size is drained to keep the connection; beyond, it is closed. */
 const DRAIN_LIMIT = 1024 * 1024;
 
-/** EBS blocks: PutSnapshotBlock bodies, reused (32 MiB at most kept). */
-const BODIES = new BodyPool(512 * 1024, 64);
-
 /** A body larger than the service's cap. */
 class TooLarge extends Error {}
 
 /**
  * Reads a whole body, at most `max` bytes. With a Content-Length the body
- * goes straight into one buffer of that size (no list of chunks joined at
- * the end); a body longer than it declared is refused as too large. The body
- * is hashed later, and only if something needs its SHA-256 (BodyDigest).
+ * goes straight into one buffer of that size (or to the service's receiver);
+ * a body longer than it declared is refused as too large.
  */
 function readBody(
   req: IncomingMessage,
   max: number,
-): Promise<{ body: Buffer; pooled: Buffer | undefined }> {
+  receiverFor: ((length: number) => BodyReceiver | undefined) | undefined,
+): Promise<{ body: RequestBody; receiver: BodyReceiver | undefined }> {
   const header = req.headers['content-length'];
   const declared = header === undefined ? Number.NaN : Number(header);
   if (Number.isFinite(declared) && declared > max) return Promise.reject(new TooLarge());
   const known = Number.isSafeInteger(declared) && declared >= 0;
   const limit = known ? declared : max;
   return new Promise((resolve, reject) => {
-    const pooled = known && declared === BODIES.size ? BODIES.take() : undefined;
-    const into = pooled ?? (known ? Buffer.allocUnsafe(declared) : undefined);
+    const receiver = known ? receiverFor?.(declared) : undefined;
+    const into = receiver === undefined && known ? Buffer.allocUnsafe(declared) : undefined;
     const chunks: Buffer[] = [];
     let size = 0;
+    const fail = (error: unknown) => {
+      receiver?.dispose();
+      reject(error);
+    };
     const onData = (chunk: Buffer) => {
       if (size + chunk.length > limit) {
         req.off('data', onData);
         req.resume();
-        reject(new TooLarge());
+        fail(new TooLarge());
         return;
       }
-      if (into !== undefined) chunk.copy(into, size);
+      if (receiver !== undefined) receiver.write(chunk);
+      else if (into !== undefined) chunk.copy(into, size);
       else chunks.push(chunk);
       size += chunk.length;
     };
     req.on('data', onData);
     req.once('end', () => {
-      const body = into === undefined ? Buffer.concat(chunks, size) : into.subarray(0, size);
-      resolve({ body, pooled });
+      if (receiver !== undefined) {
+        try {
+          resolve({ body: receiver.end(), receiver });
+        } catch (error) {
+          fail(error);
+        }
+        return;
+      }
+      const bytes = into === undefined ? Buffer.concat(chunks, size) : into.subarray(0, size);
+      resolve({ body: new RequestBody(bytes), receiver });
     });
-    req.once('error', reject);
+    req.once('error', fail);
   });
 }
 
@@ -205,6 +220,7 @@ export class CloudServer {
     let response: CloudResponse;
     let errorCode = '';
     let closeAfter = false;
+    let receiver: BodyReceiver | undefined;
     try {
       let pairs: Array<[string, string]>;
       let path: string;
@@ -260,19 +276,23 @@ export class CloudServer {
           'token-expired',
           'The security token included in the request is expired',
         );
-      let body: Buffer;
+      let content: RequestBody;
       let payload: CloudPayload | undefined;
-      let bodySha256: BodyDigest | undefined;
-      let pooled: Buffer | undefined;
       if (service.streaming === true) {
         const check = verifyStreamingSignature(wire, auth, identity.secretAccessKey);
-        body = Buffer.alloc(0);
+        content = new RequestBody(Buffer.alloc(0));
         payload = openPayload(req, check, sendContinue);
       } else {
-        let read: Awaited<ReturnType<typeof readBody>>;
+        const pick = service.receiver;
         try {
           sendContinue();
-          read = await readBody(req, service.maxBodyBytes);
+          ({ body: content, receiver } = await readBody(
+            req,
+            service.maxBodyBytes,
+            pick === undefined
+              ? undefined
+              : (length) => pick({ method: wire.method, rawPath, header: wire.header, length }),
+          ));
         } catch (error) {
           if (!(error instanceof TooLarge)) throw error;
           closeAfter = true;
@@ -281,9 +301,7 @@ export class CloudServer {
             `The request body exceeds the ${service.maxBodyBytes} bytes ${service.name} accepts.`,
           );
         }
-        ({ body, pooled } = read);
-        bodySha256 = new BodyDigest(body);
-        verifySignature(wire, auth, identity.secretAccessKey, bodySha256);
+        verifySignature(wire, auth, identity.secretAccessKey, content);
       }
       account = identity.account;
       const request: CloudRequest = {
@@ -291,19 +309,15 @@ export class CloudServer {
         path,
         query: new URLSearchParams(pairs),
         headers: req.headers,
-        body,
+        body: content.bytes,
+        content,
         ...(payload === undefined ? {} : { payload }),
-        ...(bodySha256 === undefined ? {} : { bodySha256 }),
         account: identity.account,
         region: auth.region,
         principal: identity.principal,
         requestId,
       };
-      try {
-        response = await service.handler(request);
-      } finally {
-        if (pooled !== undefined) BODIES.give(pooled);
-      }
+      response = await service.handler(request);
       errorCode = response.errorCode ?? '';
     } catch (error) {
       const aws =
@@ -328,6 +342,8 @@ export class CloudServer {
         );
       } else response = encodeAwsError(protocol, aws, requestId);
     }
+    // The handler has answered: the body's buffers are not needed any more.
+    receiver?.dispose();
     // A client still waiting for 100 Continue sends no body: the connection cannot be reused.
     if (expectsContinue && !continued) closeAfter = true;
     this.send(req, res, response, protocol, requestId, closeAfter);

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
-import type { BodyDigest } from './body-digest.js';
 import type { CloudPayload } from './payload.js';
+import type { RequestBody } from './request-body.js';
 
 /** A request the endpoint has authenticated, handed to one service. */
 export interface CloudRequest {
@@ -11,15 +11,18 @@ export interface CloudRequest {
   readonly query: URLSearchParams;
   readonly headers: IncomingHttpHeaders;
   /**
-   * The whole body (the server caps its size per service); empty for a
-   * streaming service. Valid until the handler answers: the server reuses
-   * the buffer then (a handler keeps a copy of what it needs after).
+   * The whole body as one buffer (the server caps its size per service);
+   * empty for a streaming service. The server joins the chunks on first use.
    */
   readonly body: Buffer;
+  /**
+   * The same body as the chunks it arrived in, with its SHA-256 computed on
+   * first use (set by the server; absent in a request made by hand, which
+   * has only `body`).
+   */
+  readonly content?: RequestBody;
   /** A streaming service's body, read by the handler as it arrives (see CloudService.streaming). */
   readonly payload?: CloudPayload;
-  /** The body's SHA-256, computed on first use (not for a streaming service). */
-  readonly bodySha256?: BodyDigest;
   /** The 12-digit account the credentials belong to. */
   readonly account: string;
   readonly region: string;

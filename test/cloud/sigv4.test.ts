@@ -34,8 +34,8 @@ function echo(name: string, protocol: CloudService['protocol'], maxBodyBytes = 1
           region: r.region,
           principal: r.principal,
           // Whether the server hashed the body before the handler (then its hash).
-          hashedBefore: r.bodySha256?.computed ?? null,
-          sha256: r.bodySha256?.hex() ?? null,
+          hashedBefore: r.content?.hashed ?? null,
+          sha256: r.content?.sha256Hex() ?? null,
         }),
       ),
     }),

@@ -233,20 +233,27 @@ export class BlockStore {
     pack.sealed = true;
   }
 
-  /** Keeps a copy of a block being written, reusing the oldest copy's buffer when full. */
+  /**
+   * Keeps a copy of a block being written (a new buffer each time: a copy
+   * is never modified, so recentCopy() can hand it out), dropping the oldest.
+   */
   private remember(digest: string, data: Buffer): void {
     if (this.recentMax === 0 || data.length !== BLOCK_SIZE) return;
-    let buf: Buffer | undefined;
     if (this.recent.size >= this.recentMax) {
       const oldest = this.recent.keys().next().value;
-      if (oldest !== undefined) {
-        buf = this.recent.get(oldest);
-        this.recent.delete(oldest);
-      }
+      if (oldest !== undefined) this.recent.delete(oldest);
     }
-    buf ??= Buffer.allocUnsafeSlow(BLOCK_SIZE);
-    data.copy(buf);
-    this.recent.set(digest, buf);
+    const copy = Buffer.allocUnsafeSlow(BLOCK_SIZE);
+    data.copy(copy);
+    this.recent.set(digest, copy);
+  }
+
+  /**
+   * The bytes of a block written lately, if a copy is kept: its SHA-256 is
+   * `digest`, and the buffer is never modified (a caller may keep it).
+   */
+  recentCopy(digest: string): Buffer | undefined {
+    return this.recent.get(digest);
   }
 
   /**

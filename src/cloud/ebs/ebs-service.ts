@@ -125,8 +125,7 @@ async function put(
   const r = await engine.putSnapshotBlock(ctx, {
     snapshotId,
     blockIndex: index,
-    data: req.body,
-    dataSha256: req.bodySha256,
+    data: req.content ?? req.body,
     dataLength: requiredInt(header(h, 'x-amz-Data-Length'), 'x-amz-Data-Length'),
     checksum: requiredString(header(h, 'x-amz-Checksum'), 'x-amz-Checksum'),
     checksumAlgorithm: requiredString(

@@ -3,6 +3,7 @@ import { chmod, mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../store/local-store.js';
 import { withLock } from '../../store/store-lock.js';
+import { RequestBody } from '../request-body.js';
 import {
   type BlockMap,
   decodeBlockMap,
@@ -303,6 +304,15 @@ export class EbsEngine {
     });
   }
 
+  /**
+   * The bytes of a block put lately (any account or region), when a copy is
+   * kept: PutSnapshotBlock bodies are compared with it as they arrive (see
+   * blockReceiver). Never modified afterwards.
+   */
+  recentBlock(digest: string): Buffer | undefined {
+    return this.blocks.recentCopy(digest);
+  }
+
   async putSnapshotBlock(
     ctx: EbsContext,
     input: PutSnapshotBlockInput,
@@ -317,10 +327,11 @@ export class EbsEngine {
         `The data length must be ${BLOCK_SIZE} bytes, not ${input.dataLength}.`,
       );
     }
-    if (input.data.length !== input.dataLength) {
+    const data = Buffer.isBuffer(input.data) ? new RequestBody(input.data) : input.data;
+    if (data.length !== input.dataLength) {
       throw invalid(
         'INVALID_PARAMETER_VALUE',
-        `The block data is ${input.data.length} bytes, but DataLength says ${input.dataLength}.`,
+        `The block data is ${data.length} bytes, but DataLength says ${input.dataLength}.`,
       );
     }
     checkAlgorithm(input.checksumAlgorithm);
@@ -335,9 +346,7 @@ export class EbsEngine {
     // hashing them; any other block is hashed.
     const claimed = given.toString('hex');
     const digest =
-      input.dataSha256?.computed !== true && (await this.blocks.holds(claimed, input.data))
-        ? claimed
-        : (input.dataSha256?.hex() ?? blockDigest(input.data));
+      !data.hashed && (await this.blocks.holds(claimed, data.bytes)) ? claimed : data.sha256Hex();
     if (!given.equals(Buffer.from(digest, 'hex'))) {
       throw invalid(
         'INVALID_PARAMETER_VALUE',
@@ -348,7 +357,7 @@ export class EbsEngine {
     if (pending === undefined || pending.closed) throw notPending(record.id, 'completing');
     pending.inflight++;
     try {
-      await this.blocks.put(digest, input.data);
+      await this.blocks.put(digest, data.bytes);
       const entry: JournalEntry = { index: input.blockIndex, digest, progress, time: this.now() };
       await pending.journal.append(entry);
       pending.own.set(input.blockIndex, digest);

@@ -1,5 +1,6 @@
 export type { BlockDifference, BlockMap } from './block-map.js';
 export { differences, linearChecksum } from './block-map.js';
+export { blockReceiver } from './block-receiver.js';
 export { BlockStore, blockDigest } from './block-store.js';
 export {
   EBS_EXCEPTIONS,

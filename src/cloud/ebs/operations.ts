@@ -1,13 +1,15 @@
-import type { BodyDigest } from '../body-digest.js';
+import type { RequestBody } from '../request-body.js';
 
 /** The inputs and outputs of the engine's EBS direct API operations. */
 
 export interface PutSnapshotBlockInput {
   readonly snapshotId: string;
   readonly blockIndex: number;
-  readonly data: Buffer;
-  /** The data's SHA-256, computed on first use (the server's; never a value the client sent). */
-  readonly dataSha256?: BodyDigest | undefined;
+  /**
+   * The block: bytes, or a request's body as received (its SHA-256 is the
+   * server's own, computed on first use, never a value the client sent).
+   */
+  readonly data: Buffer | RequestBody;
   readonly dataLength: number;
   readonly checksum: string;
   readonly checksumAlgorithm: string;
