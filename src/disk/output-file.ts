@@ -10,9 +10,15 @@ import { ioError } from './file-source.js';
  * A file being written: bytes go to a temporary file beside the destination
  * and reach the destination only through `commit` (fsync + rename), so an
  * interrupted or failed write never leaves a half-written image in its place.
- * Large aligned writes bypass the page cache through a second, O_DIRECT
- * handle where the file system allows (see DirectHandle); set
- * FERRY_NO_DIRECT_IO=1 to write everything buffered.
+ * With `direct`, large aligned writes bypass the page cache through a
+ * second, O_DIRECT handle where the file system allows (see DirectHandle;
+ * FERRY_NO_DIRECT_IO=1 turns it off): for an image not read back soon (a
+ * render), it spares the system time of filling fresh page-cache pages.
+ * Without, everything is buffered and written back in the background
+ * (WriteQueue's periodic fdatasync), which keeps the device's queue deep:
+ * direct writes that extend a file run one at a time, each waiting for the
+ * device (measured, convert of a 2 GiB half-allocated raw image, cold cache:
+ * raw 2.45 s buffered against 2.95 s direct).
  */
 export class OutputFile {
   readonly path: string;
@@ -34,7 +40,7 @@ export class OutputFile {
     this.#handle = handle;
   }
 
-  static async create(path: string, overwrite = false): Promise<OutputFile> {
+  static async create(path: string, overwrite = false, direct = false): Promise<OutputFile> {
     if (!overwrite) {
       const exists = await lstat(path).then(
         () => true,
@@ -58,7 +64,7 @@ export class OutputFile {
       throw ioError('create', tempPath, error);
     }
     const out = new OutputFile(path, tempPath, handle);
-    out.#direct = await DirectHandle.open(tempPath);
+    if (direct) out.#direct = await DirectHandle.open(tempPath);
     return out;
   }
 
@@ -73,6 +79,7 @@ export class OutputFile {
     path: string,
     source: string,
     overwrite = false,
+    direct = false,
   ): Promise<OutputFile | null> {
     const blank = await OutputFile.create(path, overwrite);
     await blank.discard();
@@ -103,7 +110,7 @@ export class OutputFile {
       throw ioError('open', blank.tempPath, error);
     }
     const out = new OutputFile(path, blank.tempPath, handle);
-    out.#direct = await DirectHandle.open(blank.tempPath);
+    if (direct) out.#direct = await DirectHandle.open(blank.tempPath);
     out.end = (await handle.stat()).size;
     return out;
   }

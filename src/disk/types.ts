@@ -100,6 +100,11 @@ export interface WriterOptions {
   readonly vhdSubformat?: 'fixed' | 'dynamic';
   /** Replace an existing file at the destination. */
   readonly overwrite?: boolean;
+  /**
+   * Large aligned writes bypass the page cache (O_DIRECT; see OutputFile):
+   * for an image that is not read again soon. Default: buffered.
+   */
+  readonly directWrites?: boolean;
   readonly signal?: AbortSignal;
 }
 

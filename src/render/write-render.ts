@@ -41,6 +41,9 @@ export async function writeRender(
   const { out, format, base, signal } = options;
   const writerOptions = {
     virtualSize: layout.blocksCount * 4096,
+    // A render is read once, later (publish reads it past the page cache too):
+    // filling page-cache pages with it would only cost system time.
+    directWrites: true,
     ...(options.overwrite === undefined ? {} : { overwrite: options.overwrite }),
     ...(signal === undefined ? {} : { signal }),
   };

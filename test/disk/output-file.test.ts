@@ -60,16 +60,17 @@ async function exercise(out: OutputFile, model: Buffer): Promise<void> {
 }
 
 describe('OutputFile', () => {
-  for (const mode of ['direct', 'buffered'] as const) {
+  for (const mode of ['direct', 'buffered', 'direct, turned off by FERRY_NO_DIRECT_IO'] as const) {
     it(`writes every byte where it belongs, ${mode}`, async () => {
       await withTempDir(async (dir) => {
         const previous = process.env.FERRY_NO_DIRECT_IO;
-        if (mode === 'buffered') process.env.FERRY_NO_DIRECT_IO = '1';
+        if (mode.endsWith('FERRY_NO_DIRECT_IO')) process.env.FERRY_NO_DIRECT_IO = '1';
         else delete process.env.FERRY_NO_DIRECT_IO;
         const path = join(dir, 'out.img');
         const model = Buffer.alloc(20 * 1024 * 1024);
         try {
-          const out = await OutputFile.create(path);
+          const out = await OutputFile.create(path, false, mode !== 'buffered');
+          assert.equal(out.direct, mode === 'direct');
           // The temporary file sits on the test's file system (ext4 or XFS here), which has O_DIRECT.
           assert.equal(openDirect(out.tempPath), mode === 'direct');
           await exercise(out, model);
@@ -88,7 +89,8 @@ describe('OutputFile', () => {
 
   it('reads back what direct writes put there before the commit', async () => {
     await withTempDir(async (dir) => {
-      const out = await OutputFile.create(join(dir, 'x.img'));
+      const out = await OutputFile.create(join(dir, 'x.img'), false, true);
+      assert.equal(out.direct, process.env.FERRY_NO_DIRECT_IO !== '1');
       const data = randomBytes(1024 * 1024);
       await out.write(data, 4096);
       assert.ok((await out.read(4096, data.length)).equals(data));

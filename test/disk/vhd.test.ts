@@ -465,6 +465,40 @@ describe('vhd writer', () => {
     });
   });
 
+  it('writes each stored block as one aligned run (bitmap page, then data), direct or not', async () => {
+    await withTempDir(async (dir) => {
+      const raw = join(dir, 'src.raw');
+      await writeRawDisk(raw, MIXED_SIZE, MIXED_REGIONS);
+      for (const directWrites of [true, false]) {
+        const vhd = join(dir, `${directWrites}.vhd`);
+        await withImage(raw, async (src) => {
+          await copyImage(
+            src,
+            await createVhdWriter(vhd, { virtualSize: src.virtualSize, directWrites }),
+          );
+        });
+        assert.equal((await qemuCompare(raw, vhd, 'raw', 'vpc')).identical, true);
+        const bytes = await readFile(vhd);
+        const tableOffset = Number(bytes.readBigUInt64BE(512 + 16));
+        const entries = bytes.readUInt32BE(512 + 28);
+        const batEnd = tableOffset + entries * 4;
+        let stored = 0;
+        for (let i = 0; i < entries; i++) {
+          const sector = bytes.readUInt32BE(tableOffset + i * 4);
+          if (sector === 0xffffffff) continue;
+          stored++;
+          const data = sector * 512 + 512;
+          // The data starts a page; the page before it is zeros then the bitmap, after the BAT.
+          assert.equal(data % 4096, 0, `block ${i}`);
+          assert.ok(data - 4096 >= batEnd, `block ${i} page overlaps the BAT`);
+          assert.ok(bytes.subarray(data - 4096, data - 512).equals(Buffer.alloc(3584)));
+          assert.ok(bytes.subarray(data - 512, data).equals(Buffer.alloc(512, 0xff)));
+        }
+        assert.equal(stored, 4);
+      }
+    });
+  });
+
   it('refuses disks over 2040 GiB and removes its temporary file on abort', async () => {
     await withTempDir(async (dir) => {
       await assert.rejects(

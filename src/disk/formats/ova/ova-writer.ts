@@ -153,7 +153,11 @@ export async function createOvaWriter(
   options: WriterOptions,
   factory: MemberDiskWriterFactory,
 ): Promise<OvaWriter> {
-  const out = await OutputFile.create(path, options.overwrite ?? false);
+  const out = await OutputFile.create(
+    path,
+    options.overwrite ?? false,
+    options.directWrites === true,
+  );
   try {
     return new OvaWriter(out, vmNameFor(path), options.virtualSize, factory);
   } catch (error) {

@@ -322,7 +322,11 @@ export async function createQcow2Writer(
       details: { clusterBits },
     });
   }
-  const out = await OutputFile.create(path, options.overwrite ?? false);
+  const out = await OutputFile.create(
+    path,
+    options.overwrite ?? false,
+    options.directWrites === true,
+  );
   return new Qcow2Writer(out, size, options.compress ?? false, clusterBits);
 }
 

@@ -50,7 +50,11 @@ class RawWriter implements DiskWriter {
 export const rawWriter: FormatWriter = {
   name: 'raw',
   async create(path: string, options: WriterOptions): Promise<DiskWriter> {
-    const out = await OutputFile.create(path, options.overwrite ?? false);
+    const out = await OutputFile.create(
+      path,
+      options.overwrite ?? false,
+      options.directWrites === true,
+    );
     return new RawWriter(out, options.virtualSize);
   },
 };
@@ -67,6 +71,11 @@ export async function createRawPatch(
   base: string,
   options: WriterOptions,
 ): Promise<DiskWriter | null> {
-  const out = await OutputFile.createFromClone(path, base, options.overwrite ?? false);
+  const out = await OutputFile.createFromClone(
+    path,
+    base,
+    options.overwrite ?? false,
+    options.directWrites === true,
+  );
   return out === null ? null : new RawWriter(out, options.virtualSize, true);
 }

@@ -25,6 +25,8 @@ export const BLOCK_SIZE = 2 * MiB;
 export const FIXED_ALIGN = MiB;
 /** Host page size the data of every stored block is aligned to. */
 const DATA_ALIGN = 4096;
+/** The sector bitmap of a 2 MiB block. */
+const BITMAP_BYTES = bitmapSize(BLOCK_SIZE);
 const HEADER_OFFSET = FOOTER_SIZE;
 const BAT_OFFSET = FOOTER_SIZE + HEADER_SIZE;
 
@@ -46,9 +48,9 @@ class FixedVhdWriter implements DiskWriter {
   readonly #size: number;
   #written = 0;
 
-  constructor(out: OutputFile, size: number, syncEvery: number) {
+  constructor(out: OutputFile, size: number, syncEvery: number | undefined) {
     this.#out = out;
-    this.#queue = new WriteQueue(out, { syncEvery });
+    this.#queue = new WriteQueue(out, syncEvery === undefined ? {} : { syncEvery });
     this.#size = size;
   }
 
@@ -95,7 +97,8 @@ class DynamicVhdWriter implements DiskWriter {
   readonly #size: number;
   readonly #bat: Uint32Array;
   readonly #batBytes: number;
-  readonly #bitmap: Buffer;
+  /** A page whose last sector is a block's bitmap (all ones). */
+  readonly #bitmapPage: Buffer;
   readonly #stride: number;
   /** Data offset of the next block to allocate. */
   #nextData: number;
@@ -103,17 +106,21 @@ class DynamicVhdWriter implements DiskWriter {
   #end: number;
   #written = 0;
 
-  constructor(out: OutputFile, size: number, syncEvery: number) {
+  constructor(out: OutputFile, size: number, syncEvery: number | undefined) {
     this.#out = out;
-    this.#queue = new WriteQueue(out, { syncEvery });
+    this.#queue = new WriteQueue(out, syncEvery === undefined ? {} : { syncEvery });
     this.#size = size;
     const entries = Math.max(1, Math.ceil(size / BLOCK_SIZE));
     this.#bat = new Uint32Array(entries).fill(BAT_UNUSED);
     this.#batBytes = alignUp(entries * 4, SECTOR);
     const bm = bitmapSize(BLOCK_SIZE);
-    this.#bitmap = Buffer.alloc(bm, 0xff);
+    // The bitmap ends the page before its block's data; the page is written
+    // whole (zeros, then the bitmap), so that a block's writes are aligned
+    // and go direct with its data (see OutputFile).
+    this.#bitmapPage = Buffer.alloc(DATA_ALIGN);
+    this.#bitmapPage.fill(0xff, DATA_ALIGN - bm);
     this.#stride = alignUp(bm + BLOCK_SIZE, DATA_ALIGN);
-    this.#nextData = alignUp(BAT_OFFSET + this.#batBytes + bm, DATA_ALIGN);
+    this.#nextData = alignUp(BAT_OFFSET + this.#batBytes, DATA_ALIGN) + DATA_ALIGN;
     this.#end = BAT_OFFSET + this.#batBytes;
   }
 
@@ -132,17 +139,18 @@ class DynamicVhdWriter implements DiskWriter {
         let fresh = false;
         if (this.#bat[block] === BAT_UNUSED) {
           const at = this.#nextData;
-          this.#bat[block] = (at - this.#bitmap.length) / SECTOR;
+          this.#bat[block] = (at - BITMAP_BYTES) / SECTOR;
           this.#nextData += this.#stride;
           this.#end = at + BLOCK_SIZE;
           fresh = true;
         }
-        const dataAt = this.#bat[block]! * SECTOR + this.#bitmap.length;
+        const dataAt = this.#bat[block]! * SECTOR + BITMAP_BYTES;
         const chunk = piece.subarray(from, to);
+        const page = dataAt - DATA_ALIGN;
         if (fresh && inBlock + from === 0) {
-          await this.#queue.write([this.#bitmap, chunk], dataAt - this.#bitmap.length);
+          await this.#queue.write([this.#bitmapPage, chunk], page);
         } else {
-          if (fresh) await this.#queue.write(this.#bitmap, dataAt - this.#bitmap.length);
+          if (fresh) await this.#queue.write(this.#bitmapPage, page);
           await this.#queue.write(chunk, dataAt + inBlock + from);
         }
       }
@@ -190,11 +198,14 @@ export function vhdVirtualSize(requested: number, subformat: 'fixed' | 'dynamic'
     : alignUp(requested, SECTOR);
 }
 
-/** Creates a VHD writer; `syncEvery` overrides SYNC_EVERY (tests). */
+/**
+ * Creates a VHD writer; `syncEvery` overrides the write queue's choice
+ * (SYNC_EVERY for buffered writes, none for direct ones; tests).
+ */
 export async function createVhdWriter(
   path: string,
   options: WriterOptions,
-  syncEvery = SYNC_EVERY,
+  syncEvery?: number,
 ): Promise<DiskWriter> {
   const subformat = options.vhdSubformat ?? 'dynamic';
   const size = vhdVirtualSize(options.virtualSize, subformat);
@@ -205,7 +216,11 @@ export async function createVhdWriter(
       { details: { virtualSize: options.virtualSize, max: MAX_VIRTUAL_SIZE } },
     );
   }
-  const out = await OutputFile.create(path, options.overwrite ?? false);
+  const out = await OutputFile.create(
+    path,
+    options.overwrite ?? false,
+    options.directWrites === true,
+  );
   return subformat === 'fixed'
     ? new FixedVhdWriter(out, size, syncEvery)
     : new DynamicVhdWriter(out, size, syncEvery);

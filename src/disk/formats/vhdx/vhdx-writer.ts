@@ -214,7 +214,11 @@ export async function createVhdxWriter(
       { details: { blockSize: bs } },
     );
   }
-  const out = await OutputFile.create(path, options.overwrite ?? false);
+  const out = await OutputFile.create(
+    path,
+    options.overwrite ?? false,
+    options.directWrites === true,
+  );
   return new VhdxWriter(out, virtualSize, bs);
 }
 
