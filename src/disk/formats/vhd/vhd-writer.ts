@@ -3,7 +3,7 @@ import { alignUp } from '../../binary.js';
 import { throwIfAborted } from '../../file-source.js';
 import { OutputFile } from '../../output-file.js';
 import type { DiskWriter, FormatWriter, WriteResult, WriterOptions } from '../../types.js';
-import { SYNC_EVERY, WriteQueue } from '../../write-queue.js';
+import { WriteQueue } from '../../write-queue.js';
 import { dataRuns } from '../../zero.js';
 import {
   BAT_UNUSED,
