@@ -11,14 +11,14 @@ export interface CloudRequest {
   readonly query: URLSearchParams;
   readonly headers: IncomingHttpHeaders;
   /**
-   * The whole body as one buffer (the server caps its size per service);
-   * empty for a streaming service. The server joins the chunks on first use.
+   * The whole body (the server caps its size per service); empty for a
+   * streaming service. It may be a buffer the service's receiver lends
+   * (see CloudService.receiver): valid until the handler answers.
    */
   readonly body: Buffer;
   /**
-   * The same body as the chunks it arrived in, with its SHA-256 computed on
-   * first use (set by the server; absent in a request made by hand, which
-   * has only `body`).
+   * The same body with its SHA-256, known or computed on first use (set by
+   * the server; absent in a request made by hand, which has only `body`).
    */
   readonly content?: RequestBody;
   /** A streaming service's body, read by the handler as it arrives (see CloudService.streaming). */

@@ -10,7 +10,7 @@ import { ioError } from './file-source.js';
  * A file being written: bytes go to a temporary file beside the destination
  * and reach the destination only through `commit` (fsync + rename), so an
  * interrupted or failed write never leaves a half-written image in its place.
- * With `direct`, large aligned writes bypass the page cache through a
+ * With `directWrites`, large aligned writes bypass the page cache through a
  * second, O_DIRECT handle where the file system allows (see DirectHandle;
  * FERRY_NO_DIRECT_IO=1 turns it off): for an image not read back soon (a
  * render), it spares the system time of filling fresh page-cache pages.
@@ -20,6 +20,14 @@ import { ioError } from './file-source.js';
  * device (measured, convert of a 2 GiB half-allocated raw image, cold cache:
  * raw 2.45 s buffered against 2.95 s direct).
  */
+/** How an OutputFile is opened (a writer's WriterOptions fit). */
+export interface OutputFileOptions {
+  /** Replace an existing file at the destination. */
+  readonly overwrite?: boolean | undefined;
+  /** Large aligned writes bypass the page cache (see above). Default: buffered. */
+  readonly directWrites?: boolean | undefined;
+}
+
 export class OutputFile {
   readonly path: string;
   readonly tempPath: string;
@@ -40,8 +48,8 @@ export class OutputFile {
     this.#handle = handle;
   }
 
-  static async create(path: string, overwrite = false, direct = false): Promise<OutputFile> {
-    if (!overwrite) {
+  static async create(path: string, options: OutputFileOptions = {}): Promise<OutputFile> {
+    if (options.overwrite !== true) {
       const exists = await lstat(path).then(
         () => true,
         () => false,
@@ -64,7 +72,7 @@ export class OutputFile {
       throw ioError('create', tempPath, error);
     }
     const out = new OutputFile(path, tempPath, handle);
-    if (direct) out.#direct = await DirectHandle.open(tempPath);
+    if (options.directWrites === true) out.#direct = await DirectHandle.open(tempPath);
     return out;
   }
 
@@ -78,10 +86,9 @@ export class OutputFile {
   static async createFromClone(
     path: string,
     source: string,
-    overwrite = false,
-    direct = false,
+    options: OutputFileOptions = {},
   ): Promise<OutputFile | null> {
-    const blank = await OutputFile.create(path, overwrite);
+    const blank = await OutputFile.create(path, { overwrite: options.overwrite });
     await blank.discard();
     try {
       await copyFile(
@@ -110,7 +117,7 @@ export class OutputFile {
       throw ioError('open', blank.tempPath, error);
     }
     const out = new OutputFile(path, blank.tempPath, handle);
-    if (direct) out.#direct = await DirectHandle.open(blank.tempPath);
+    if (options.directWrites === true) out.#direct = await DirectHandle.open(blank.tempPath);
     out.end = (await handle.stat()).size;
     return out;
   }

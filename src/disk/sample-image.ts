@@ -7,7 +7,7 @@ import { OutputFile } from './output-file.js';
  * is not a multiple of any format's cluster size. Used by `ferry demo` and tests.
  */
 export async function writeSampleImage(path: string, size: number): Promise<void> {
-  const out = await OutputFile.create(path, true);
+  const out = await OutputFile.create(path, { overwrite: true });
   try {
     const mbr = Buffer.alloc(512);
     mbr.writeUInt8(0x80, 446); // bootable

@@ -20,7 +20,7 @@ export interface WriteQueueOptions {
   /** Writes queued before `write` waits (default WRITES_QUEUED). */
   readonly queued?: number;
   /** Bytes between background fdatasync calls (default SYNC_EVERY, or never when the file writes direct). */
-  readonly syncEvery?: number;
+  readonly syncEvery?: number | undefined;
 }
 
 /**

@@ -131,7 +131,7 @@ export async function exportTarball(
   path: string,
   options: { overwrite?: boolean; signal?: AbortSignal } = {},
 ): Promise<{ entries: number; bytes: number; fileSize: number }> {
-  const out = await OutputFile.create(path, options.overwrite ?? false);
+  const out = await OutputFile.create(path, { overwrite: options.overwrite });
   let pos = 0;
   let bytes = 0;
   const write = async (bufs: Buffer[]): Promise<void> => {

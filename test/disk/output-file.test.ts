@@ -69,7 +69,7 @@ describe('OutputFile', () => {
         const path = join(dir, 'out.img');
         const model = Buffer.alloc(20 * 1024 * 1024);
         try {
-          const out = await OutputFile.create(path, false, mode !== 'buffered');
+          const out = await OutputFile.create(path, { directWrites: mode !== 'buffered' });
           assert.equal(out.direct, mode === 'direct');
           // The temporary file sits on the test's file system (ext4 or XFS here), which has O_DIRECT.
           assert.equal(openDirect(out.tempPath), mode === 'direct');
@@ -89,7 +89,7 @@ describe('OutputFile', () => {
 
   it('reads back what direct writes put there before the commit', async () => {
     await withTempDir(async (dir) => {
-      const out = await OutputFile.create(join(dir, 'x.img'), false, true);
+      const out = await OutputFile.create(join(dir, 'x.img'), { directWrites: true });
       assert.equal(out.direct, process.env.FERRY_NO_DIRECT_IO !== '1');
       const data = randomBytes(1024 * 1024);
       await out.write(data, 4096);

@@ -28,37 +28,39 @@ export function blockReceiver(
       checksum !== undefined && BASE64_SHA256.test(checksum)
         ? Buffer.from(checksum, 'base64').toString('hex')
         : undefined;
-    const copy = claimed === undefined ? undefined : copyOf(claimed);
-    return new BlockReceiver(copy?.length === BLOCK_SIZE ? copy : undefined, claimed ?? '');
+    const bytes = claimed === undefined ? undefined : copyOf(claimed);
+    return new BlockReceiver(
+      claimed !== undefined && bytes?.length === BLOCK_SIZE
+        ? { bytes, digest: claimed }
+        : undefined,
+    );
   };
 }
 
 class BlockReceiver implements BodyReceiver {
-  /** The known block, while every chunk so far equals its bytes. */
-  #copy: Buffer | undefined;
-  readonly #digest: string;
+  /** The known block and its SHA-256, while every chunk so far equals its bytes. */
+  #known: { readonly bytes: Buffer; readonly digest: string } | undefined;
   /** The bytes gathered, once the body is not (or not known to be) the copy. */
   #into: Buffer | undefined;
   #at = 0;
 
-  constructor(copy: Buffer | undefined, digest: string) {
-    this.#copy = copy;
-    this.#digest = digest;
+  constructor(known: { readonly bytes: Buffer; readonly digest: string } | undefined) {
+    this.#known = known;
   }
 
   write(chunk: Buffer): void {
     const end = this.#at + chunk.length;
     if (end > BLOCK_SIZE) throw new RangeError('a block body is longer than a block');
-    const copy = this.#copy;
-    if (copy !== undefined) {
-      if (chunk.compare(copy, this.#at, end) === 0) {
+    const known = this.#known;
+    if (known !== undefined) {
+      if (chunk.compare(known.bytes, this.#at, end) === 0) {
         this.#at = end;
         return;
       }
       // It differs: what matched so far is the copy's prefix.
       this.#into = BODIES.take();
-      copy.copy(this.#into, 0, 0, this.#at);
-      this.#copy = undefined;
+      known.bytes.copy(this.#into, 0, 0, this.#at);
+      this.#known = undefined;
     }
     this.#into ??= BODIES.take();
     chunk.copy(this.#into, this.#at);
@@ -66,11 +68,11 @@ class BlockReceiver implements BodyReceiver {
   }
 
   end(): RequestBody {
-    const copy = this.#copy;
-    if (copy !== undefined) {
+    const known = this.#known;
+    if (known !== undefined) {
       return this.#at === BLOCK_SIZE
-        ? new RequestBody(copy, this.#digest)
-        : new RequestBody(copy.subarray(0, this.#at));
+        ? new RequestBody(known.bytes, known.digest)
+        : new RequestBody(known.bytes.subarray(0, this.#at));
     }
     return new RequestBody(this.#into?.subarray(0, this.#at) ?? Buffer.alloc(0));
   }

@@ -341,7 +341,8 @@ export class EbsEngine {
       throw invalid('INVALID_PARAMETER_VALUE', `The progress must be 0 to 100, not ${p}.`);
     }
     const progress = p ?? -1;
-    // A block this engine stores already (another placement of the same
+    // A body the receiver matched with a kept copy comes with its hash; a
+    // block this engine stores already (another placement of the same
     // image) is checked by comparing bytes with it, which costs less than
     // hashing them; any other block is hashed.
     const claimed = given.toString('hex');

@@ -153,11 +153,7 @@ export async function createOvaWriter(
   options: WriterOptions,
   factory: MemberDiskWriterFactory,
 ): Promise<OvaWriter> {
-  const out = await OutputFile.create(
-    path,
-    options.overwrite ?? false,
-    options.directWrites === true,
-  );
+  const out = await OutputFile.create(path, options);
   try {
     return new OvaWriter(out, vmNameFor(path), options.virtualSize, factory);
   } catch (error) {

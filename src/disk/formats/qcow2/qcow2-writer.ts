@@ -322,11 +322,7 @@ export async function createQcow2Writer(
       details: { clusterBits },
     });
   }
-  const out = await OutputFile.create(
-    path,
-    options.overwrite ?? false,
-    options.directWrites === true,
-  );
+  const out = await OutputFile.create(path, options);
   return new Qcow2Writer(out, size, options.compress ?? false, clusterBits);
 }
 

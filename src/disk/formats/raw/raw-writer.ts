@@ -50,11 +50,7 @@ class RawWriter implements DiskWriter {
 export const rawWriter: FormatWriter = {
   name: 'raw',
   async create(path: string, options: WriterOptions): Promise<DiskWriter> {
-    const out = await OutputFile.create(
-      path,
-      options.overwrite ?? false,
-      options.directWrites === true,
-    );
+    const out = await OutputFile.create(path, options);
     return new RawWriter(out, options.virtualSize);
   },
 };
@@ -71,11 +67,6 @@ export async function createRawPatch(
   base: string,
   options: WriterOptions,
 ): Promise<DiskWriter | null> {
-  const out = await OutputFile.createFromClone(
-    path,
-    base,
-    options.overwrite ?? false,
-    options.directWrites === true,
-  );
+  const out = await OutputFile.createFromClone(path, base, options);
   return out === null ? null : new RawWriter(out, options.virtualSize, true);
 }

@@ -50,7 +50,7 @@ class FixedVhdWriter implements DiskWriter {
 
   constructor(out: OutputFile, size: number, syncEvery: number | undefined) {
     this.#out = out;
-    this.#queue = new WriteQueue(out, syncEvery === undefined ? {} : { syncEvery });
+    this.#queue = new WriteQueue(out, { syncEvery });
     this.#size = size;
   }
 
@@ -108,18 +108,17 @@ class DynamicVhdWriter implements DiskWriter {
 
   constructor(out: OutputFile, size: number, syncEvery: number | undefined) {
     this.#out = out;
-    this.#queue = new WriteQueue(out, syncEvery === undefined ? {} : { syncEvery });
+    this.#queue = new WriteQueue(out, { syncEvery });
     this.#size = size;
     const entries = Math.max(1, Math.ceil(size / BLOCK_SIZE));
     this.#bat = new Uint32Array(entries).fill(BAT_UNUSED);
     this.#batBytes = alignUp(entries * 4, SECTOR);
-    const bm = bitmapSize(BLOCK_SIZE);
     // The bitmap ends the page before its block's data; the page is written
     // whole (zeros, then the bitmap), so that a block's writes are aligned
     // and go direct with its data (see OutputFile).
     this.#bitmapPage = Buffer.alloc(DATA_ALIGN);
-    this.#bitmapPage.fill(0xff, DATA_ALIGN - bm);
-    this.#stride = alignUp(bm + BLOCK_SIZE, DATA_ALIGN);
+    this.#bitmapPage.fill(0xff, DATA_ALIGN - BITMAP_BYTES);
+    this.#stride = alignUp(BITMAP_BYTES + BLOCK_SIZE, DATA_ALIGN);
     this.#nextData = alignUp(BAT_OFFSET + this.#batBytes, DATA_ALIGN) + DATA_ALIGN;
     this.#end = BAT_OFFSET + this.#batBytes;
   }
@@ -216,11 +215,7 @@ export async function createVhdWriter(
       { details: { virtualSize: options.virtualSize, max: MAX_VIRTUAL_SIZE } },
     );
   }
-  const out = await OutputFile.create(
-    path,
-    options.overwrite ?? false,
-    options.directWrites === true,
-  );
+  const out = await OutputFile.create(path, options);
   return subformat === 'fixed'
     ? new FixedVhdWriter(out, size, syncEvery)
     : new DynamicVhdWriter(out, size, syncEvery);

@@ -214,11 +214,7 @@ export async function createVhdxWriter(
       { details: { blockSize: bs } },
     );
   }
-  const out = await OutputFile.create(
-    path,
-    options.overwrite ?? false,
-    options.directWrites === true,
-  );
+  const out = await OutputFile.create(path, options);
   return new VhdxWriter(out, virtualSize, bs);
 }
 

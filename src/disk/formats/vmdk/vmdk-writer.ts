@@ -38,11 +38,7 @@ class VmdkWriter implements DiskWriter {
 export const vmdkWriter: FormatWriter = {
   name: 'vmdk',
   async create(path: string, options: WriterOptions): Promise<DiskWriter> {
-    const out = await OutputFile.create(
-      path,
-      options.overwrite ?? false,
-      options.directWrites === true,
-    );
+    const out = await OutputFile.create(path, options);
     try {
       const stream = new VmdkStreamWriter(out, 0, options.virtualSize, {
         extentName: basename(path),
