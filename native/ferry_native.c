@@ -11,6 +11,15 @@
  *                             (posix_fadvise WILLNEED: start reading ahead;
  *                              advisory, so failures are ignored)
  *
+ *   startWriteback(fd) -> Promise<boolean>
+ *                             (sync_file_range SYNC_FILE_RANGE_WRITE over the
+ *                              whole file, on the libuv pool: the kernel starts
+ *                              writing the file's dirty pages to the device and
+ *                              returns without waiting for them, without a
+ *                              journal commit or a cache flush; resolves false
+ *                              where the call is unsupported, so the caller can
+ *                              fall back to fdatasync)
+ *
  *   dataRanges(fd, offset, length[, limit]) -> [[start, end], ...] | null
  *
  * Returns the data ranges within [offset, offset + length), clamped to it, in
@@ -285,6 +294,75 @@ static napi_value will_need(napi_env env, napi_callback_info info) {
   return undef;
 }
 
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  int fd;
+  int err;
+} writeback_job;
+
+static void writeback_execute(napi_env env, void *data) {
+  (void)env;
+  writeback_job *job = data;
+#if defined(__linux__)
+  job->err = sync_file_range(job->fd, 0, 0, SYNC_FILE_RANGE_WRITE) == 0 ? 0 : errno;
+#else
+  job->err = ENOSYS;
+#endif
+}
+
+static void writeback_complete(napi_env env, napi_status status, void *data) {
+  writeback_job *job = data;
+  napi_value result;
+  if (status != napi_ok) {
+    napi_get_boolean(env, false, &result);
+    napi_resolve_deferred(env, job->deferred, result);
+  } else if (job->err == 0 || job->err == ENOSYS || job->err == EINVAL || job->err == ESPIPE) {
+    /* EINVAL/ESPIPE: not a regular file or a filesystem without it: unsupported, not a failure. */
+    napi_get_boolean(env, job->err == 0, &result);
+    napi_resolve_deferred(env, job->deferred, result);
+  } else {
+    napi_value msg, code, error;
+    const char *name = job->err == EIO ? "EIO" : job->err == ENOSPC ? "ENOSPC" : job->err == EBADF ? "EBADF" : "EIO";
+    napi_create_string_utf8(env, strerror(job->err), NAPI_AUTO_LENGTH, &msg);
+    napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+    napi_create_error(env, code, msg, &error);
+    napi_reject_deferred(env, job->deferred, error);
+  }
+  napi_delete_async_work(env, job->work);
+  free(job);
+}
+
+static napi_value start_writeback(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "startWriteback(fd) takes a file descriptor");
+    return NULL;
+  }
+  writeback_job *job = calloc(1, sizeof *job);
+  if (job == NULL) return throw_errno(env, ENOMEM);
+  job->fd = fd;
+  napi_value promise, name;
+  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, "ferry:startWriteback", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, writeback_execute, writeback_complete, job,
+                             &job->work) != napi_ok) {
+    free(job);
+    napi_throw_error(env, NULL, "ferry_native: N-API call failed");
+    return NULL;
+  }
+  if (napi_queue_async_work(env, job->work) != napi_ok) {
+    napi_delete_async_work(env, job->work);
+    free(job);
+    napi_throw_error(env, NULL, "ferry_native: N-API call failed");
+    return NULL;
+  }
+  return promise;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn, max;
   CHECK(env, napi_create_function(env, "syncfs", NAPI_AUTO_LENGTH, sync_fs, NULL, &fn));
@@ -295,6 +373,8 @@ static napi_value init(napi_env env, napi_value exports) {
   CHECK(env, napi_set_named_property(env, exports, "listXattrs", fn));
   CHECK(env, napi_create_function(env, "setXattr", NAPI_AUTO_LENGTH, set_xattr, NULL, &fn));
   CHECK(env, napi_set_named_property(env, exports, "setXattr", fn));
+  CHECK(env, napi_create_function(env, "startWriteback", NAPI_AUTO_LENGTH, start_writeback, NULL, &fn));
+  CHECK(env, napi_set_named_property(env, exports, "startWriteback", fn));
   CHECK(env, napi_create_function(env, "dataRanges", NAPI_AUTO_LENGTH, data_ranges, NULL, &fn));
   CHECK(env, napi_set_named_property(env, exports, "dataRanges", fn));
   CHECK(env, napi_create_uint32(env, MAX_RANGES, &max));

@@ -8,6 +8,8 @@ import { openImage } from './open.js';
 import { readImageInto } from './read-range.js';
 import { writerFor } from './registry.js';
 import type { DiskImage, DiskWriter, FormatName, WritableFormat } from './types.js';
+import { WindowPool } from './window-pool.js';
+import { WRITES_QUEUED } from './write-queue.js';
 
 export interface ConvertOptions {
   readonly to: WritableFormat;
@@ -20,8 +22,9 @@ export interface ConvertOptions {
   readonly signal?: AbortSignal;
   readonly onEvent?: DiskEventListener;
   /**
-   * Reads in flight. Memory is bounded by (readAhead + writer queue) x 2 MiB;
-   * with the defaults, under 64 MiB whatever the image size.
+   * Reads in flight. Memory is bounded by (readAhead + writer queue + 3) x 2 MiB
+   * of window buffers (22 MiB with the defaults) plus the writer's own tables,
+   * whatever the image size.
    */
   readonly readAhead?: number;
 }
@@ -72,13 +75,21 @@ export async function* dataWindows(
 /**
  * Reads a window: one read when data fills it, else only its data ranges,
  * each straight into its place in the window (where the image can read in
- * place), with zeros written only into the gaps between them.
+ * place), with zeros written only into the gaps between them. `into`, when
+ * given, is the window's buffer (at least WRITE_CHUNK bytes, any contents).
  */
-async function readWindow(image: DiskImage, w: DataWindow, signal?: AbortSignal): Promise<Buffer> {
+async function readWindow(
+  image: DiskImage,
+  w: DataWindow,
+  into: Buffer | undefined,
+  signal?: AbortSignal,
+): Promise<Buffer> {
   const len = Math.min(WRITE_CHUNK, image.virtualSize - w.offset);
   const dataLen = w.ranges.reduce((s, r) => s + r.length, 0);
-  if (dataLen === len && image.readInto === undefined) return image.read(w.offset, len, signal);
-  const buf = Buffer.allocUnsafe(len);
+  if (into === undefined && dataLen === len && image.readInto === undefined) {
+    return image.read(w.offset, len, signal);
+  }
+  const buf = into === undefined ? Buffer.allocUnsafe(len) : into.subarray(0, len);
   let cursor = w.offset;
   const reads: Promise<void>[] = [];
   for (const r of w.ranges) {
@@ -101,15 +112,31 @@ export async function copyImage(
 ): Promise<{ fileSize: number; dataBytes: number }> {
   const { signal, onEvent } = options;
   let dataBytes = 0;
+  const readAhead = options.readAhead ?? DEFAULT_READ_AHEAD;
+  // Window buffers are reused when the writer says when it lets go of them:
+  // one per read in flight, per write queued, and the one being handed over.
+  const released = writer.released?.bind(writer);
+  const pool =
+    released === undefined ? undefined : new WindowPool(WRITE_CHUNK, readAhead + WRITES_QUEUED + 3);
   try {
-    const reads = orderedPool(
-      dataWindows(image, signal),
-      options.readAhead ?? DEFAULT_READ_AHEAD,
-      async (w) => ({ off: w.offset, buf: await readWindow(image, w, signal) }),
-    );
-    for await (const { off, buf } of reads) {
+    const reads = orderedPool(dataWindows(image, signal), readAhead, async (w) => {
+      const into = await pool?.take();
+      try {
+        return { off: w.offset, buf: await readWindow(image, w, into, signal), into };
+      } catch (error) {
+        if (into !== undefined) pool?.give(into);
+        throw error;
+      }
+    });
+    for await (const { off, buf, into } of reads) {
       throwIfAborted(signal);
-      await writer.write(off, buf, signal);
+      try {
+        await writer.write(off, buf, signal);
+      } finally {
+        if (into !== undefined && released !== undefined && pool !== undefined) {
+          void released().then(() => pool.give(into));
+        }
+      }
       dataBytes += buf.length;
       onEvent?.({
         type: 'progress',

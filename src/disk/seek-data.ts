@@ -17,6 +17,8 @@ interface NativeBinding {
   setXattr?(path: string, name: string, value: Buffer): void;
   /** syncfs(2): flushes the filesystem holding `fd` (blocking; call it rarely). */
   syncfs?(fd: number): void;
+  /** sync_file_range WRITE over the whole file, off the main thread; false when unsupported. */
+  startWriteback?(fd: number): Promise<boolean>;
   /** posix_fadvise WILLNEED: the kernel starts reading the range ahead (advisory). */
   willNeed?(fd: number, offset: number, length: number): void;
 }

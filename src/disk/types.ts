@@ -125,7 +125,18 @@ export interface WriteResult {
  */
 export interface DiskWriter {
   readonly format: WritableFormat;
+  /**
+   * Takes `data` at `offset` (offsets increase). The writer may keep `data`
+   * until `released` resolves (or, without `released`, until `finish`).
+   */
   write(offset: number, data: Buffer, signal?: AbortSignal): Promise<void>;
+  /**
+   * Resolves once the writer holds no buffer passed to `write` so far (each is
+   * written, or was never needed), whether or not the writes succeeded; a
+   * failure is reported by the next `write` or `finish`. Writers that keep
+   * buffers longer leave it out, and callers then give each write a fresh buffer.
+   */
+  released?(): Promise<void>;
   finish(signal?: AbortSignal): Promise<WriteResult>;
   abort(): Promise<void>;
 }

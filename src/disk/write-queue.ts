@@ -9,27 +9,31 @@ import type { OutputFile } from './output-file.js';
  */
 export const WRITES_QUEUED = 4;
 /**
- * Bytes written between background fdatasync calls. Starting writeback while
- * the conversion runs, rather than leaving the whole image dirty for the
- * final fsync, overlaps the device's work with ours: measured 25-35 % faster
- * for raw -> vhd and qcow2 -> raw of a 2 GiB half-allocated disk.
+ * Bytes written between background writeback starts (sync_file_range WRITE
+ * through the native binding; fdatasync where that is unavailable). Starting
+ * writeback while the conversion runs, rather than leaving the whole image
+ * dirty for the final fsync, keeps the page cache a conversion dirties
+ * bounded and lets the device work meanwhile: fdatasync measured 25-35 %
+ * faster than none on an earlier machine; sync_file_range does the same
+ * without a journal commit or a cache flush per call.
  */
 export const SYNC_EVERY = 64 * 1024 * 1024;
 
 export interface WriteQueueOptions {
   /** Writes queued before `write` waits (default WRITES_QUEUED). */
   readonly queued?: number;
-  /** Bytes between background fdatasync calls (default SYNC_EVERY, or never when the file writes direct). */
+  /** Bytes between background writeback starts (default SYNC_EVERY, or never when the file writes direct). */
   readonly syncEvery?: number | undefined;
 }
 
 /**
  * The write side every seekable writer shares: file writes run in the
  * background, one at a time in the order given, with a bounded number
- * queued; an fdatasync starts every `syncEvery` bytes; the first failure is
+ * queued; writeback starts every `syncEvery` bytes; the first failure is
  * reported by the next call. Memory held is at most `queued` + 1 callers' buffers.
  *
- * Buffers handed to `write` must not change until `drain` returns.
+ * Buffers handed to `write` must not change until the write is done: until
+ * `barrier()`, taken after it was queued, resolves (or `drain` returns).
  */
 export class WriteQueue {
   readonly #out: OutputFile;
@@ -41,6 +45,8 @@ export class WriteQueue {
   #failure: unknown;
   #unsynced = 0;
   #syncing: Promise<void> | undefined;
+  /** startWriteback works here (until it says otherwise). */
+  #writeback = true;
 
   constructor(out: OutputFile, options: WriteQueueOptions = {}) {
     this.#out = out;
@@ -70,12 +76,21 @@ export class WriteQueue {
     this.#unsynced += bytes;
     if (this.#unsynced >= this.#syncEvery && this.#syncing === undefined) {
       this.#unsynced = 0;
-      this.#syncing = this.#track(this.#out.datasync()).finally(() => {
+      this.#syncing = this.#track(this.#flush()).finally(() => {
         this.#syncing = undefined;
       });
     }
     while (this.#pending.size > this.#queued) await Promise.race(this.#pending);
     this.throwFailure();
+  }
+
+  /** Starts writeback of what is written so far; fdatasync where that cannot be done. */
+  async #flush(): Promise<void> {
+    if (this.#writeback) {
+      if (await this.#out.startWriteback()) return;
+      this.#writeback = false;
+    }
+    await this.#out.datasync();
   }
 
   /** Adds an operation to the pending set; the tracked promise never rejects. */
@@ -91,6 +106,11 @@ export class WriteQueue {
     );
     this.#pending.add(p);
     return p;
+  }
+
+  /** Resolves when every write queued so far has finished (failed ones too). */
+  barrier(): Promise<void> {
+    return this.#last;
   }
 
   /** Throws the first failure of a background write, if any. */

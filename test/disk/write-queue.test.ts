@@ -42,6 +42,15 @@ class FakeOut {
     this.syncs++;
     return Promise.resolve();
   }
+
+  /** Whether startWriteback works here (sync_file_range), and how often it was asked. */
+  writebackWorks = false;
+  writebacks = 0;
+
+  startWriteback(): Promise<boolean> {
+    this.writebacks++;
+    return Promise.resolve(this.writebackWorks);
+  }
 }
 
 const tick = () => new Promise((r) => setImmediate(r));
@@ -85,16 +94,62 @@ describe('write queue', () => {
     await assert.rejects(q.drain(), /disk full/);
   });
 
-  it('starts a background fdatasync every syncEvery bytes', async () => {
+  it('falls back to a background fdatasync every syncEvery bytes where writeback cannot be started', async () => {
     const out = new FakeOut();
     const q = new WriteQueue(out as unknown as OutputFile, { queued: 64, syncEvery: 100 });
-    for (let i = 0; i < 10; i++) await q.write(Buffer.alloc(50), i * 50);
+    for (let i = 0; i < 10; i++) {
+      await q.write(Buffer.alloc(50), i * 50);
+      await tick();
+    }
     assert.ok(out.syncs >= 1 && out.syncs <= 5, `${out.syncs} syncs for 500 bytes`);
+    assert.equal(out.writebacks, 1, 'an unsupported writeback is asked for once');
     while (out.waiting.length > 0 || out.log.length < 10) {
       out.waiting.shift()?.resolve();
       await tick();
     }
     await q.drain();
+  });
+
+  it('starts writeback every syncEvery bytes, without fdatasync, where it can', async () => {
+    const out = new FakeOut();
+    out.writebackWorks = true;
+    const q = new WriteQueue(out as unknown as OutputFile, { queued: 64, syncEvery: 100 });
+    for (let i = 0; i < 10; i++) {
+      await q.write(Buffer.alloc(50), i * 50);
+      await tick();
+    }
+    assert.ok(
+      out.writebacks >= 2 && out.writebacks <= 5,
+      `${out.writebacks} writebacks for 500 bytes`,
+    );
+    assert.equal(out.syncs, 0);
+    while (out.waiting.length > 0 || out.log.length < 10) {
+      out.waiting.shift()?.resolve();
+      await tick();
+    }
+    await q.drain();
+  });
+});
+
+describe('write queue barrier', () => {
+  it('resolves once the writes queued before it finish, failed ones included', async () => {
+    const out = new FakeOut();
+    const q = new WriteQueue(out as unknown as OutputFile, { queued: 8, syncEvery: Infinity });
+    await q.write(Buffer.alloc(1), 0);
+    await q.write(Buffer.alloc(1), 1);
+    let passed = false;
+    const barrier = q.barrier().then(() => {
+      passed = true;
+    });
+    await q.write(Buffer.alloc(1), 2);
+    out.waiting.shift()!.resolve();
+    await tick();
+    assert.equal(passed, false, 'one of the two writes before it is still running');
+    out.waiting.shift()!.reject(new Error('disk full'));
+    await barrier;
+    assert.equal(passed, true);
+    await q.settle();
+    await assert.rejects(q.drain(), /disk full/);
   });
 });
 

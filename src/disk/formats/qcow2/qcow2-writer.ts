@@ -227,6 +227,12 @@ class Qcow2Writer implements DiskWriter {
     }
   }
 
+  released(): Promise<void> {
+    // Compressed clusters are held until placed (#tail), then until written.
+    const written = (): Promise<void> => this.#queue.barrier();
+    return this.#tail.then(written, written);
+  }
+
   async finish(signal?: AbortSignal): Promise<WriteResult> {
     throwIfAborted(signal);
     await Promise.all(this.#ahead.splice(0, this.#ahead.length));

@@ -33,6 +33,10 @@ class RawWriter implements DiskWriter {
     }
   }
 
+  released(): Promise<void> {
+    return this.#queue.barrier();
+  }
+
   async finish(signal?: AbortSignal): Promise<WriteResult> {
     throwIfAborted(signal);
     await this.#queue.drain();

@@ -64,6 +64,10 @@ class FixedVhdWriter implements DiskWriter {
     this.#written = offset + data.length;
   }
 
+  released(): Promise<void> {
+    return this.#queue.barrier();
+  }
+
   async finish(signal?: AbortSignal): Promise<WriteResult> {
     throwIfAborted(signal);
     await this.#queue.drain();
@@ -156,6 +160,10 @@ class DynamicVhdWriter implements DiskWriter {
       pos += n;
     }
     this.#written = offset + data.length;
+  }
+
+  released(): Promise<void> {
+    return this.#queue.barrier();
   }
 
   async finish(signal?: AbortSignal): Promise<WriteResult> {

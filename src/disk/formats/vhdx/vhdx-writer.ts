@@ -113,6 +113,10 @@ class VhdxWriter implements DiskWriter {
     this.#written = offset + data.length;
   }
 
+  released(): Promise<void> {
+    return this.#queue.barrier();
+  }
+
   async finish(signal?: AbortSignal): Promise<WriteResult> {
     throwIfAborted(signal);
     await this.#queue.drain();
