@@ -59,24 +59,39 @@
     }                                                     \
   } while (0)
 
-static napi_value throw_errno(napi_env env, int err) {
-  const char *code = "EIO";
+/* The errno's name, as Node's own errors put it in `code` (EIO for the rest). */
+static const char *errno_name(int err) {
   switch (err) {
-    case EBADF: code = "EBADF"; break;
-    case EOVERFLOW: code = "EOVERFLOW"; break;
-    case ESPIPE: code = "ESPIPE"; break;
-    case EIO: code = "EIO"; break;
-    case ENOENT: code = "ENOENT"; break;
-    case EACCES: code = "EACCES"; break;
-    case EPERM: code = "EPERM"; break;
-    case ERANGE: code = "ERANGE"; break;
-    case ENOSPC: code = "ENOSPC"; break;
-    case E2BIG: code = "E2BIG"; break;
-    case ENOTSUP: code = "ENOTSUP"; break;
-    default: break;
+    case EBADF: return "EBADF";
+    case EOVERFLOW: return "EOVERFLOW";
+    case ESPIPE: return "ESPIPE";
+    case ENOENT: return "ENOENT";
+    case EACCES: return "EACCES";
+    case EPERM: return "EPERM";
+    case ERANGE: return "ERANGE";
+    case ENOSPC: return "ENOSPC";
+    case E2BIG: return "E2BIG";
+    case ENOTSUP: return "ENOTSUP";
+    case ENOMEM: return "ENOMEM";
+    default: return "EIO";
   }
-  napi_throw_error(env, code, strerror(err));
+}
+
+static napi_value throw_errno(napi_env env, int err) {
+  napi_throw_error(env, errno_name(err), strerror(err));
   return NULL;
+}
+
+/* Reads a file descriptor as the only argument; throws a TypeError with `usage` when it is not one. */
+static bool fd_argument(napi_env env, napi_callback_info info, const char *usage, int32_t *fd) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_get_value_int32(env, argv[0], fd) != napi_ok || *fd < 0) {
+    napi_throw_type_error(env, NULL, usage);
+    return false;
+  }
+  return true;
 }
 
 static napi_value null_value(napi_env env) {
@@ -256,14 +271,8 @@ static napi_value set_xattr(napi_env env, napi_callback_info info) {
 }
 
 static napi_value sync_fs(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
-    napi_throw_type_error(env, NULL, "syncfs(fd) takes a file descriptor");
-    return NULL;
-  }
+  if (!fd_argument(env, info, "syncfs(fd) takes a file descriptor", &fd)) return NULL;
 #if defined(__linux__)
   if (syncfs(fd) != 0) return throw_errno(env, errno);
 #else
@@ -323,9 +332,8 @@ static void writeback_complete(napi_env env, napi_status status, void *data) {
     napi_resolve_deferred(env, job->deferred, result);
   } else {
     napi_value msg, code, error;
-    const char *name = job->err == EIO ? "EIO" : job->err == ENOSPC ? "ENOSPC" : job->err == EBADF ? "EBADF" : "EIO";
     napi_create_string_utf8(env, strerror(job->err), NAPI_AUTO_LENGTH, &msg);
-    napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, errno_name(job->err), NAPI_AUTO_LENGTH, &code);
     napi_create_error(env, code, msg, &error);
     napi_reject_deferred(env, job->deferred, error);
   }
@@ -334,14 +342,8 @@ static void writeback_complete(napi_env env, napi_status status, void *data) {
 }
 
 static napi_value start_writeback(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
-    napi_throw_type_error(env, NULL, "startWriteback(fd) takes a file descriptor");
-    return NULL;
-  }
+  if (!fd_argument(env, info, "startWriteback(fd) takes a file descriptor", &fd)) return NULL;
   writeback_job *job = calloc(1, sizeof *job);
   if (job == NULL) return throw_errno(env, ENOMEM);
   job->fd = fd;

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { constants } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -203,6 +205,33 @@ describe('SEEK_DATA / SEEK_HOLE binding', { skip }, () => {
         { offset: GiB + 8192, length: GiB + MiB - 8192, kind: 'hole' },
         { offset: 2 * GiB + MiB, length: 2 * MiB, kind: 'data' },
       ]);
+    });
+  });
+});
+
+describe('startWriteback binding', { skip }, () => {
+  it('refuses a non-descriptor, resolves false on a pipe and true on a file', async () => {
+    const start = nativeBinding()?.startWriteback;
+    assert.ok(start !== undefined, 'the binding has startWriteback');
+    assert.throws(() => start(-1), TypeError);
+    assert.throws(() => start('3' as unknown as number), TypeError);
+    await withTempDir(async (dir) => {
+      // A FIFO has no pages to write back: unsupported (ESPIPE), not a failure.
+      const fifo = join(dir, 'fifo');
+      assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+      const fifoHandle = await open(fifo, constants.O_RDWR);
+      try {
+        assert.equal(await start(fifoHandle.fd), false);
+      } finally {
+        await fifoHandle.close();
+      }
+      const fh = await open(join(dir, 'f.img'), 'w');
+      try {
+        await fh.write(Buffer.alloc(1 << 20, 7), 0, 1 << 20, 0);
+        assert.equal(await start(fh.fd), true);
+      } finally {
+        await fh.close();
+      }
     });
   });
 });
