@@ -73,35 +73,46 @@ export async function* dataWindows(
 }
 
 /**
- * Reads a window: one read when data fills it, else only its data ranges,
- * each straight into its place in the window (where the image can read in
- * place), with zeros written only into the gaps between them. `into`, when
- * given, is the window's buffer (at least WRITE_CHUNK bytes, any contents).
+ * Reads a window: one read when data fills it and the image cannot read in
+ * place, else only its data ranges, each straight into its place in a window
+ * buffer (one from `pool` when given, returned as `into`), with zeros written
+ * only into the gaps between them.
  */
 async function readWindow(
   image: DiskImage,
   w: DataWindow,
-  into: Buffer | undefined,
+  pool: WindowPool | undefined,
   signal?: AbortSignal,
-): Promise<Buffer> {
+): Promise<{ buf: Buffer; into: Buffer | undefined }> {
   const len = Math.min(WRITE_CHUNK, image.virtualSize - w.offset);
   const dataLen = w.ranges.reduce((s, r) => s + r.length, 0);
-  if (into === undefined && dataLen === len && image.readInto === undefined) {
-    return image.read(w.offset, len, signal);
+  if (dataLen === len && image.readInto === undefined) {
+    return { buf: await image.read(w.offset, len, signal), into: undefined };
   }
+  const into = await pool?.take();
   const buf = into === undefined ? Buffer.allocUnsafe(len) : into.subarray(0, len);
-  let cursor = w.offset;
-  const reads: Promise<void>[] = [];
-  for (const r of w.ranges) {
-    if (r.offset > cursor) buf.fill(0, cursor - w.offset, r.offset - w.offset);
-    cursor = r.offset + r.length;
-    reads.push(
-      readImageInto(image, buf.subarray(r.offset - w.offset, cursor - w.offset), r.offset, signal),
-    );
+  try {
+    let cursor = w.offset;
+    const reads: Promise<void>[] = [];
+    for (const r of w.ranges) {
+      if (r.offset > cursor) buf.fill(0, cursor - w.offset, r.offset - w.offset);
+      cursor = r.offset + r.length;
+      reads.push(
+        readImageInto(
+          image,
+          buf.subarray(r.offset - w.offset, cursor - w.offset),
+          r.offset,
+          signal,
+        ),
+      );
+    }
+    if (cursor < w.offset + len) buf.fill(0, cursor - w.offset);
+    await Promise.all(reads);
+  } catch (error) {
+    if (into !== undefined) pool?.give(into);
+    throw error;
   }
-  if (cursor < w.offset + len) buf.fill(0, cursor - w.offset);
-  await Promise.all(reads);
-  return buf;
+  return { buf, into };
 }
 
 /** Streams every data window of `image` into `writer`, then finishes it. */
@@ -115,26 +126,22 @@ export async function copyImage(
   const readAhead = options.readAhead ?? DEFAULT_READ_AHEAD;
   // Window buffers are reused when the writer says when it lets go of them:
   // one per read in flight, per write queued, and the one being handed over.
-  const released = writer.released?.bind(writer);
   const pool =
-    released === undefined ? undefined : new WindowPool(WRITE_CHUNK, readAhead + WRITES_QUEUED + 3);
+    writer.released === undefined
+      ? undefined
+      : new WindowPool(WRITE_CHUNK, readAhead + WRITES_QUEUED + 3);
   try {
-    const reads = orderedPool(dataWindows(image, signal), readAhead, async (w) => {
-      const into = await pool?.take();
-      try {
-        return { off: w.offset, buf: await readWindow(image, w, into, signal), into };
-      } catch (error) {
-        if (into !== undefined) pool?.give(into);
-        throw error;
-      }
-    });
+    const reads = orderedPool(dataWindows(image, signal), readAhead, async (w) => ({
+      off: w.offset,
+      ...(await readWindow(image, w, pool, signal)),
+    }));
     for await (const { off, buf, into } of reads) {
       throwIfAborted(signal);
       try {
         await writer.write(off, buf, signal);
       } finally {
-        if (into !== undefined && released !== undefined && pool !== undefined) {
-          void released().then(() => pool.give(into));
+        if (into !== undefined && pool !== undefined) {
+          void writer.released?.().then(() => pool.give(into));
         }
       }
       dataBytes += buf.length;
