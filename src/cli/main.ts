@@ -150,6 +150,7 @@ export async function main(argv: string[]): Promise<number> {
         subformat: { type: 'string' },
         compress: { type: 'boolean' },
         overwrite: { type: 'boolean' },
+        buffered: { type: 'boolean' },
         'allow-flat-extents': { type: 'boolean' },
         target: { type: 'string', multiple: true },
         strict: { type: 'boolean' },

@@ -108,6 +108,9 @@ describe('ferry CLI', () => {
         'FERRY_DESTINATION_EXISTS',
       );
       assert.equal((await runCli(['convert', a, b, '--to', 'raw', '--overwrite'])).code, 0);
+      const buffered = await runCli(['convert', a, b, '--to', 'raw', '--overwrite', '--buffered']);
+      assert.equal(buffered.code, 0, buffered.stderr);
+      assert.ok((await readFile(b)).equals(await readFile(a)));
     });
   });
 

@@ -1,19 +1,65 @@
 import assert from 'node:assert/strict';
-import { readdir, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import {
   BufferSource,
+  compareImages,
   convertImage,
   detectFormat,
   openImage,
   openImageSource,
+  WRITABLE_FORMATS,
 } from '../../src/disk/index.js';
 import { isFerryError } from '../../src/errors/index.js';
 import { MIXED_REGIONS, MIXED_SIZE, writeRawDisk } from '../helpers/disks.js';
-import { withTempDir } from '../helpers/qemu.js';
+import { qemuCompare, withTempDir } from '../helpers/qemu.js';
+
+/** qemu-img's name for each format ferry writes that qemu-img reads (OVA it does not). */
+const QEMU_FORMAT: Record<string, string | undefined> = {
+  raw: 'raw',
+  qcow2: 'qcow2',
+  vmdk: 'vmdk',
+  vhd: 'vpc',
+  vhdx: 'vhdx',
+};
 
 describe('convert', () => {
+  it('writes every format the same, direct (the default) or buffered', async () => {
+    await withTempDir(async (dir) => {
+      const a = join(dir, 'a.img');
+      await writeRawDisk(a, MIXED_SIZE, MIXED_REGIONS);
+      for (const to of WRITABLE_FORMATS) {
+        const direct = join(dir, `direct.${to}`);
+        const buffered = join(dir, `buffered.${to}`);
+        await convertImage(a, direct, { to });
+        await convertImage(a, buffered, { to, directWrites: false });
+        for (const out of [direct, buffered]) {
+          const src = await openImage(a);
+          const img = await openImage(out);
+          try {
+            const r = await compareImages(src, img);
+            assert.equal(r.identical, true, `${out}: differs at ${String(r.firstDifference)}`);
+          } finally {
+            await img.close();
+            await src.close();
+          }
+          const qf = QEMU_FORMAT[to];
+          if (qf !== undefined) {
+            assert.equal((await qemuCompare(a, out, 'raw', qf)).identical, true, out);
+          }
+        }
+        // VMDK (CID), VHD and VHDX (ids, timestamps) and OVA carry per-file identifiers.
+        if (to === 'raw' || to === 'qcow2') {
+          assert.ok(
+            (await readFile(direct)).equals(await readFile(buffered)),
+            `${to}: bytes differ`,
+          );
+        }
+      }
+    });
+  });
+
   it('an aborted conversion leaves no output and no temporary file', async () => {
     await withTempDir(async (dir) => {
       const a = join(dir, 'a.img');

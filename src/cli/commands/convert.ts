@@ -9,11 +9,14 @@ import { formatBytes, type OutputMode, printJson } from '../output.js';
 import { progressRenderer } from '../progress.js';
 
 export const convertHelp = `Usage: ferry convert IN OUT --to FORMAT [--from FORMAT] [--compress]
-                     [--subformat fixed|dynamic] [--overwrite] [--output json]
+                     [--subformat fixed|dynamic] [--overwrite] [--buffered]
+                     [--output json]
 
 Converts IN to OUT in FORMAT (${WRITABLE_FORMATS.join(', ')}), streaming with
 bounded memory and writing only allocated data. OUT appears only when the
-conversion succeeded. --subformat applies to vhd (fixed is what Azure takes).`;
+conversion succeeded. --subformat applies to vhd (fixed is what Azure takes).
+OUT is written past the page cache (O_DIRECT) where the file system allows;
+--buffered writes through it instead.`;
 
 export async function convertCommand(
   args: string[],
@@ -51,6 +54,7 @@ export async function convertCommand(
       ...(sub === 'fixed' || sub === 'dynamic' ? { vhdSubformat: sub } : {}),
       compress: flags.compress === true,
       overwrite: flags.overwrite === true,
+      directWrites: flags.buffered !== true,
       allowFlatExtents: flags['allow-flat-extents'] === true,
       signal,
       onEvent: progress.onEvent,
