@@ -90,6 +90,11 @@ export class DirectHandle {
     return run;
   }
 
+  /** Resolves when every direct write queued so far is done (failed ones too). */
+  settled(): Promise<void> {
+    return this.#chain.then(() => {});
+  }
+
   async #write(list: readonly Buffer[], position: number, total: number): Promise<number> {
     let done = 0;
     // Where the next piece starts: buffer index and offset in it.

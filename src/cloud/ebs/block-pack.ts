@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type FileHandle, open, unlink } from 'node:fs/promises';
+import { DirectHandle } from '../../disk/index.js';
 import { crc32c } from '../../util/crc32c.js';
 import { BLOCK_SIZE } from './limits.js';
 
@@ -14,6 +15,13 @@ import { BLOCK_SIZE } from './limits.js';
  * fdatasync runs wait for the next one, so one fdatasync makes a whole batch
  * durable (group commit), where a file per block cost an fsync, a rename and
  * a directory fsync each.
+ *
+ * A pack open for puts writes its slots past the page cache (O_DIRECT through
+ * a DirectHandle, where the file system allows; FERRY_NO_DIRECT_IO=1 turns it
+ * off): a slot is page-aligned and a whole number of pages, a stored block is
+ * seldom read back soon, and on a VM that hands freed memory back to its host
+ * every fresh page-cache page costs a host fault (see docs/benchmarks.md).
+ * The fdatasync on the pack's own handle still makes the writes durable.
  */
 export const SLOT_HEADER = 4096;
 export const SLOT_SIZE = SLOT_HEADER + BLOCK_SIZE;
@@ -58,6 +66,8 @@ export class BlockPack {
   /** Writes in flight (a full pack is sealed once its last one is done). */
   writing = 0;
   private fh: FileHandle | null;
+  /** The O_DIRECT handle for slot writes (null when sealed, or where it cannot be had). */
+  private direct: DirectHandle | null = null;
   private readers = 0;
   private dropped = false;
   /** Writes completed so far, and how many of them the last fdatasync covered. */
@@ -83,7 +93,9 @@ export class BlockPack {
     const fh = await open(path, create ? 'wx+' : 'r+', 0o644);
     try {
       const { size } = await fh.stat();
-      return new BlockPack(seq, path, fh, Math.floor(size / SLOT_SIZE), sealed);
+      const pack = new BlockPack(seq, path, fh, Math.floor(size / SLOT_SIZE), sealed);
+      if (!sealed) pack.direct = await DirectHandle.open(path);
+      return pack;
     } catch (error) {
       await fh.close();
       throw error;
@@ -144,8 +156,20 @@ export class BlockPack {
   async write(slot: number, digest: string, time: number, data: Buffer): Promise<void> {
     this.writing++;
     try {
-      await this.handle().writev([encodeHeader(digest, time), data], slot * SLOT_SIZE);
+      const at = slot * SLOT_SIZE;
+      const parts = [encodeHeader(digest, time), data];
+      const fh = this.handle();
+      const direct = this.direct?.directPart(at, SLOT_SIZE) ?? 0;
+      const done = direct > 0 ? await this.direct!.write(parts, at, direct) : 0;
+      if (done === 0) await fh.writev(parts, at);
+      else if (done < SLOT_SIZE) {
+        const rest = Buffer.concat(parts).subarray(done);
+        await fh.write(rest, 0, rest.length, at + done);
+      }
       this.written++;
+      // Direct writes run one at a time: let the ones queued behind this one
+      // finish first, so that one fdatasync covers the batch (group commit).
+      if (done > 0) await this.direct?.settled();
       await this.flush(this.written);
     } finally {
       this.writing--;
@@ -170,6 +194,13 @@ export class BlockPack {
     }
   }
 
+  /** Closes the direct handle once no more puts come (the pack is being sealed). */
+  async endPuts(): Promise<void> {
+    const direct = this.direct;
+    this.direct = null;
+    await direct?.close();
+  }
+
   /** Makes every completed write durable. */
   async sync(): Promise<void> {
     await this.handle().datasync();
@@ -185,7 +216,10 @@ export class BlockPack {
 
   private async closeHandle(): Promise<void> {
     const fh = this.fh;
+    const direct = this.direct;
     this.fh = null;
+    this.direct = null;
+    await direct?.close().catch(() => {});
     await fh?.close();
   }
 

@@ -228,6 +228,7 @@ export class BlockStore {
 
   /** Makes a pack durable and marks it whole: open() trusts a sealed pack's headers. */
   private async seal(pack: BlockPack): Promise<void> {
+    await pack.endPuts();
     await pack.sync();
     await writeFile(this.sealPath(pack.seq), '');
     pack.sealed = true;
