@@ -94,6 +94,30 @@ describe('BlockStore', () => {
     });
   });
 
+  it('stores and recovers the same with its packs written buffered (FERRY_NO_DIRECT_IO=1)', async () => {
+    await withTempDir(async (dir) => {
+      const saved = process.env.FERRY_NO_DIRECT_IO;
+      process.env.FERRY_NO_DIRECT_IO = '1';
+      try {
+        const store = new BlockStore(dir, Date.now, 0, 4);
+        await store.open();
+        const blocks = Array.from({ length: 6 }, (_, i) => block(300 + i));
+        const [, syncs] = await countDatasyncs(dir, () =>
+          Promise.all(blocks.map((b) => store.put(blockDigest(b), b))),
+        );
+        assert.ok(syncs >= 1, 'the puts were made durable');
+        await store.close();
+        const reopened = new BlockStore(dir, Date.now, 0, 4);
+        await reopened.open();
+        for (const b of blocks) assert.ok((await reopened.read(blockDigest(b))).equals(b));
+        await reopened.close();
+      } finally {
+        if (saved === undefined) delete process.env.FERRY_NO_DIRECT_IO;
+        else process.env.FERRY_NO_DIRECT_IO = saved;
+      }
+    });
+  });
+
   it('fills packs of its size, seals them, and the next open resumes the last one', async () => {
     await withTempDir(async (dir) => {
       const store = new BlockStore(dir, Date.now, 0, 4);
