@@ -2,9 +2,9 @@
  * bench/publish: `ferry publish` of a ~2 GiB revision (the tree bench/render
  * uses) on the local cloud, as a user runs it (the CLI, `--output json`, the
  * final `{"type":"result",...}` line parsed), against the floor measured in
- * the same run: one read of the rendered raw image and a SHA-256 of each
- * 512 KiB block (the least any EBS direct upload must do before a block
- * leaves). Cases:
+ * the same run: one read of the rendered raw image (buffered or direct,
+ * whichever is faster) and a SHA-256 of each 512 KiB block (the least any
+ * EBS direct upload must do before a block leaves). Cases:
  *   (a) 1 target x 1 region, full;
  *   (b) 2 accounts x 4 regions, full (its own state directory and cloud, so
  *       nothing is incremental);
