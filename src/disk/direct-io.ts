@@ -152,3 +152,44 @@ export class DirectHandle {
     await this.#handle.close();
   }
 }
+
+/**
+ * Writes `data` (one buffer, or several back to back) at `position`: the
+ * aligned part through `direct` when there is one and the write is large
+ * enough (see directPart), the rest, and whatever the kernel would not take
+ * direct, through the buffered `handle`, continuing short writes until every
+ * byte is written. Answers how many bytes went direct.
+ */
+export async function writeThrough(
+  handle: FileHandle,
+  direct: DirectHandle | null,
+  data: Buffer | readonly Buffer[],
+  position: number,
+): Promise<number> {
+  const list = Buffer.isBuffer(data) ? [data] : data;
+  let total = 0;
+  for (const b of list) total += b.length;
+  const part = direct?.directPart(position, total) ?? 0;
+  const viaDirect = part > 0 ? await direct!.write(list, position, part) : 0;
+  let done = viaDirect;
+  if (done === 0 && list.length > 1) {
+    ({ bytesWritten: done } = await handle.writev(list as Buffer[], position));
+  }
+  // Whatever is left, buffer by buffer, each written fully.
+  let skip = done;
+  for (const b of list) {
+    if (skip >= b.length) {
+      skip -= b.length;
+      continue;
+    }
+    let off = skip;
+    skip = 0;
+    while (off < b.length) {
+      const { bytesWritten } = await handle.write(b, off, b.length - off, position + done);
+      if (bytesWritten === 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
+      off += bytesWritten;
+      done += bytesWritten;
+    }
+  }
+  return viaDirect;
+}

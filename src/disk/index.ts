@@ -2,7 +2,7 @@ export type { ByteRange, ByteSource } from './byte-source.js';
 export { type CompareResult, compareImages } from './compare.js';
 export { type ConvertOptions, type ConvertResult, convertImage, copyImage } from './convert.js';
 export { type Detection, detectFormat } from './detect.js';
-export { DirectHandle } from './direct-io.js';
+export { DirectHandle, writeThrough } from './direct-io.js';
 export type { DiskEvent, DiskEventListener } from './events.js';
 export { allocatedBytes, collectExtents } from './extents.js';
 export { FileSource } from './file-source.js';

@@ -3,7 +3,7 @@ import { constants } from 'node:fs';
 import { copyFile, type FileHandle, lstat, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { FerryError } from '../errors/index.js';
-import { DirectHandle } from './direct-io.js';
+import { DirectHandle, writeThrough } from './direct-io.js';
 import { ioError } from './file-source.js';
 import { nativeBinding } from './seek-data.js';
 
@@ -124,65 +124,16 @@ export class OutputFile {
   }
 
   async write(data: Buffer, position: number): Promise<void> {
-    let done = 0;
-    const direct = this.#direct?.directPart(position, data.length) ?? 0;
-    if (direct > 0) {
-      try {
-        done = await this.#direct!.write(data, position, direct);
-      } catch (error) {
-        throw ioError('write', this.tempPath, error);
-      }
-    }
-    while (done < data.length) {
-      let n: number;
-      try {
-        ({ bytesWritten: n } = await this.#handle.write(
-          data,
-          done,
-          data.length - done,
-          position + done,
-        ));
-      } catch (error) {
-        throw ioError('write', this.tempPath, error);
-      }
-      done += n;
-    }
-    this.end = Math.max(this.end, position + data.length);
+    await this.writev([data], position);
   }
 
   /** Writes several buffers contiguously from `position` in one system call where possible. */
-  async writev(buffers: Buffer[], position: number): Promise<void> {
+  async writev(buffers: readonly Buffer[], position: number): Promise<void> {
     let total = 0;
     for (const b of buffers) total += b.length;
-    const direct = this.#direct?.directPart(position, total) ?? 0;
-    if (direct > 0) {
-      let done: number;
-      try {
-        done = await this.#direct!.write(buffers, position, direct);
-      } catch (error) {
-        throw ioError('write', this.tempPath, error);
-      }
-      // The unaligned tail (or what the kernel would not take direct) goes buffered.
-      let skip = done;
-      for (const b of buffers) {
-        if (skip >= b.length) {
-          skip -= b.length;
-          continue;
-        }
-        await this.write(b.subarray(skip), position + done);
-        done += b.length - skip;
-        skip = 0;
-      }
-      this.end = Math.max(this.end, position + total);
-      return;
-    }
     try {
-      const { bytesWritten } = await this.#handle.writev(buffers, position);
-      if (bytesWritten !== total) {
-        await this.write(Buffer.concat(buffers).subarray(bytesWritten), position + bytesWritten);
-      }
+      await writeThrough(this.#handle, this.#direct, buffers, position);
     } catch (error) {
-      if (error instanceof FerryError) throw error;
       throw ioError('write', this.tempPath, error);
     }
     this.end = Math.max(this.end, position + total);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type FileHandle, open, unlink } from 'node:fs/promises';
-import { DirectHandle } from '../../disk/index.js';
+import { DirectHandle, writeThrough } from '../../disk/index.js';
 import { crc32c } from '../../util/crc32c.js';
 import { BLOCK_SIZE } from './limits.js';
 
@@ -157,19 +157,16 @@ export class BlockPack {
     this.writing++;
     try {
       const at = slot * SLOT_SIZE;
-      const parts = [encodeHeader(digest, time), data];
-      const fh = this.handle();
-      const direct = this.direct?.directPart(at, SLOT_SIZE) ?? 0;
-      const done = direct > 0 ? await this.direct!.write(parts, at, direct) : 0;
-      if (done === 0) await fh.writev(parts, at);
-      else if (done < SLOT_SIZE) {
-        const rest = Buffer.concat(parts).subarray(done);
-        await fh.write(rest, 0, rest.length, at + done);
-      }
+      const direct = await writeThrough(
+        this.handle(),
+        this.direct,
+        [encodeHeader(digest, time), data],
+        at,
+      );
       this.written++;
       // Direct writes run one at a time: let the ones queued behind this one
       // finish first, so that one fdatasync covers the batch (group commit).
-      if (done > 0) await this.direct?.settled();
+      if (direct > 0) await this.direct?.settled();
       await this.flush(this.written);
     } finally {
       this.writing--;
