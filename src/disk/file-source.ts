@@ -3,7 +3,7 @@ import { type FileHandle, lstat, open, realpath } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { FerryError } from '../errors/index.js';
 import type { ByteRange, ByteSource } from './byte-source.js';
-import { DirectReader } from './direct-reader.js';
+import { DIRECT_READ_MAX, DirectReader } from './direct-reader.js';
 import { seekDataRanges } from './seek-data.js';
 
 /** Wraps an OS error into FERRY_IO / FERRY_NOT_FOUND with the path. */
@@ -41,7 +41,9 @@ export class FileSource implements ByteSource {
   /**
    * Opens a regular file (never a device, FIFO or directory) read-only.
    * `directReads`: large aligned reads bypass the page cache (DirectReader),
-   * for a file read once from end to end.
+   * for a file read once from end to end; a read longer than a bounce slot
+   * goes in slot-sized pieces at once, and a piece that cannot go direct
+   * (too short, no slot free) is read buffered.
    */
   static async open(path: string, options: { directReads?: boolean } = {}): Promise<FileSource> {
     let handle: FileHandle;
@@ -87,13 +89,30 @@ export class FileSource implements ByteSource {
         { details: { offset, length, size: this.size } },
       );
     }
-    if (this.#direct?.fits(offset, length) === true) {
-      try {
-        if (await this.#direct.readInto(target, offset)) return;
-      } catch (error) {
-        throw ioError('read', this.name, error);
+    const direct = this.#direct;
+    if (direct?.fits(offset, Math.min(length, DIRECT_READ_MAX)) === true && length % 4096 === 0) {
+      // Long reads go direct in bounce-slot pieces, read at once; a piece
+      // that cannot go direct is read buffered.
+      const pieces: Promise<void>[] = [];
+      for (let at = 0; at < length; at += DIRECT_READ_MAX) {
+        const piece = target.subarray(at, Math.min(length, at + DIRECT_READ_MAX));
+        pieces.push(
+          direct.readInto(piece, offset + at).then(
+            (done) => (done ? undefined : this.#readBuffered(piece, offset + at)),
+            (error: unknown) => {
+              throw ioError('read', this.name, error);
+            },
+          ),
+        );
       }
+      await Promise.all(pieces);
+      return;
     }
+    await this.#readBuffered(target, offset);
+  }
+
+  async #readBuffered(target: Buffer, offset: number): Promise<void> {
+    const length = target.length;
     let done = 0;
     while (done < length) {
       let n: number;

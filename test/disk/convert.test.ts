@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it, mock } from 'node:test';
+import { DirectReader } from '../../src/disk/direct-reader.js';
 import {
   BufferSource,
   compareImages,
@@ -25,15 +26,25 @@ const QEMU_FORMAT: Record<string, string | undefined> = {
 };
 
 describe('convert', () => {
-  it('writes every format the same, direct (the default) or buffered', async () => {
+  it('writes every format the same, direct (the default) or buffered', async (t) => {
     await withTempDir(async (dir) => {
       const a = join(dir, 'a.img');
       await writeRawDisk(a, MIXED_SIZE, MIXED_REGIONS);
+      const reads = mock.method(DirectReader.prototype, 'readInto');
+      const servedDirect = async (): Promise<number> => {
+        const answers = await Promise.all(reads.mock.calls.map((c) => c.result));
+        reads.mock.resetCalls();
+        return answers.filter((a) => a === true).length;
+      };
+      const canDirect = process.env.FERRY_NO_DIRECT_IO !== '1';
+      t.after(() => reads.mock.restore());
       for (const to of WRITABLE_FORMATS) {
         const direct = join(dir, `direct.${to}`);
         const buffered = join(dir, `buffered.${to}`);
         await convertImage(a, direct, { to });
-        await convertImage(a, buffered, { to, directWrites: false });
+        if (canDirect) assert.ok((await servedDirect()) > 0, `${to}: input read direct`);
+        await convertImage(a, buffered, { to, directWrites: false, directReads: false });
+        assert.equal(await servedDirect(), 0, `${to}: input read buffered`);
         for (const out of [direct, buffered]) {
           const src = await openImage(a);
           const img = await openImage(out);
@@ -56,6 +67,10 @@ describe('convert', () => {
             `${to}: bytes differ`,
           );
         }
+        // And back to raw, the converted image read direct where it can be.
+        const back = join(dir, `back-from-${to}.raw`);
+        await convertImage(direct, back, { to: 'raw' });
+        assert.equal((await qemuCompare(a, back, 'raw', 'raw')).identical, true, back);
       }
     });
   });

@@ -15,8 +15,8 @@ export const convertHelp = `Usage: ferry convert IN OUT --to FORMAT [--from FORM
 Converts IN to OUT in FORMAT (${WRITABLE_FORMATS.join(', ')}), streaming with
 bounded memory and writing only allocated data. OUT appears only when the
 conversion succeeded. --subformat applies to vhd (fixed is what Azure takes).
-OUT is written past the page cache (O_DIRECT) where the file system allows;
---buffered writes through it instead.`;
+IN is read and OUT written past the page cache (O_DIRECT) where the file
+system allows; --buffered reads and writes through it instead.`;
 
 export async function convertCommand(
   args: string[],
@@ -55,6 +55,7 @@ export async function convertCommand(
       compress: flags.compress === true,
       overwrite: flags.overwrite === true,
       directWrites: flags.buffered !== true,
+      directReads: flags.buffered !== true,
       allowFlatExtents: flags['allow-flat-extents'] === true,
       signal,
       onEvent: progress.onEvent,
