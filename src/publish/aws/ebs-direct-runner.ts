@@ -38,6 +38,7 @@ export function ebsDirectRunner(options: EbsDirectOptions): MethodRunner {
     awsClients(ctx.placement, {
       concurrency: ctx.target.concurrency,
       retryStrategy: retryStrategyFor(options.retry ?? DEFAULT_RETRY_POLICY),
+      ...(ctx.signal === undefined ? {} : { signal: ctx.signal }),
     });
   return {
     async run(ctx: MethodContext): Promise<PlacementOutcome> {

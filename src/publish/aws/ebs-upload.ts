@@ -32,7 +32,7 @@ import {
   sleep,
 } from './aws-call.js';
 import { planBlock } from './block-plan.js';
-import type { AwsClients } from './clients.js';
+import { type AwsClients, ebsSendOptions } from './clients.js';
 import { DoneTracker, type EbsCheckpoint } from './done-tracker.js';
 import { resolveKmsKey } from './kms-key.js';
 import { deleteSnapshot, snapshotState, waitCompleted } from './snapshots.js';
@@ -139,8 +139,6 @@ function restart(snapshotId: string, state: string, deleted: boolean): FerryErro
   );
 }
 
-const sendOptions = (signal?: AbortSignal) => (signal === undefined ? {} : { abortSignal: signal });
-
 /**
  * Uploads a BlockSource as an EBS snapshot with EBS direct, or continues
  * the one in the checkpoint. The snapshot id is saved in the checkpoint as
@@ -192,7 +190,7 @@ export async function uploadSnapshot(opts: UploadSnapshotOptions): Promise<Uploa
       () =>
         clients.ec2.send(
           new DescribeSnapshotsCommand({ SnapshotIds: [parentId] }),
-          sendOptions(signal),
+          ebsSendOptions(clients, signal),
         ),
       signal === undefined ? {} : { signal },
     );
@@ -272,7 +270,7 @@ export async function uploadSnapshot(opts: UploadSnapshotOptions): Promise<Uploa
                   }
                 : {}),
           }),
-          sendOptions(signal),
+          ebsSendOptions(clients, signal),
         ),
       { attempts: EBS_ATTEMPTS, ...(signal === undefined ? {} : { signal }) },
     );
@@ -360,7 +358,7 @@ export async function uploadSnapshot(opts: UploadSnapshotOptions): Promise<Uploa
             Checksum: digest,
             ChecksumAlgorithm: 'SHA256',
           }),
-          sendOptions(signal),
+          ebsSendOptions(clients, signal),
         );
         outcome = 'success';
         return;
@@ -469,7 +467,7 @@ export async function uploadSnapshot(opts: UploadSnapshotOptions): Promise<Uploa
           ChecksumAlgorithm: 'SHA256',
           ChecksumAggregationMethod: 'LINEAR',
         }),
-        sendOptions(signal),
+        ebsSendOptions(clients, signal),
       ),
     { attempts: EBS_ATTEMPTS, ...(signal === undefined ? {} : { signal }) },
   );

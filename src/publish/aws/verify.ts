@@ -6,7 +6,7 @@ import { type BlockDigests, blockDigests } from '../block-digests.js';
 import { ZERO_BLOCK_SHA256 } from '../digest-table.js';
 import { BLOCK_SIZE, type BlockSource } from '../types.js';
 import { awsCall, EBS_ATTEMPTS } from './aws-call.js';
-import type { AwsClients } from './clients.js';
+import { type AwsClients, ebsSendOptions } from './clients.js';
 
 export interface VerifyResult {
   /** Blocks the snapshot holds (ListSnapshotBlocks). */
@@ -43,7 +43,7 @@ export async function verifySnapshot(
   options: VerifyOptions = {},
 ): Promise<VerifyResult> {
   const { signal } = options;
-  const send = signal === undefined ? {} : { abortSignal: signal };
+  const send = ebsSendOptions(clients, signal);
   const retry = { attempts: EBS_ATTEMPTS, ...(signal === undefined ? {} : { signal }) };
   const expected: BlockDigests = isSource(against)
     ? await blockDigests(against, signal === undefined ? {} : { signal })
