@@ -190,7 +190,7 @@ export async function uploadSnapshot(opts: UploadSnapshotOptions): Promise<Uploa
       () =>
         clients.ec2.send(
           new DescribeSnapshotsCommand({ SnapshotIds: [parentId] }),
-          ebsSendOptions(clients, signal),
+          signal === undefined ? {} : { abortSignal: signal },
         ),
       signal === undefined ? {} : { signal },
     );
