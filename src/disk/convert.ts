@@ -205,7 +205,7 @@ export async function convertImage(
     ...(options.from === undefined ? {} : { format: options.from }),
     ...(options.signal === undefined ? {} : { signal: options.signal }),
     allowFlatExtents: options.allowFlatExtents ?? false,
-    ...((options.directReads ?? true) ? { directReads: true } : {}),
+    directReads: options.directReads ?? true,
   });
   try {
     options.onEvent?.({

@@ -40,15 +40,16 @@ export class DirectReader {
     return handle === null ? null : new DirectReader(handle);
   }
 
-  /** Whether a read of `length` bytes at `offset` may go direct. */
-  fits(offset: number, length: number): boolean {
+  /** Whether a read of `length` bytes at `offset` may go direct in pieces of at most DIRECT_READ_MAX. */
+  covers(offset: number, length: number): boolean {
     return (
-      this.#usable &&
-      length >= DIRECT_READ_MIN &&
-      length <= DIRECT_READ_MAX &&
-      offset % ALIGN === 0 &&
-      length % ALIGN === 0
+      this.#usable && length >= DIRECT_READ_MIN && offset % ALIGN === 0 && length % ALIGN === 0
     );
+  }
+
+  /** Whether a read of `length` bytes at `offset` may go direct in one piece. */
+  fits(offset: number, length: number): boolean {
+    return this.covers(offset, length) && length <= DIRECT_READ_MAX;
   }
 
   /**

@@ -90,7 +90,7 @@ export class FileSource implements ByteSource {
       );
     }
     const direct = this.#direct;
-    if (direct?.fits(offset, Math.min(length, DIRECT_READ_MAX)) === true && length % 4096 === 0) {
+    if (direct?.covers(offset, length) === true) {
       // Long reads go direct in bounce-slot pieces, read at once; a piece
       // that cannot go direct is read buffered.
       const pieces: Promise<void>[] = [];
